@@ -1,0 +1,124 @@
+"""Typed experiment descriptions, step strings, and the canonical hash behind the cache key.
+
+The canonical form of an experiment omits every field left at its dataclass
+default, so a new field with a no-op default keeps old results addressable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+from bench.errors import BenchError
+
+_STEP = re.compile(r"^\s*(\d+)\s*(it|ep)\s*$")
+
+
+def parse_step(text: str, iterations_per_epoch: int) -> int:
+    """'500it' -> 500; '2ep' -> 2 * iterations_per_epoch."""
+    match = _STEP.match(str(text))
+    if not match:
+        raise BenchError(f"Bad step string '{text}': write a whole number followed by 'it' or 'ep', e.g. '500it' or '2ep'.")
+    count, unit = int(match.group(1)), match.group(2)
+    return count if unit == "it" else count * iterations_per_epoch
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist1d"  # mnist1d | cifar10
+    train_examples: int = 8000  # mnist1d only: examples generated for training
+    test_examples: int = 2000  # mnist1d only
+    augment: bool = False  # cifar10: random crop (pad 4) + horizontal flip, in batch on the device
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "resnet1d"  # resnet1d | cifar_resnet
+    widths: tuple[int, ...] = (8, 16, 32)
+    blocks_per_stage: int = 2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: str = "15ep"
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: tuple[str, ...] = ()  # step strings where the learning rate is multiplied by gamma
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    fraction: float = 0.2  # of the surviving prunable weights removed per level
+    levels: int = 8
+
+
+@dataclass(frozen=True)
+class Experiment:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    rewind: str = "20it"  # the rewind point k
+
+    def iterations_per_epoch(self, train_size: int) -> int:
+        return math.ceil(train_size / self.train.batch_size)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> "Experiment":
+        updated = {name: replace(getattr(self, name), **values) for name, values in sections.items() if values}
+        return replace(self, **updated)
+
+
+def canonical(obj: Any) -> Any:
+    """A JSON-ready dict of ``obj`` with every field at its default omitted (recursively)."""
+    if not is_dataclass(obj):
+        return list(obj) if isinstance(obj, tuple) else obj
+    out: dict[str, Any] = {}
+    defaults = type(obj)()
+    for f in fields(obj):
+        value, default = getattr(obj, f.name), getattr(defaults, f.name)
+        if is_dataclass(value):
+            nested = canonical(value)
+            if nested:
+                out[f.name] = nested
+        elif value != default:
+            out[f.name] = canonical(value)
+    return out
+
+
+def full(obj: Any) -> Any:
+    """A JSON-ready dict of every field, defaults included (for records people read)."""
+    if not is_dataclass(obj):
+        return list(obj) if isinstance(obj, tuple) else obj
+    return {f.name: full(getattr(obj, f.name)) for f in fields(obj)}
+
+
+def digest(payload: Any, length: int = 16) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def config_hash(experiment: Experiment) -> str:
+    """The cache key of an experiment: a hash of its canonical form."""
+    return digest(canonical(experiment))
+
+
+def from_dict(data: dict[str, Any]) -> Experiment:
+    """Inverse of :func:`canonical` / :func:`full` (missing fields take their defaults)."""
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "prune": PruneConfig}
+    kwargs: dict[str, Any] = {}
+    for name, cls in sections.items():
+        raw = dict(data.get(name, {}))
+        for f in fields(cls):
+            if f.name in raw and isinstance(raw[f.name], list):
+                raw[f.name] = tuple(raw[f.name])
+        kwargs[name] = cls(**raw)
+    if "rewind" in data:
+        kwargs["rewind"] = data["rewind"]
+    return Experiment(**kwargs)

@@ -1,0 +1,158 @@
+"""Datasets as tensors on the run's device, and the seeded batch stream the training loop reads.
+
+No DataLoader: the whole training set is one tensor on the device; each step's
+batch is an index into it, and augmentation runs on the whole batch at once.
+The batch for step t is a pure function of (seed, t), so training can start at
+any step and a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.cache import load_tensors, save_tensors
+from bench.config import DataConfig
+from bench.errors import BenchError
+from bench.seeding import generator
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+MNIST1D_SEED = 42  # the dataset itself is fixed; replicate seeds vary only training
+
+
+@dataclass
+class Dataset:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    augment: bool = False
+
+    @property
+    def in_channels(self) -> int:
+        return self.x_train.shape[1]
+
+    def to(self, device: torch.device) -> "Dataset":
+        return Dataset(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)),
+                       self.num_classes, self.augment)
+
+
+def load_dataset(cfg: DataConfig, data_dir: Path, device: torch.device, download: bool = False) -> Dataset:
+    if cfg.dataset == "mnist1d":
+        data = _mnist1d(cfg, data_dir)
+    elif cfg.dataset == "cifar10":
+        data = _cifar10(data_dir, download)
+    else:
+        raise BenchError(f"Unknown dataset '{cfg.dataset}'. Known: cifar10, mnist1d.")
+    data.augment = cfg.augment
+    return data.to(device)
+
+
+def _mnist1d(cfg: DataConfig, data_dir: Path) -> Dataset:
+    path = data_dir / f"mnist1d-{cfg.train_examples}-{cfg.test_examples}-seed{MNIST1D_SEED}.pt"
+    if not path.exists():
+        save_tensors(path, _generate_mnist1d(cfg.train_examples, cfg.test_examples))
+    raw = load_tensors(path)
+    return Dataset(raw["x"].unsqueeze(1), raw["y"], raw["x_test"].unsqueeze(1), raw["y_test"], 10)
+
+
+def _generate_mnist1d(train: int, test: int) -> dict[str, torch.Tensor]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    total = train + test
+    if total % 10:
+        raise BenchError("MNIST-1D example counts must add up to a multiple of 10 (examples are generated per class).")
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = total, train / total, MNIST1D_SEED
+    # mnist1d seeds numpy's and random's global generators; keep the caller's state intact
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return {
+        "x": torch.tensor(data["x"], dtype=torch.float32),
+        "y": torch.tensor(data["y"], dtype=torch.long),
+        "x_test": torch.tensor(data["x_test"], dtype=torch.float32),
+        "y_test": torch.tensor(data["y_test"], dtype=torch.long),
+    }
+
+
+def _cifar10(data_dir: Path, download: bool) -> Dataset:
+    root = data_dir / "cifar10"
+    cached = root / "cifar10-tensors.pt"
+    if not cached.exists():
+        import torchvision
+
+        try:
+            train = torchvision.datasets.CIFAR10(str(root), train=True, download=download)
+            test = torchvision.datasets.CIFAR10(str(root), train=False, download=download)
+        except RuntimeError:
+            raise BenchError(
+                f"CIFAR-10 not found in {root}: rerun with --download (needs internet), or put the "
+                f"extracted 'cifar-10-batches-py' folder there (or point --data-dir elsewhere)."
+            ) from None
+        except OSError as exc:
+            raise BenchError(f"Could not download CIFAR-10 into {root}: {exc}. Download it elsewhere and copy "
+                             f"'cifar-10-batches-py' there.") from None
+        save_tensors(cached, {
+            "x": torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous(),
+            "y": torch.tensor(train.targets),
+            "x_test": torch.from_numpy(test.data).permute(0, 3, 1, 2).contiguous(),
+            "y_test": torch.tensor(test.targets),
+        })
+    raw = load_tensors(cached)
+    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        return (x.float() / 255 - mean) / std
+
+    return Dataset(norm(raw["x"]), raw["y"].long(), norm(raw["x_test"]), raw["y_test"].long(), 10)
+
+
+class BatchStream:
+    """The batch for any step, from (seed, step) alone. Epochs are seeded permutations."""
+
+    def __init__(self, data: Dataset, batch_size: int, seed: int):
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.size = data.x_train.shape[0]
+        self.per_epoch = math.ceil(self.size / batch_size)
+        self._epoch, self._order = -1, None
+
+    def order(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            perm = torch.randperm(self.size, generator=generator(self.seed, "order", epoch))
+            self._epoch, self._order = epoch, perm.to(self.data.x_train.device)
+        return self._order
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = divmod(step, self.per_epoch)
+        idx = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
+        x, y = self.data.x_train[idx], self.data.y_train[idx]
+        if self.data.augment:
+            x = augment(x, generator(self.seed, "augment", step))
+        return x, y
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, for a whole NCHW batch at once."""
+    n, _, h, w = x.shape
+    shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=gen).to(x.device)
+    flips = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = (shifts[0].view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (shifts[1].view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    cols = torch.where(flips.view(n, 1, 1, 1), cols.flip(-1), cols)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    chans = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    return padded[batch, chans, rows, cols]

@@ -1,0 +1,98 @@
+"""The networks, their seeded initialiser, and which tensors are prunable.
+
+One ResNet definition serves both presets: ``dims=1`` is the 1D ResNet for
+MNIST-1D, ``dims=2`` with widths 16/32/64 and 3 blocks per stage is the CIFAR
+ResNet-20 of the paper (272,474 parameters, 270,896 prunable).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bench.config import ModelConfig
+from bench.errors import BenchError
+
+
+class Block(nn.Module):
+    """A basic residual block; a 1x1 projection with BatchNorm when the shape changes."""
+
+    def __init__(self, dims: int, f_in: int, f_out: int, stride: int):
+        super().__init__()
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        self.conv1 = conv(f_in, f_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = norm(f_out)
+        self.conv2 = conv(f_out, f_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = norm(f_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or f_in != f_out:
+            self.shortcut = nn.Sequential(conv(f_in, f_out, 1, stride=stride, bias=False), norm(f_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, dims: int, in_channels: int, num_classes: int, widths: tuple[int, ...], blocks: int):
+        super().__init__()
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        self.conv = conv(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
+        self.bn = norm(widths[0])
+        layers, f_in = [], widths[0]
+        for stage, f_out in enumerate(widths):
+            for index in range(blocks):
+                stride = 2 if stage > 0 and index == 0 else 1
+                layers.append(Block(dims, f_in, f_out, stride))
+                f_in = f_out
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.blocks(F.relu(self.bn(self.conv(x))))
+        return self.fc(out.flatten(2).mean(-1))
+
+
+def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
+    dims = {"resnet1d": 1, "cifar_resnet": 2}.get(cfg.name)
+    if dims is None:
+        raise BenchError(f"Unknown model '{cfg.name}'. Known: cifar_resnet, resnet1d.")
+    return ResNet(dims, in_channels, num_classes, tuple(cfg.widths), cfg.blocks_per_stage)
+
+
+def prunable_names(model: nn.Module) -> list[str]:
+    """Conv and linear weights. Biases and BatchNorm parameters are never pruned."""
+    kinds = (nn.Conv1d, nn.Conv2d, nn.Linear)
+    return [f"{name}.weight" for name, module in model.named_modules() if isinstance(module, kinds)]
+
+
+def init_tensor(name: str, tensor: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Kaiming normal (fan-in, ReLU gain) for one conv/linear weight; fan-in comes from its shape."""
+    return nn.init.kaiming_normal_(tensor, generator=gen)
+
+
+def init_std(tensor: torch.Tensor) -> float:
+    fan_in = tensor[0].numel()
+    return math.sqrt(2.0 / fan_in)
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, gen: torch.Generator) -> None:
+    """Seeded initialisation: prunable weights Kaiming normal, biases zero, BatchNorm to (1, 0)."""
+    prunable = set(prunable_names(model))
+    for name, param in model.named_parameters():
+        if name in prunable:
+            init_tensor(name, param, gen)
+        elif name.endswith("bias"):
+            param.zero_()
+        else:
+            param.fill_(1.0)  # BatchNorm weight
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()

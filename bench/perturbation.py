@@ -1,0 +1,160 @@
+"""The perturbation contract: what a plugin provides and what the harness guarantees.
+
+A perturbation is any object with
+
+* ``name``: a short kebab-case identifier, unique across loaded plugins;
+* ``description``: one line shown by ``bench perturbations``;
+* ``params``: a sequence of :class:`Param` (may be empty);
+* ``apply(ctx)``: returns ``{tensor_name: new_value}`` for some or all of the
+  prunable tensors in ``ctx.names``. Tensors it leaves out keep W_k.
+
+The plugin never has to apply the mask or validate its output: the harness
+(:func:`perturb`) checks names, shapes, dtypes and finiteness, fails with a
+message naming the plugin, re-applies the mask so pruned weights stay exactly
+zero, and measures the size of the change. Randomness must come from
+``ctx.generator`` (seeded by the harness, recorded in the result) so every
+result is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import torch
+
+from bench.errors import BenchError, PluginError
+
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed, defaulted parameter, set from the CLI as ``--param name=value``."""
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+
+    def convert(self, raw: Any, perturbation: str) -> Any:
+        if isinstance(raw, self.type) and not (self.type is int and isinstance(raw, bool)):
+            return raw
+        try:
+            if self.type is bool:
+                return _BOOL_WORDS[str(raw).strip().lower()]
+            value = self.type(raw)
+        except (KeyError, TypeError, ValueError):
+            raise BenchError(
+                f"Parameter '{self.name}' of perturbation '{perturbation}' must be "
+                f"{self.type.__name__}, got {raw!r}."
+            ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BenchError(f"Parameter '{self.name}' of '{perturbation}' must be finite.")
+        return value
+
+
+class Perturbation(Protocol):
+    name: str
+    description: str
+    params: Sequence[Param]
+
+    def apply(self, ctx: "Context") -> Mapping[str, torch.Tensor]: ...
+
+
+@dataclass
+class Context:
+    """Everything a perturbation may read. All tensors are private copies.
+
+    rewind:    W_k, the dense network's prunable weights at the rewind point.
+    init:      W_0, the same tensors at initialisation.
+    mask:      the level's mask (1 = surviving weight, 0 = pruned), float.
+    generator: a torch.Generator seeded by the harness; use it for all randomness.
+    params:    the perturbation's parameters, converted to their declared types.
+    seed:      the seed that ``generator`` was created from.
+    """
+
+    rewind: dict[str, torch.Tensor]
+    init: dict[str, torch.Tensor]
+    mask: dict[str, torch.Tensor]
+    generator: torch.Generator
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    initializer: Callable[[str, torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    init_stds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.rewind)
+
+    def fresh_init(self, name: str) -> torch.Tensor:
+        """A fresh draw for tensor ``name`` from the model's own initialiser (per-layer fan-in)."""
+        if self.initializer is None:
+            raise RuntimeError("this context has no initialiser")
+        return self.initializer(name, torch.empty_like(self.rewind[name]), self.generator)
+
+    def init_std(self, name: str) -> float:
+        """The standard deviation of the model's initialiser for tensor ``name``."""
+        return self.init_stds[name]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The perturbed weights W' = M * P(W_k) and how far they moved from W_k."""
+
+    weights: dict[str, torch.Tensor]
+    effective_std: float
+    relative_change: float
+
+
+def resolve_params(perturbation: Perturbation, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with ``raw`` values, each converted to its declared type."""
+    declared = {p.name: p for p in getattr(perturbation, "params", ())}
+    unknown = sorted(set(raw) - set(declared))
+    if unknown:
+        known = ", ".join(declared) or "none"
+        raise BenchError(
+            f"Perturbation '{perturbation.name}' has no parameter {unknown[0]!r}; its parameters: {known}."
+        )
+    values = {name: p.default for name, p in declared.items()}
+    for name, value in raw.items():
+        values[name] = declared[name].convert(value, perturbation.name)
+    return values
+
+
+def perturb(perturbation: Perturbation, ctx: Context) -> Applied:
+    """Run a plugin's ``apply`` and enforce the contract on what it returns."""
+    who = f"Perturbation '{perturbation.name}'"
+    try:
+        out = perturbation.apply(ctx)
+    except BenchError:
+        raise
+    except Exception as exc:  # a plugin bug must name the plugin, not show our stack
+        raise PluginError(f"{who} failed in apply(): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, Mapping):
+        raise PluginError(f"{who} must return a dict of tensors, got {type(out).__name__}.")
+    extra = sorted(set(out) - set(ctx.rewind))
+    if extra:
+        raise PluginError(f"{who} returned unknown tensor {extra[0]!r}; prunable tensors: {', '.join(ctx.names)}.")
+    weights: dict[str, torch.Tensor] = {}
+    for name, ref in ctx.rewind.items():
+        new = out.get(name, ref)
+        if not isinstance(new, torch.Tensor):
+            raise PluginError(f"{who} returned {type(new).__name__} for {name!r}, expected a tensor.")
+        if new.shape != ref.shape:
+            raise PluginError(f"{who} returned shape {tuple(new.shape)} for {name!r}, expected {tuple(ref.shape)}.")
+        if new.dtype != ref.dtype:
+            raise PluginError(f"{who} returned dtype {new.dtype} for {name!r}, expected {ref.dtype}.")
+        new = new.detach().to(ref.device) * ctx.mask[name]
+        if not torch.isfinite(new).all():
+            raise PluginError(f"{who} produced NaN or infinite values in {name!r}.")
+        weights[name] = new
+    survivors = torch.cat([ctx.mask[n].flatten().bool() for n in ctx.names])
+    before = torch.cat([(ctx.rewind[n] * ctx.mask[n]).flatten() for n in ctx.names])[survivors]
+    after = torch.cat([weights[n].flatten() for n in ctx.names])[survivors]
+    delta = (after - before).double()
+    effective_std = float(delta.std(unbiased=False)) if delta.numel() else 0.0
+    norm = float(before.double().norm())
+    relative = float(delta.norm()) / norm if norm > 0 else 0.0
+    return Applied(weights, effective_std, relative)

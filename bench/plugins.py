@@ -1,0 +1,123 @@
+"""Plugin discovery: every plugin, built-in or not, comes through the ``bench`` entry-point group.
+
+``BENCH_LOAD_PLUGINS=dist-a,dist-b`` restricts loading to those distributions'
+plugins; the built-ins of ``earlyphase-bench`` always load. A plugin that fails
+to import is reported once, by name, and everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from bench import hookspecs
+from bench.errors import PluginError, unknown
+
+GROUP = "bench"
+BUILTIN_DIST = "earlyphase-bench"
+ENV_LOAD = "BENCH_LOAD_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str  # entry-point name
+    dist: str
+    version: str
+    module: str
+    hooks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A perturbation together with the plugin that provided it."""
+
+    perturbation: Any
+    plugin: PluginInfo
+
+
+@dataclass
+class Plugins:
+    manager: pluggy.PluginManager
+    loaded: list[PluginInfo] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def info(self, plugin: object) -> PluginInfo:
+        name = self.manager.get_name(plugin)
+        return next(p for p in self.loaded if p.name == name)
+
+    def perturbations(self) -> dict[str, Registered]:
+        """Every registered perturbation by name; a name registered twice is an error naming both."""
+        found: dict[str, Registered] = {}
+        for impl in self.manager.hook.register_perturbations.get_hookimpls():
+            info = self.info(impl.plugin)
+            collected: list[Any] = []
+            impl.function(register=collected.append)
+            for pert in collected:
+                for attr in ("name", "description", "apply"):
+                    if not hasattr(pert, attr):
+                        raise PluginError(f"Plugin '{info.name}' ({info.dist}) registered an object without '{attr}'.")
+                if pert.name in found:
+                    other = found[pert.name].plugin
+                    raise PluginError(
+                        f"Perturbation '{pert.name}' is registered by two plugins: "
+                        f"'{other.name}' ({other.dist}) and '{info.name}' ({info.dist}); uninstall one."
+                    )
+                found[pert.name] = Registered(pert, info)
+        return dict(sorted(found.items()))
+
+    def perturbation(self, name: str) -> Registered:
+        known = self.perturbations()
+        if name not in known:
+            raise unknown("perturbation", name, list(known))
+        return known[name]
+
+
+def _allowed() -> set[str] | None:
+    raw = os.environ.get(ENV_LOAD)
+    if raw is None:
+        return None
+    return {_norm(part) for part in raw.split(",") if part.strip()}
+
+
+def _norm(dist: str) -> str:
+    return dist.strip().lower().replace("_", "-")
+
+
+def load_plugins() -> Plugins:
+    """Build a plugin manager from the installed ``bench`` entry points, each loaded on its own."""
+    manager = pluggy.PluginManager(GROUP)
+    manager.add_hookspecs(hookspecs)
+    plugins = Plugins(manager)
+    allowed = _allowed()
+    for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
+        dist = ep.dist.name if ep.dist else "unknown"
+        version = ep.dist.version if ep.dist else "unknown"
+        if allowed is not None and _norm(dist) != BUILTIN_DIST and _norm(dist) not in allowed:
+            plugins.skipped.append(ep.name)
+            continue
+        if manager.get_plugin(ep.name) is not None:
+            continue  # the same distribution seen twice on sys.path
+        try:
+            module = ep.load()
+            manager.register(module, name=ep.name)
+        except Exception as exc:  # any import-time failure must not take the tool down
+            message = f"{type(exc).__name__}: {exc}"
+            plugins.failed.append({"name": ep.name, "dist": dist, "error": message})
+            warnings.warn(f"Plugin '{ep.name}' ({dist}) failed to load and was skipped: {message}", stacklevel=2)
+            continue
+        hooks = tuple(sorted(h.name for h in manager.get_hookcallers(module) or []))
+        plugins.loaded.append(PluginInfo(ep.name, dist, version, ep.value, hooks))
+    return plugins
+
+
+@lru_cache(maxsize=1)
+def default_plugins() -> Plugins:
+    """The process-wide plugin set, loaded once. Tests call ``default_plugins.cache_clear()``."""
+    return load_plugins()

@@ -1,0 +1,146 @@
+"""``bench run`` without the CLI: resolve the request, run every replicate's stages, store results."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import bench
+from bench import models
+from bench.cache import save_json
+from bench.config import Experiment, config_hash, digest, full
+from bench.data import load_dataset
+from bench.errors import BenchError
+from bench.perturbation import resolve_params
+from bench.plugins import Plugins, Registered, default_plugins
+from bench.presets import Preset
+from bench.pruning import expected_density
+from bench.stages import Env, ProgressFactory, Replicate, _no_progress
+from bench.stats import Summary, summarize
+
+SCHEMA_VERSION = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"Unknown device '{name}': use cpu, cuda, cuda:N or auto.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"--device {name} was asked for but CUDA is not available here; use --device cpu.")
+    return device
+
+
+def levels_table(experiment: Experiment, in_channels: int, num_classes: int) -> list[tuple[int, float]]:
+    """(level, percent of prunable weights remaining) for every reachable level."""
+    model = models.build_model(experiment.model, in_channels, num_classes)
+    params = dict(model.named_parameters())
+    total = sum(params[n].numel() for n in models.prunable_names(model))
+    return [(lvl, 100 * expected_density(experiment.prune.fraction, lvl, total))
+            for lvl in range(experiment.prune.levels + 1)]
+
+
+def resolve_level(table: list[tuple[int, float]], level: int | None, sparsity: float | None, default: int) -> int:
+    reachable = ", ".join(f"{pct:.1f}% (level {lvl})" for lvl, pct in table)
+    if level is not None and sparsity is not None:
+        raise BenchError("Give either --level or --sparsity, not both.")
+    if sparsity is not None:
+        lvl, pct = min(table, key=lambda row: abs(row[1] - sparsity))
+        if abs(pct - sparsity) > 0.05 + 1e-9 and round(pct, 1) != round(sparsity, 1):
+            raise BenchError(f"No IMP level leaves {sparsity}% of weights; reachable: {reachable}.")
+        return lvl
+    if level is not None:
+        if not 0 <= level < len(table):
+            raise BenchError(f"Level {level} is out of range; reachable: {reachable}.")
+        return level
+    return default
+
+
+@dataclass
+class Outcome:
+    preset: str
+    experiment: Experiment
+    level: int
+    density: float
+    perturbation: Registered
+    params: dict[str, Any]
+    records: list[dict] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    def summary(self, key: str) -> Summary:
+        return summarize([r[key] if key == "drop" else r["accuracy"][key] for r in self.records])
+
+
+def result_path(root: Path, record: dict) -> Path:
+    pert = record["perturbation"]
+    key = f"{pert['name']}-{digest(pert['params'], 8)}-p{pert['seed']}"
+    return root / record["config_hash"] / f"level-{record['level']}" / key / f"seed-{record['seed']}.json"
+
+
+def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, str], *, seeds: int,
+                     level: int | None = None, sparsity: float | None = None, device: str = "auto",
+                     cache: Path, data_dir: Path | None = None, download: bool = False,
+                     perturbation_seed: int = 0, progress: ProgressFactory = _no_progress,
+                     checkpoint_every: int | None = None, plugins: Plugins | None = None,
+                     experiment: Experiment | None = None) -> Outcome:
+    plugins = plugins or default_plugins()
+    registered = plugins.perturbation(perturbation)
+    params = resolve_params(registered.perturbation, raw_params)
+    if seeds < 1:
+        raise BenchError("--seeds must be at least 1.")
+    exp = experiment or preset.experiment
+    dev = resolve_device(device)
+    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
+    table = levels_table(exp, data.in_channels, data.num_classes)
+    lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
+    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
+    out = Outcome(preset.name, exp, lvl, table[lvl][1], registered, params, log=env.log)
+    for seed in range(seeds):
+        rep = Replicate(exp, seed, env)
+        dense = rep.trunk()
+        ticket = rep.level(lvl)
+        branch = rep.branch(registered, params, lvl, perturbation_seed)
+        record = {
+            "schema_version": SCHEMA_VERSION,
+            "preset": preset.name,
+            "config_hash": config_hash(exp),
+            "config": full(exp),
+            "seed": seed,
+            "level": lvl,
+            "density": ticket.get("sparsity", {}).get("density", 1.0),
+            "steps": rep.T,
+            "rewind_step": rep.k,
+            "perturbation": {
+                "name": registered.perturbation.name, "params": params, "seed": perturbation_seed,
+                "generator_seed": branch["generator_seed"], "plugin": registered.plugin.name,
+                "distribution": registered.plugin.dist, "version": registered.plugin.version,
+            },
+            "accuracy": {"dense": dense["accuracy"], "ticket": ticket["accuracy"], "perturbed": branch["accuracy"]},
+            "drop": ticket["accuracy"] - branch["accuracy"],
+            "effective_std": branch["effective_std"],
+            "relative_change": branch["relative_change"],
+            "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"]},
+            "environment": {
+                "bench_version": bench.__version__, "torch_version": torch.__version__,
+                "python_version": platform.python_version(), "platform": sys.platform,
+                "device": str(dev), "device_name": _device_name(dev),
+            },
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        save_json(result_path(cache / "results", record), record)
+        out.records.append(record)
+    return out
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()

@@ -1,0 +1,23 @@
+"""Derived seeds: every random stream is a pure function of (replicate seed, purpose, position).
+
+This is what makes a resumed run bit-identical and lets training start at step k
+without replaying steps 0..k-1: data order and augmentation for step t depend
+only on the seed and t, never on how many draws came before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+
+def derive_seed(*parts: object) -> int:
+    text = "/".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+def generator(*parts: object, device: str | torch.device = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(derive_seed(*parts))
+    return g

@@ -1,0 +1,117 @@
+"""The training loop: model, optimizer, masks and one batch step, in one place.
+
+Training is step based. ``run`` trains from any step to any later step: the
+learning-rate schedule and the data order are functions of the step, so
+starting at the rewind point k needs no replay. The optimizer is created fresh
+by each Trainer, so retraining from k starts with zero momentum (as OpenLTH
+does). Pruned weights are multiplied by their mask after every optimizer step,
+so they are exactly zero in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bench.cache import load_tensors, save_tensors
+from bench.config import TrainConfig
+from bench.data import BatchStream
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Step-wise learning rate: ``lr * gamma ** (number of milestones <= step)``."""
+
+    lr: float
+    gamma: float
+    milestones: tuple[int, ...]
+
+    def lr_at(self, step: int) -> float:
+        return self.lr * self.gamma ** sum(step >= m for m in self.milestones)
+
+
+class Trainer:
+    """One model, its fresh SGD optimizer, its masks, and the step that trains it."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, schedule: Schedule,
+                 masks: dict[str, torch.Tensor] | None = None):
+        self.model, self.schedule = model, schedule
+        self.device = next(model.parameters()).device
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        params = dict(model.named_parameters())
+        masks = masks or {}
+        self.masked = [params[n] for n in masks]
+        self.masks = [masks[n].to(self.device, params[n].dtype) for n in masks]
+        self.apply_masks()
+        cuda = self.device.type == "cuda"
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext())
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        if self.masked:
+            torch._foreach_mul_(self.masked, self.masks)
+
+    def step(self, step: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One SGD step at ``step``; returns the loss without synchronising the device."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.schedule.lr_at(step)
+        self.model.train()
+        with self.autocast:
+            loss = F.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.apply_masks()
+        return loss.detach()
+
+    def state(self, step: int) -> dict:
+        return {"step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load(self, state: dict) -> int:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"])
+
+
+def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
+        checkpoint: Path | None = None, checkpoint_every: int = 0,
+        snapshots: dict[int, Path] | None = None,
+        progress: Callable[[int], None] | None = None) -> None:
+    """Train steps [start, end). Resumes from ``checkpoint`` if one exists there.
+
+    ``snapshots`` maps a step to a file that receives the model state at that
+    step (before it is trained), e.g. W_0 and W_k of the dense trunk.
+    """
+    step = start
+    if checkpoint is not None and checkpoint.exists():
+        step = trainer.load(load_tensors(checkpoint, trainer.device))
+    snapshots = snapshots or {}
+    while step < end:
+        if step in snapshots and not snapshots[step].exists():
+            save_tensors(snapshots[step], trainer.model.state_dict())
+        x, y = stream.batch(step)
+        trainer.step(step, x, y)
+        step += 1
+        if progress:
+            progress(step)
+        if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < end:
+            save_tensors(checkpoint, trainer.state(step))
+    if end in snapshots and not snapshots[end].exists():
+        save_tensors(snapshots[end], trainer.model.state_dict())
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
+    """Test accuracy in percent."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    for i in range(0, x.shape[0], batch_size):
+        correct += (model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum()
+    return 100.0 * int(correct) / x.shape[0]
