@@ -268,3 +268,9 @@ def plugins(as_json):
 
 def main() -> None:
     cli(prog_name="bench")
+
+
+from bench.report_cli import leaderboard, plot  # noqa: E402
+
+cli.add_command(leaderboard)
+cli.add_command(plot)

@@ -82,7 +82,8 @@ class Replicate:
         return {n: state[n] for n in names}
 
     def _train(self, label: str, model: torch.nn.Module, masks, start: int, folder: Path,
-               snapshots: dict[int, Path] | None = None) -> float:
+               snapshots: dict[int, Path] | None = None) -> tuple[float, float]:
+        """Train ``model`` from ``start`` to T (resuming if a checkpoint exists); return (accuracy, seconds)."""
         trainer = Trainer(model, self.exp.train, self.schedule, masks)
         stream = BatchStream(self.env.data, self.exp.train.batch_size, self.seed)
         checkpoint = folder / "checkpoint.pt"
@@ -92,10 +93,10 @@ class Replicate:
         run(trainer, stream, start, self.T, checkpoint=checkpoint, checkpoint_every=self.every,
             snapshots={**(snapshots or {}), self.T: folder / "final.pt"},
             progress=lambda step: update(step - start))
-        self._seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         accuracy = evaluate(model, self.env.data.x_test, self.env.data.y_test)
         checkpoint.unlink(missing_ok=True)
-        return accuracy
+        return accuracy, seconds
 
     def _cached(self, folder: Path, label: str) -> dict | None:
         done = folder / "done.json"
@@ -113,10 +114,10 @@ class Replicate:
         model = self.new_model()
         models.initialize(model, generator(self.seed, "init"))
         model.to(self.env.device)
-        accuracy = self._train("dense trunk", model, None, 0, folder,
+        accuracy, seconds = self._train("dense trunk", model, None, 0, folder,
                                snapshots={0: folder / "w0.pt", self.k: folder / "wk.pt"})
         record = {"stage": "trunk", "accuracy": accuracy, "steps": self.T, "rewind_step": self.k,
-                  "seconds": self._seconds, "config_hash": self.hash, "seed": self.seed}
+                  "seconds": seconds, "config_hash": self.hash, "seed": self.seed}
         save_json(folder / "done.json", record)
         self.env.note(f"trained: dense trunk seed {self.seed}")
         return record
@@ -141,9 +142,9 @@ class Replicate:
         masks = load_tensors(masks_path)
         model = self.new_model()
         model.load_state_dict(self.state("wk.pt"))
-        accuracy = self._train(f"IMP level {level}", model, masks, self.k, folder)
+        accuracy, seconds = self._train(f"IMP level {level}", model, masks, self.k, folder)
         record = {"stage": "level", "level": level, "accuracy": accuracy, "sparsity": report(masks),
-                  "seconds": self._seconds, "config_hash": self.hash, "seed": self.seed}
+                  "seconds": seconds, "config_hash": self.hash, "seed": self.seed}
         save_json(folder / "done.json", record)
         self.env.note(f"trained: IMP level {level} seed {self.seed}")
         return record
@@ -178,14 +179,14 @@ class Replicate:
         applied = perturb(pert, ctx)
         model = self.new_model()
         model.load_state_dict({**wk, **applied.weights})
-        accuracy = self._train(pert.name, model, masks, self.k, folder)
+        accuracy, seconds = self._train(pert.name, model, masks, self.k, folder)
         record = {
             "stage": "branch", "perturbation": pert.name, "params": params,
             "perturbation_seed": perturbation_seed, "generator_seed": ctx_seed, "level": level,
             "accuracy": accuracy, "ticket_accuracy": ticket["accuracy"],
             "drop": ticket["accuracy"] - accuracy,
             "effective_std": applied.effective_std, "relative_change": applied.relative_change,
-            "seconds": self._seconds, "config_hash": self.hash, "seed": self.seed,
+            "seconds": seconds, "config_hash": self.hash, "seed": self.seed,
         }
         save_json(folder / "done.json", record)
         (folder / "final.pt").unlink(missing_ok=True)  # branch weights are not reused; keep the cache small

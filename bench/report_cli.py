@@ -1,0 +1,102 @@
+"""``bench leaderboard`` and ``bench plot``: reports computed from stored result files only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bench.cache import cache_root
+from bench.errors import BenchError
+from bench.leaderboard import (DEFAULT_MIN_SEEDS, FORMATS, PLOT_SUFFIXES, Leaderboard, draw, from_folders, render,
+                               rich_tables)
+
+_SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".json": "json"}
+
+
+def _common(command):
+    """The options shared by both reports: where results are, which of them, how strictly."""
+    options = [
+        click.option("--results", "results", multiple=True, type=click.Path(), metavar="DIR",
+                     help="Folder of result files, searched recursively (repeatable). Default: <cache>/results."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                     help="Cache root whose results/ is read. Default: $BENCH_CACHE_DIR, else the user cache folder."),
+        click.option("--preset", default=None, help="Only results of this preset."),
+        click.option("--sparsity", type=float, default=None, metavar="PCT",
+                     help="Only results with this percent of weights remaining (to 0.1)."),
+        click.option("--min-seeds", type=click.IntRange(min=1), default=DEFAULT_MIN_SEEDS, show_default=True,
+                     help="Rows with fewer seeds are listed as not ranked."),
+        click.option("--any-config", is_flag=True,
+                     help="Also rank results whose configuration differs from their preset's."),
+        click.option("--strict", is_flag=True, help="Refuse to run if any result file is invalid."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -> Leaderboard:
+    if preset is not None:
+        from bench.presets import get_preset
+
+        get_preset(preset)  # an unknown name fails with a suggestion instead of an empty table
+    folders = [Path(r) for r in results] or [cache_root(cache_dir) / "results"]
+    lb = from_folders(folders, strict=strict, missing_ok=not results, preset=preset, sparsity=sparsity,
+                      min_seeds=min_seeds, any_config=any_config)
+    for problem in lb.problems:
+        click.echo(f"Warning: skipped {problem}", err=True)
+    for duplicate in lb.duplicates:
+        click.echo(f"Warning: duplicate result: {duplicate}.", err=True)
+    if lb.files == 0:
+        where = ", ".join(str(f) for f in folders)
+        click.echo(f"No result files under {where}: run `bench run --seeds 3` first, or pass --results DIR.",
+                   err=True)
+    return lb
+
+
+@click.command()
+@_common
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format. Default: from the --output suffix (.md, .html, .json), else table.")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
+def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output):
+    """Rank perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results."""
+    lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
+    fmt = fmt or (_SUFFIX_FORMATS.get(Path(output).suffix.lower(), "table") if output else "table")
+    if output:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(lb, fmt), encoding="utf-8", newline="\n")
+        click.echo(f"Wrote {path} ({sum(len(b.rows) for b in lb.boards)} ranked rows).", err=True)
+    elif fmt == "table":
+        from rich.console import Console
+
+        out = Console(highlight=False)
+        if not lb.boards and lb.files:
+            click.echo(f"No ranked results (minimum seeds {min_seeds}).", err=True)
+        for table in rich_tables(lb):
+            out.print(table)
+    else:
+        click.echo(render(lb, fmt), nl=False)
+
+
+@click.command()
+@_common
+@click.option("--output", type=click.Path(dir_okay=False), required=True, help="FILE.png or FILE.svg.")
+def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output):
+    """Draw mean drops with 95% intervals (and accuracy against sparsity where several were run)."""
+    path = Path(output)
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise BenchError(f"--output must end in {' or '.join(PLOT_SUFFIXES)}, got '{path.name}'.")
+    lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
+    if not lb.boards:
+        raise BenchError(f"Nothing to plot: no perturbation has at least {min_seeds} seeds"
+                         f"{' for preset ' + preset if preset else ''}.")
+    presets = sorted({b.preset for b in lb.boards})
+    if len(presets) > 1:
+        raise BenchError(f"Results from several presets ({', '.join(presets)}): choose one with --preset.")
+    from bench.presets import PRESETS
+
+    chosen = PRESETS.get(presets[0])
+    draw(lb, path, chosen.level if chosen else None)
+    click.echo(f"Wrote {path}.", err=True)

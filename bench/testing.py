@@ -1,0 +1,128 @@
+"""Contract checks for plugin authors: call them from your own pytest tests.
+
+    from bench.testing import check_perturbation
+    from my_plugin import MyPerturbation
+
+    def test_contract():
+        check_perturbation(MyPerturbation())
+        check_perturbation(MyPerturbation(), params={"strength": "0.5"})
+
+Each check runs the perturbation through the harness's own :func:`bench.perturbation.perturb`
+on a tiny 1D ResNet (a few hundred weights), so it takes milliseconds. A broken contract
+raises ``AssertionError`` with a message saying what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import torch
+
+from bench import models
+from bench.config import ModelConfig
+from bench.errors import BenchError
+from bench.perturbation import Applied, Context, Param, perturb, resolve_params
+from bench.seeding import generator
+
+TINY_MODEL = ModelConfig("resnet1d", widths=(4, 8), blocks_per_stage=1)
+_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def tiny_weights(seed: int = 0, device: str | torch.device = "cpu") -> tuple[dict, dict]:
+    """(W_0, W_k) of the tiny model: W_0 from the model's initialiser, W_k a nearby point as if briefly trained."""
+    model = models.build_model(TINY_MODEL, in_channels=1, num_classes=10)
+    models.initialize(model, generator(seed, "testing-init"))
+    state = dict(model.named_parameters())
+    w0 = {n: state[n].detach().to(device).clone() for n in models.prunable_names(model)}
+    drift = generator(seed, "testing-drift", device=device)
+    wk = {n: w + 0.3 * models.init_std(w) * torch.randn(w.shape, generator=drift, device=device)
+          for n, w in w0.items()}
+    return w0, wk
+
+
+def tiny_masks(weights: Mapping[str, torch.Tensor], density: float, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random float masks; below density 1 the first tensor is fully pruned and the second keeps one
+    weight, because global magnitude pruning can produce both and plugins must cope."""
+    gen = generator(seed, "testing-mask", device=next(iter(weights.values())).device)
+    masks = {}
+    for i, (name, w) in enumerate(weights.items()):
+        mask = (torch.rand(w.shape, generator=gen, device=w.device) < density).to(w.dtype)
+        if density < 1 and i == 0:
+            mask.zero_()
+        elif density < 1 and i == 1:
+            mask.zero_().view(-1)[0] = 1
+        masks[name] = mask
+    return masks
+
+
+def tiny_context(params: Mapping[str, Any] | None = None, *, seed: int = 0, density: float = 0.3,
+                 device: str | torch.device = "cpu") -> Context:
+    """A Context like the one the harness builds, on the tiny model. Every call returns fresh copies."""
+    w0, wk = tiny_weights(0, device)
+    masks = tiny_masks(wk, density)
+    return Context(
+        rewind={n: t.clone() for n, t in wk.items()},
+        init={n: t.clone() for n, t in w0.items()},
+        mask={n: m.clone() for n, m in masks.items()},
+        generator=generator(seed, "testing-perturb", device=device),
+        params=dict(params or {}), seed=seed,
+        initializer=models.init_tensor,
+        init_stds={n: models.init_std(t) for n, t in wk.items()},
+    )
+
+
+def check_perturbation(perturbation: Any, params: Mapping[str, Any] | None = None, *,
+                       device: str | torch.device = "cpu") -> Applied:
+    """Assert that ``perturbation`` honours the contract of ``bench.perturbation``; return one result.
+
+    Checks: a kebab-case ``name``; a one-line ``description``; ``params`` are :class:`Param`
+    whose defaults have their declared type; ``params`` (CLI-style strings are fine) resolve;
+    ``apply`` passes the harness's validation (names, shapes, dtypes, finite values) on a dense
+    and a sparse mask, including a fully pruned tensor; pruned weights stay zero; the inputs in
+    ``ctx`` are not modified; the global torch RNG is not touched (use ``ctx.generator``); and the
+    same seed gives the same result.
+    """
+    name = getattr(perturbation, "name", None)
+    assert isinstance(name, str) and _NAME.match(name), f"name must be kebab-case, e.g. 'my-perturbation'; got {name!r}"
+    who = f"Perturbation '{name}'"
+    description = getattr(perturbation, "description", None)
+    assert isinstance(description, str) and description.strip() and "\n" not in description.strip(), \
+        f"{who}: description must be one non-empty line"
+    assert callable(getattr(perturbation, "apply", None)), f"{who}: needs an apply(ctx) method"
+    for p in getattr(perturbation, "params", ()):
+        assert isinstance(p, Param), f"{who}: params must be bench.perturbation.Param objects, got {p!r}"
+        assert p.convert(p.default, name) == p.default, f"{who}: default of '{p.name}' is not a {p.type.__name__}"
+    try:
+        values = resolve_params(perturbation, dict(params or {}))
+    except BenchError as exc:
+        raise AssertionError(str(exc)) from None
+
+    first = None
+    for density in (1.0, 0.3):
+        ctx = tiny_context(values, density=density, device=device)
+        pristine = tiny_context(values, density=density, device=device)
+        applied = _run(perturbation, ctx)
+        for n in ctx.names:
+            for field in ("rewind", "init", "mask"):
+                assert torch.equal(getattr(ctx, field)[n], getattr(pristine, field)[n]), \
+                    f"{who} modified ctx.{field}[{n!r}] in place; return new tensors instead"
+            pruned = ctx.mask[n] == 0
+            assert (applied.weights[n][pruned] == 0).all(), f"{who}: pruned weights of {n!r} are not zero"
+        again = _run(perturbation, tiny_context(values, density=density, device=device))
+        for n in ctx.names:
+            assert torch.equal(applied.weights[n], again.weights[n]), \
+                f"{who} is not reproducible: the same seed gave different values for {n!r}"
+        first = first or applied
+    return first
+
+
+def _run(perturbation: Any, ctx: Context) -> Applied:
+    state = torch.get_rng_state()
+    try:
+        applied = perturb(perturbation, ctx)
+    except BenchError as exc:  # show the harness's own message as a test failure
+        raise AssertionError(str(exc)) from None
+    assert torch.equal(state, torch.get_rng_state()), \
+        f"Perturbation '{perturbation.name}' used the global torch RNG; draw from ctx.generator instead"
+    return applied

@@ -1,0 +1,31 @@
+import os
+
+import pytest
+import torch
+
+from bench.plugins import default_plugins
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path_factory):
+    # no test may touch the user's cache or depend on the caller's environment
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("BENCH_LOAD_PLUGINS", raising=False)
+    default_plugins.cache_clear()
+    yield
+    default_plugins.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    """One shared data folder so MNIST-1D is generated once per session."""
+    return tmp_path_factory.mktemp("data")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

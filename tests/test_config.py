@@ -1,0 +1,62 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from bench.config import (DataConfig, Experiment, ModelConfig, PruneConfig, TrainConfig, canonical, config_hash,
+                          digest, from_dict, full, parse_step)
+from bench.errors import BenchError
+from bench.presets import PRESETS
+
+
+def test_step_strings():
+    assert parse_step("500it", 391) == 500
+    assert parse_step("2ep", 391) == 782
+    assert parse_step(" 0it ", 10) == 0
+    for bad in ("5", "ep", "1.5ep", "-3it", "3 iterations"):
+        with pytest.raises(BenchError, match="step string"):
+            parse_step(bad, 10)
+
+
+def test_canonical_omits_defaults():
+    assert canonical(Experiment()) == {}
+    exp = Experiment(rewind="500it", model=ModelConfig(widths=(16, 32, 64)))
+    assert canonical(exp) == {"rewind": "500it", "model": {"widths": [16, 32, 64]}}
+
+
+def test_roundtrip():
+    for preset in PRESETS.values():
+        exp = preset.experiment
+        assert from_dict(canonical(exp)) == exp
+        assert from_dict(full(exp)) == exp
+
+
+def test_new_field_with_default_keeps_hash():
+    @dataclass(frozen=True)
+    class TrainV2(TrainConfig):
+        label_smoothing: float = 0.0  # a future no-op field
+
+    @dataclass(frozen=True)
+    class ExperimentV2(Experiment):
+        train: TrainV2 = field(default_factory=TrainV2)
+
+    old = Experiment(train=TrainConfig(lr=0.05))
+    new = ExperimentV2(train=TrainV2(lr=0.05))
+    assert config_hash(old) == config_hash(new)
+    assert config_hash(ExperimentV2(train=TrainV2(lr=0.05, label_smoothing=0.1))) != config_hash(old)
+
+
+def test_hash_regression():
+    # Pinned: a change here orphans every stored result. Only update with a migration note.
+    assert config_hash(Experiment()) == digest({})
+    assert config_hash(Experiment()) == "44136fa355b3678a"
+    assert config_hash(Experiment(rewind="500it")) == "c9c4bd76d9589da0"
+    assert config_hash(Experiment(prune=PruneConfig(fraction=0.5, levels=2),
+                                  data=DataConfig(train_examples=640))) == "5dd646a369ff4bae"
+    assert config_hash(PRESETS["cifar10-resnet20"].experiment) == "585b84a8b54c96c7"
+
+
+def test_hash_changes_with_any_field():
+    base = config_hash(Experiment())
+    variants = [Experiment(rewind="21it"), Experiment(train=TrainConfig(lr=0.2)),
+                Experiment(prune=PruneConfig(levels=3)), Experiment(data=DataConfig(augment=True))]
+    assert len({base, *map(config_hash, variants)}) == 5
