@@ -502,27 +502,32 @@ def render_json(lb: Leaderboard) -> str:
 # ------------------------------------------------------------------------------------------ terminal
 
 
-TERMINAL_COLUMNS = ("#", "perturbation", "n", "mean drop", "95% CI", "drop per seed", "effective std", "plugin",
-                    "notes")
+TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "per seed", "eff. std", "plugin", "notes")
+_MIN_WIDTH = {"perturbation": 10, "reason": 10}
 
 
 def _terminal_cells(row: Row) -> list[str]:
     # narrower than the files' tables: level, sparsity and k are in the title, parameters join the name
     return [str(row.rank), clean(_label(row.name, row.params, row.perturbation_seed)), str(row.n),
             num(row.drop.mean), interval(row.drop), per_seed(row), num(row.effective_std, 4),
-            clean(plugin_text(row)), notes(row)]
+            clean(f"{row.plugin} {row.version}"), notes(row)]
 
 
 def rich_tables(lb: Leaderboard) -> list:
     """Rich renderables; every cell is a Text, so '[...]' in a plugin's name is never read as markup."""
-    from rich.table import Table
+    from rich import box
+    from rich.table import Table as RichTable
     from rich.text import Text
+
+    def Table(**kwargs):
+        # no vertical rules: the ranked table must fit an 80-column terminal
+        return RichTable(box=box.SIMPLE_HEAD, **kwargs)
 
     def columns(table, names):
         for col in names:
-            numeric = col in _NUMERIC
+            numeric = col in _NUMERIC or col in ("eff. std", "drop")
             table.add_column(col, justify="right" if numeric else "left", overflow="fold",
-                             no_wrap=numeric or col == "95% CI")
+                             no_wrap=col in ("#", "n", "drop", "level"), min_width=_MIN_WIDTH.get(col))
 
     tables = []
     for board in lb.boards:
@@ -532,7 +537,7 @@ def rich_tables(lb: Leaderboard) -> list:
             table.add_row(*(Text(c) for c in _terminal_cells(row)), style="dim" if row.control else "")
         tables.append(table)
     if lb.ineligible:
-        table = Table(title="Not ranked")
+        table = Table(title=Text("Not ranked"))
         columns(table, INELIGIBLE_COLUMNS)
         for row in lb.ineligible:
             table.add_row(*(Text(c) for c in _ineligible_cells(row)))

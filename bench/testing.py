@@ -98,12 +98,13 @@ def check_perturbation(perturbation: Any, params: Mapping[str, Any] | None = Non
     except BenchError as exc:
         raise AssertionError(str(exc)) from None
 
-    first = None
+    results = []
     for density in (1.0, 0.3):
         ctx = tiny_context(values, density=density, device=device)
         pristine = tiny_context(values, density=density, device=device)
         applied = _run(perturbation, ctx)
         for n in ctx.names:
+            # the harness measures the change against ctx.rewind and masks with ctx.mask after apply()
             for field in ("rewind", "init", "mask"):
                 assert torch.equal(getattr(ctx, field)[n], getattr(pristine, field)[n]), \
                     f"{who} modified ctx.{field}[{n!r}] in place; return new tensors instead"
@@ -113,16 +114,24 @@ def check_perturbation(perturbation: Any, params: Mapping[str, Any] | None = Non
         for n in ctx.names:
             assert torch.equal(applied.weights[n], again.weights[n]), \
                 f"{who} is not reproducible: the same seed gave different values for {n!r}"
-        first = first or applied
-    return first
+        results.append(applied)
+    return results[0]
+
+
+def _global_rng(device: torch.device) -> list[torch.Tensor]:
+    states = [torch.get_rng_state()]
+    if device.type == "cuda":
+        states.append(torch.cuda.get_rng_state(device))
+    return states
 
 
 def _run(perturbation: Any, ctx: Context) -> Applied:
-    state = torch.get_rng_state()
+    device = ctx.generator.device
+    before = _global_rng(device)
     try:
         applied = perturb(perturbation, ctx)
     except BenchError as exc:  # show the harness's own message as a test failure
         raise AssertionError(str(exc)) from None
-    assert torch.equal(state, torch.get_rng_state()), \
+    assert all(map(torch.equal, before, _global_rng(device))), \
         f"Perturbation '{perturbation.name}' used the global torch RNG; draw from ctx.generator instead"
     return applied

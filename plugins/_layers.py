@@ -56,7 +56,7 @@ def shuffle_rows(values: torch.Tensor, keep: torch.Tensor, gen: torch.Generator)
 
 def shuffle_layer(values: torch.Tensor, keep: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Permute the surviving entries across the whole tensor."""
-    return shuffle_filters(values, keep, gen)
+    return shuffle_rows(values.reshape(1, -1), keep.reshape(1, -1), gen).view_as(values)
 
 
 def shuffle_filters(values: torch.Tensor, keep: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -135,12 +135,12 @@ def test_cli_lists_plugins_failures_and_perturbations(monkeypatch):
     runner = CliRunner()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        listed = json.loads(runner.invoke(cli, ["plugins", "--json"]).output)
+        listed = json.loads(runner.invoke(cli, ["plugins", "--json"]).stdout)
     assert [p["name"] for p in listed["loaded"]] == ["good"]
     assert listed["loaded"][0]["hooks"] == ["register_perturbations"]
     assert listed["failed"][0]["name"] == "bad"
     result = runner.invoke(cli, ["perturbations", "--json"])
-    (row,) = json.loads(result.output)
+    (row,) = json.loads(result.stdout)
     assert row["name"] == "fine" and row["plugin"] == "good" and row["distribution"] == "good-dist"
     assert row["version"] == "1.0"
     assert row["params"][0] == {"name": "strength", "type": "float", "default": 1.0, "help": ""}

@@ -25,7 +25,7 @@ except metadata.PackageNotFoundError:
 def test_the_installed_template_is_listed_with_its_distribution():
     result = CliRunner().invoke(cli, ["perturbations", "--json"])
     assert result.exit_code == 0, result.output
-    row = next(r for r in json.loads(result.output) if r["name"] == NAME)
+    row = next(r for r in json.loads(result.stdout) if r["name"] == NAME)
     assert row["distribution"] == DIST and row["version"] == metadata.version(DIST)
     assert row["params"] == [{"name": "fraction", "type": "float", "default": 0.1,
                               "help": "probability that a weight's sign flips, in [0, 1]"}]
@@ -34,7 +34,7 @@ def test_the_installed_template_is_listed_with_its_distribution():
 def test_bench_load_plugins_can_exclude_it(monkeypatch):
     monkeypatch.setenv("BENCH_LOAD_PLUGINS", "some-other-dist")
     result = CliRunner().invoke(cli, ["perturbations", "--json"])
-    names = {r["name"] for r in json.loads(result.output)}
+    names = {r["name"] for r in json.loads(result.stdout)}
     assert NAME not in names and "identity" in names
 
 
@@ -44,7 +44,7 @@ def test_it_runs_on_the_smoke_preset_and_its_result_is_stored(tmp_path, data_dir
             "--cache-dir", str(tmp_path), "--data-dir", str(data_dir), "--device", "cpu", "--json"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["perturbation"] == NAME and report["params"] == {"fraction": 0.3}
     (record,) = report["results"]
     assert record["perturbation"]["distribution"] == DIST
