@@ -118,9 +118,11 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
               help="Where datasets live. Default: <cache>/data.")
 @click.option("--download", is_flag=True, help="Download CIFAR-10 if it is missing (needs internet).")
 @click.option("--checkpoint-every", type=int, default=None, help="Checkpoint every N steps (default: each epoch).")
+@click.option("--group-size", type=int, default=16, show_default=True,
+              help="Most replicates trained together as one fused model (1 = one at a time).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def run(perturbation, params, preset, seeds, sparsity, level, perturbation_seed, device, cache_dir, data_dir,
-        download, checkpoint_every, as_json):
+        download, checkpoint_every, group_size, as_json):
     """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop."""
     from bench.runner import run_perturbation
 
@@ -131,7 +133,7 @@ def run(perturbation, params, preset, seeds, sparsity, level, perturbation_seed,
             chosen, perturbation, parse_params(params), seeds=seeds or chosen.seeds, level=level,
             sparsity=sparsity, device=device, cache=root, data_dir=Path(data_dir) if data_dir else None,
             download=download, perturbation_seed=perturbation_seed, progress=progress,
-            checkpoint_every=checkpoint_every)
+            checkpoint_every=checkpoint_every, group_size=group_size)
     cached = sum(line.startswith("cached") for line in outcome.log)
     trained = sum(line.startswith("trained") for line in outcome.log)
     summaries = {k: outcome.summary(k) for k in ("dense", "ticket", "perturbed", "drop")}
@@ -274,3 +276,11 @@ from bench.report_cli import leaderboard, plot  # noqa: E402
 
 cli.add_command(leaderboard)
 cli.add_command(plot)
+
+from bench.early_cli import (pretrain_command, pretrainings_command, rewind_curve_command,  # noqa: E402
+                             trace_command)
+
+cli.add_command(pretrain_command)
+cli.add_command(pretrainings_command)
+cli.add_command(rewind_curve_command)
+cli.add_command(trace_command)

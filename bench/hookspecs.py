@@ -22,3 +22,16 @@ def register_perturbations(register):
     ``name``, a one-line ``description``, optional ``params`` and an
     ``apply(ctx)`` method returning new values for the prunable tensors.
     """
+
+
+@hookspec
+def register_pretraining(register):
+    """Register pre-training tasks that produce the rewind point (paper, Section 5).
+
+    Call ``register(pretraining)`` once per task, where ``pretraining``
+    follows the contract in ``bench.pretraining``: a ``name``, a one-line
+    ``description``, optional ``params`` (the harness adds ``steps``, the
+    pre-training length) and a ``prepare(ctx)`` method returning a
+    ``bench.pretraining.Task`` (replacement labels or inputs, a per-batch
+    transform, and the size of a temporary head, each optional).
+    """

@@ -137,7 +137,7 @@ def _files(folder: Path) -> list[Path]:
 def load_results(folders: Iterable[str | Path], *, strict: bool = False, missing_ok: bool = False) -> Loaded:
     """Every valid record under ``folders`` (recursively ``*.json``), plus a problem for every other file.
 
-    ``strict`` raises BenchError naming every bad file instead of skipping them. A folder that does not
+    ``strict`` raises BenchError naming the bad files (the first 20) instead of skipping them. A folder that does not
     exist is an error unless ``missing_ok`` (the default cache folder before the first ``bench run``).
     """
     loaded = Loaded()
@@ -165,7 +165,7 @@ def load_results(folders: Iterable[str | Path], *, strict: bool = False, missing
             else:
                 loaded.results.append(Result(record, path, source))
     if strict and loaded.problems:
-        shown = "; ".join(str(p) for p in loaded.problems[:5])
-        more = f" (and {len(loaded.problems) - 5} more)" if len(loaded.problems) > 5 else ""
+        shown = "; ".join(str(p) for p in loaded.problems[:20])
+        more = f" (and {len(loaded.problems) - 20} more)" if len(loaded.problems) > 20 else ""
         raise BenchError(f"{len(loaded.problems)} invalid result file(s), refused because of --strict: {shown}{more}.")
     return loaded

@@ -21,7 +21,7 @@ from bench.perturbation import resolve_params
 from bench.plugins import Plugins, Registered, default_plugins
 from bench.presets import Preset
 from bench.pruning import expected_density
-from bench.stages import Env, ProgressFactory, Replicate, _no_progress
+from bench.stages import Env, ProgressFactory, Replicate, _no_progress, execute
 from bench.stats import Summary, summarize
 
 SCHEMA_VERSION = 1
@@ -90,7 +90,7 @@ def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, st
                      cache: Path, data_dir: Path | None = None, download: bool = False,
                      perturbation_seed: int = 0, progress: ProgressFactory = _no_progress,
                      checkpoint_every: int | None = None, plugins: Plugins | None = None,
-                     experiment: Experiment | None = None) -> Outcome:
+                     experiment: Experiment | None = None, group_size: int = 16) -> Outcome:
     plugins = plugins or default_plugins()
     registered = plugins.perturbation(perturbation)
     params = resolve_params(registered.perturbation, raw_params)
@@ -101,13 +101,18 @@ def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, st
     data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
     table = levels_table(exp, data.in_channels, data.num_classes)
     lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
-    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
+    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every,
+              group_size=group_size)
     out = Outcome(preset.name, exp, lvl, table[lvl][1], registered, params, log=env.log)
-    for seed in range(seeds):
-        rep = Replicate(exp, seed, env)
-        dense = rep.trunk()
-        ticket = rep.level(lvl)
-        branch = rep.branch(registered, params, lvl, perturbation_seed)
+    reps = [Replicate(exp, seed, env) for seed in range(seeds)]
+    # stage by stage across replicates, so each stage's replicates train together as one fused model
+    for level_ in range(lvl + 1):
+        execute([rep.level_job(level_) for rep in reps], env)
+    execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in reps], env)
+    for rep in reps:
+        seed = rep.seed
+        dense, ticket = rep.record(0), rep.record(lvl)
+        branch = rep.branch(registered, params, lvl, perturbation_seed)  # cached: reads the record
         record = {
             "schema_version": SCHEMA_VERSION,
             "preset": preset.name,
@@ -127,7 +132,8 @@ def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, st
             "drop": ticket["accuracy"] - branch["accuracy"],
             "effective_std": branch["effective_std"],
             "relative_change": branch["relative_change"],
-            "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"]},
+            "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],
+                        "replicas_trained_together": branch.get("replicas_trained_together", 1)},
             "environment": {
                 "bench_version": bench.__version__, "torch_version": torch.__version__,
                 "python_version": platform.python_version(), "platform": sys.platform,

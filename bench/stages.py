@@ -1,15 +1,18 @@
 """The idempotent stages of one replicate: dense trunk -> IMP levels -> perturbation branches.
 
-Each stage writes its outputs atomically into its own folder and finishes by
-writing ``done.json``. A stage whose ``done.json`` exists is read, not rerun;
-a stage interrupted mid-training resumes from its checkpoint and ends with the
-same numbers as an uninterrupted run.
+Each stage is described by a :class:`Job` (start state, masks, where its files
+go, how to write its record). :func:`execute` trains jobs that start at the
+same step together, as one fused model (``bench.fused``), and each job still
+writes its own files, so fused and one-at-a-time runs share one cache. A stage
+whose ``done.json`` exists is read, not rerun; a stage interrupted mid-training
+resumes from its checkpoint and ends with the same numbers.
 
-Layout under ``<cache>/experiments/<config hash>/seed-<s>/``::
+Layout under ``<cache>/experiments/<config hash>/``::
 
-    trunk/    w0.pt  wk.pt  final.pt  done.json        (level 0: the dense network)
-    level-L/  mask.pt  final.pt  done.json              (the ticket at level L)
-    level-L/branch/<perturbation>-<params>-p<seed>/done.json
+    seed-<s>/trunk/    w0.pt  wk.pt  final.pt  done.json        (level 0: the dense network)
+    seed-<s>/level-L/  mask.pt  final.pt  done.json              (the ticket at level L)
+    seed-<s>/level-L/branch/<perturbation>-<params>-p<seed>/done.json
+    fused/<group>/checkpoint.pt                                  (a fused group's resume point)
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ from typing import Any, Callable
 
 import torch
 
-from bench import models
+from bench import fused, models
 from bench.cache import load_json, load_tensors, save_json, save_tensors
 from bench.config import Experiment, config_hash, digest, parse_step
 from bench.data import BatchStream, Dataset
 from bench.perturbation import Context, perturb
 from bench.pruning import ones_like, prune, report
 from bench.seeding import derive_seed, generator
-from bench.training import Schedule, Trainer, evaluate, run
+from bench.training import Schedule, Trainer, run
 
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
@@ -40,18 +43,33 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
 
 @dataclass
 class Env:
-    """Where and how to run; nothing here changes a result."""
+    """Where and how to run; nothing here changes a result (fusing changes only float rounding)."""
 
     cache: Path
     device: torch.device
     data: Dataset
     progress: ProgressFactory = _no_progress
     checkpoint_every: int | None = None  # steps; default one epoch
+    group_size: int = 16  # most replicates trained together in one fused model; 1 = one at a time
     log: list[str] = field(default_factory=list)
 
     def note(self, line: str) -> None:
         if line not in self.log:  # a stage read twice (trunk, then via a level) counts once
             self.log.append(line)
+
+
+@dataclass
+class Job:
+    """One replicate's training run from ``start`` to T, and what to do with the result."""
+
+    replicate: "Replicate"
+    label: str
+    folder: Path
+    start: int
+    state: dict[str, torch.Tensor]
+    masks: dict[str, torch.Tensor] | None
+    finish: Callable[[float, float, int], dict]  # (accuracy, seconds, replicas) -> record
+    snapshots: dict[int, str] = field(default_factory=dict)  # step -> file name in folder
 
 
 class Replicate:
@@ -60,7 +78,8 @@ class Replicate:
     def __init__(self, experiment: Experiment, seed: int, env: Env):
         self.exp, self.seed, self.env = experiment, seed, env
         self.hash = config_hash(experiment)
-        self.root = env.cache / "experiments" / self.hash / f"seed-{seed}"
+        self.base = env.cache / "experiments" / self.hash
+        self.root = self.base / f"seed-{seed}"
         train_size = env.data.x_train.shape[0]
         self.per_epoch = experiment.iterations_per_epoch(train_size)
         self.T = parse_step(experiment.train.steps, self.per_epoch)
@@ -68,35 +87,20 @@ class Replicate:
         milestones = tuple(parse_step(m, self.per_epoch) for m in experiment.train.milestones)
         self.schedule = Schedule(experiment.train.lr, experiment.train.gamma, milestones)
         self.every = env.checkpoint_every or self.per_epoch
+        self._names: list[str] | None = None
 
     # -- helpers -------------------------------------------------------------------------------
     def new_model(self) -> torch.nn.Module:
         model = models.build_model(self.exp.model, self.env.data.in_channels, self.env.data.num_classes)
-        model = model.to(self.env.device)
-        if self.env.device.type == "cuda" and self.exp.model.name == "cifar_resnet":
-            model = model.to(memory_format=torch.channels_last)
-        return model
+        return model.to(self.env.device)
 
     def prunable(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        names = models.prunable_names(self.new_model())
-        return {n: state[n] for n in names}
+        if self._names is None:
+            self._names = models.prunable_names(self.new_model())
+        return {n: state[n] for n in self._names}
 
-    def _train(self, label: str, model: torch.nn.Module, masks, start: int, folder: Path,
-               snapshots: dict[int, Path] | None = None) -> tuple[float, float]:
-        """Train ``model`` from ``start`` to T (resuming if a checkpoint exists); return (accuracy, seconds)."""
-        trainer = Trainer(model, self.exp.train, self.schedule, masks)
-        stream = BatchStream(self.env.data, self.exp.train.batch_size, self.seed)
-        checkpoint = folder / "checkpoint.pt"
-        resumed = checkpoint.exists()
-        update = self.env.progress(f"{label} seed {self.seed}" + (" (resumed)" if resumed else ""), self.T - start)
-        t0 = time.perf_counter()
-        run(trainer, stream, start, self.T, checkpoint=checkpoint, checkpoint_every=self.every,
-            snapshots={**(snapshots or {}), self.T: folder / "final.pt"},
-            progress=lambda step: update(step - start))
-        seconds = time.perf_counter() - t0
-        accuracy = evaluate(model, self.env.data.x_test, self.env.data.y_test)
-        checkpoint.unlink(missing_ok=True)
-        return accuracy, seconds
+    def state(self, name: str) -> dict[str, torch.Tensor]:
+        return load_tensors(self.root / "trunk" / name, self.env.device)
 
     def _cached(self, folder: Path, label: str) -> dict | None:
         done = folder / "done.json"
@@ -105,67 +109,71 @@ class Replicate:
             return load_json(done)
         return None
 
-    # -- stages --------------------------------------------------------------------------------
-    def trunk(self) -> dict:
-        """Level 0: initialise W_0 from the seed, train densely 0 -> T, keep W_0, W_k and the end."""
+    def _finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[[float, float, int], dict]:
+        def finish(accuracy: float, seconds: float, replicas: int) -> dict:
+            record = {**fields, "accuracy": accuracy, "seconds": seconds, "replicas_trained_together": replicas,
+                      "config_hash": self.hash, "seed": self.seed}
+            save_json(folder / "done.json", record)
+            self.env.note(f"trained: {label} seed {self.seed}")
+            return record
+        return finish
+
+    # -- jobs: None when the stage is already done ----------------------------------------------
+    def trunk_job(self) -> Job | None:
+        """Level 0: W_0 from the seed, dense training 0 -> T, keeping W_0, W_k and the end."""
         folder = self.root / "trunk"
-        if (done := self._cached(folder, "dense trunk")) is not None:
-            return done
+        if self._cached(folder, "dense trunk") is not None:
+            return None
         model = self.new_model()
         models.initialize(model, generator(self.seed, "init"))
-        model.to(self.env.device)
-        accuracy, seconds = self._train("dense trunk", model, None, 0, folder,
-                               snapshots={0: folder / "w0.pt", self.k: folder / "wk.pt"})
-        record = {"stage": "trunk", "accuracy": accuracy, "steps": self.T, "rewind_step": self.k,
-                  "seconds": seconds, "config_hash": self.hash, "seed": self.seed}
-        save_json(folder / "done.json", record)
-        self.env.note(f"trained: dense trunk seed {self.seed}")
-        return record
+        fields = {"stage": "trunk", "steps": self.T, "rewind_step": self.k}
+        return Job(self, "dense trunk", folder, 0, model.state_dict(), None,
+                   self._finisher(folder, "dense trunk", fields), {0: "w0.pt", self.k: "wk.pt"})
 
-    def state(self, name: str) -> dict[str, torch.Tensor]:
-        return load_tensors(self.root / "trunk" / name, self.env.device)
+    def level_job(self, level: int) -> Job | None:
+        """The ticket at ``level``: prune level-1's end weights, rewind survivors to W_k, train k -> T.
 
-    def level(self, level: int) -> dict:
-        """The ticket at ``level``: prune level-1's end weights, rewind survivors to W_k, train k -> T."""
+        Needs level-1 done (``execute`` runs levels in order)."""
         if level == 0:
-            return self.trunk()
+            return self.trunk_job()
         folder = self.root / f"level-{level}"
-        if (done := self._cached(folder, f"IMP level {level}")) is not None:
-            return done
-        self.level(level - 1)
+        if self._cached(folder, f"IMP level {level}") is not None:
+            return None
         previous = self.root / ("trunk" if level == 1 else f"level-{level - 1}")
-        prev_weights = self.prunable(load_tensors(previous / "final.pt"))
-        prev_masks = ones_like(prev_weights) if level == 1 else load_tensors(previous / "mask.pt")
         masks_path = folder / "mask.pt"
         if not masks_path.exists():
+            prev_weights = self.prunable(load_tensors(previous / "final.pt"))
+            prev_masks = ones_like(prev_weights) if level == 1 else load_tensors(previous / "mask.pt")
             save_tensors(masks_path, prune(prev_weights, prev_masks, self.exp.prune.fraction))
-        masks = load_tensors(masks_path)
-        model = self.new_model()
-        model.load_state_dict(self.state("wk.pt"))
-        accuracy, seconds = self._train(f"IMP level {level}", model, masks, self.k, folder)
-        record = {"stage": "level", "level": level, "accuracy": accuracy, "sparsity": report(masks),
-                  "seconds": seconds, "config_hash": self.hash, "seed": self.seed}
-        save_json(folder / "done.json", record)
-        self.env.note(f"trained: IMP level {level} seed {self.seed}")
-        return record
+        masks = load_tensors(masks_path, self.env.device)
+        fields = {"stage": "level", "level": level, "sparsity": report(masks)}
+        return Job(self, f"IMP level {level}", folder, self.k, self.state("wk.pt"), masks,
+                   self._finisher(folder, f"IMP level {level}", fields))
 
     def masks(self, level: int) -> dict[str, torch.Tensor]:
         if level == 0:
             return ones_like(self.prunable(self.state("wk.pt")))
         return load_tensors(self.root / f"level-{level}" / "mask.pt", self.env.device)
 
-    def branch(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> dict:
-        """Perturb the level's rewound weights W' = M * P(W_k), retrain k -> T, measure accuracy."""
+    def record(self, level: int) -> dict:
+        folder = self.root / ("trunk" if level == 0 else f"level-{level}")
+        return load_json(folder / "done.json")
+
+    def branch_folder(self, name: str, params: dict[str, Any], level: int, perturbation_seed: int) -> Path:
+        key = f"{name}-{digest(params, 8)}-p{perturbation_seed}"
+        return self.root / (f"level-{level}" if level else "trunk") / "branch" / key
+
+    def branch_job(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> Job | None:
+        """Perturb the level's rewound weights W' = M * P(W_k) and retrain k -> T like the ticket."""
         pert = registered.perturbation
-        key = f"{pert.name}-{digest(params, 8)}-p{perturbation_seed}"
-        folder = self.root / (f"level-{level}" if level else "trunk") / "branch" / key
-        if (done := self._cached(folder, f"{pert.name} at level {level}")) is not None:
-            return done
-        ticket = self.level(level)
-        masks = {n: m.to(self.env.device) for n, m in self.masks(level).items()}
+        folder = self.branch_folder(pert.name, params, level, perturbation_seed)
+        label = f"{pert.name} at level {level}"
+        if self._cached(folder, label) is not None:
+            return None
+        ticket = self.record(level)
+        masks = self.masks(level)
         wk = self.state("wk.pt")
-        w0 = self.prunable(self.state("w0.pt"))
-        rewind = self.prunable(wk)
+        rewind, w0 = self.prunable(wk), self.prunable(self.state("w0.pt"))
         ctx_seed = derive_seed(self.seed, "perturb", perturbation_seed)
         ctx = Context(
             rewind={n: t.clone() for n, t in rewind.items()},
@@ -177,21 +185,88 @@ class Replicate:
             init_stds={n: models.init_std(t) for n, t in rewind.items()},
         )
         applied = perturb(pert, ctx)
-        model = self.new_model()
-        model.load_state_dict({**wk, **applied.weights})
-        accuracy, seconds = self._train(pert.name, model, masks, self.k, folder)
-        record = {
-            "stage": "branch", "perturbation": pert.name, "params": params,
-            "perturbation_seed": perturbation_seed, "generator_seed": ctx_seed, "level": level,
-            "accuracy": accuracy, "ticket_accuracy": ticket["accuracy"],
-            "drop": ticket["accuracy"] - accuracy,
-            "effective_std": applied.effective_std, "relative_change": applied.relative_change,
-            "seconds": seconds, "config_hash": self.hash, "seed": self.seed,
-        }
-        save_json(folder / "done.json", record)
-        (folder / "final.pt").unlink(missing_ok=True)  # branch weights are not reused; keep the cache small
-        self.env.note(f"trained: {pert.name} at level {level} seed {self.seed}")
-        return record
+        fields = {"stage": "branch", "perturbation": pert.name, "params": params,
+                  "perturbation_seed": perturbation_seed, "generator_seed": ctx_seed, "level": level,
+                  "ticket_accuracy": ticket["accuracy"], "effective_std": applied.effective_std,
+                  "relative_change": applied.relative_change}
+        finish = self._finisher(folder, label, fields)
+
+        def finish_branch(accuracy: float, seconds: float, replicas: int) -> dict:
+            (folder / "final.pt").unlink(missing_ok=True)  # branch weights are never reused
+            return finish(accuracy, seconds, replicas) | {"drop": ticket["accuracy"] - accuracy}
+
+        return Job(self, label, folder, self.k, {**wk, **applied.weights}, masks, finish_branch)
+
+    # -- one stage for this replicate alone (convenience; runs its prerequisites) ---------------
+    def trunk(self) -> dict:
+        execute([self.trunk_job()], self.env)
+        return self.record(0)
+
+    def level(self, level: int) -> dict:
+        for lvl in range(level + 1):
+            execute([self.level_job(lvl)], self.env)
+        return self.record(level)
+
+    def branch(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> dict:
+        self.level(level)
+        execute([self.branch_job(registered, params, level, perturbation_seed)], self.env)
+        record = load_json(self.branch_folder(registered.perturbation.name, params, level, perturbation_seed)
+                           / "done.json")
+        return record | {"drop": record["ticket_accuracy"] - record["accuracy"]}
+
+
+def execute(jobs: list[Job | None], env: Env) -> None:
+    """Train the given jobs, fusing those that share an experiment and start step."""
+    pending = [j for j in jobs if j is not None]
+    groups: dict[tuple[str, int], list[Job]] = {}
+    for job in pending:
+        groups.setdefault((job.replicate.hash, job.start), []).append(job)
+    for group in groups.values():
+        for i in range(0, len(group), max(1, env.group_size)):
+            _train_group(group[i:i + max(1, env.group_size)], env)
+
+
+def _train_group(jobs: list[Job], env: Env) -> None:
+    rep = jobs[0].replicate
+    replicas = len(jobs)
+    model = fused.build(rep.exp.model, env.data.in_channels, env.data.num_classes, replicas).to(env.device)
+    if env.device.type == "cuda" and rep.exp.model.name == "cifar_resnet":
+        model = model.to(memory_format=torch.channels_last)
+    model.load_state_dict(fused.fuse([j.state for j in jobs]))
+    masks = fused.fuse([j.masks for j in jobs]) if jobs[0].masks is not None else None
+    trainer = Trainer(model, rep.exp.train, rep.schedule, masks)
+    stream = fused.FusedStream([BatchStream(env.data, rep.exp.train.batch_size, j.replicate.seed) for j in jobs])
+    if replicas == 1:
+        workdir = jobs[0].folder
+    else:  # a fused group resumes only as the same group
+        workdir = rep.base / "fused" / digest([str(j.folder.relative_to(rep.base)) for j in jobs])
+    checkpoint = workdir / "checkpoint.pt"
+    steps = sorted({s for j in jobs for s in j.snapshots} | {rep.T})
+
+    def snapshot(step: int) -> None:
+        states = None
+        for job in jobs:
+            names = [job.snapshots[step]] if step in job.snapshots else []
+            if step == rep.T:
+                names.append("final.pt")
+            for name in names:
+                if not (job.folder / name).exists():
+                    states = states or fused.unfuse(model.state_dict(), replicas)
+                    save_tensors(job.folder / name, states[jobs.index(job)])
+
+    label = jobs[0].label + (f" seed {jobs[0].replicate.seed}" if replicas == 1
+                             else f" seeds {','.join(str(j.replicate.seed) for j in jobs)}")
+    update = env.progress(label + (" (resumed)" if checkpoint.exists() else ""), rep.T - jobs[0].start)
+    t0 = time.perf_counter()
+    run(trainer, stream, jobs[0].start, rep.T, checkpoint=checkpoint, checkpoint_every=rep.every,
+        snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: update(step - jobs[0].start))
+    seconds = time.perf_counter() - t0
+    accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
+    for job, accuracy in zip(jobs, accuracies):
+        job.finish(accuracy, seconds, replicas)
+    checkpoint.unlink(missing_ok=True)
+    if replicas > 1:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def clear(cache: Path, experiment: Experiment) -> None:

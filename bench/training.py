@@ -17,7 +17,8 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from bench import fused
 
 from bench.cache import load_tensors, save_tensors
 from bench.config import TrainConfig
@@ -64,7 +65,7 @@ class Trainer:
             group["lr"] = self.schedule.lr_at(step)
         self.model.train()
         with self.autocast:
-            loss = F.cross_entropy(self.model(x), y)
+            loss = fused.loss(self.model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -82,20 +83,21 @@ class Trainer:
 
 def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
         checkpoint: Path | None = None, checkpoint_every: int = 0,
-        snapshots: dict[int, Path] | None = None,
+        snapshot: Callable[[int], None] | None = None, snapshot_steps: tuple[int, ...] = (),
         progress: Callable[[int], None] | None = None) -> None:
     """Train steps [start, end). Resumes from ``checkpoint`` if one exists there.
 
-    ``snapshots`` maps a step to a file that receives the model state at that
-    step (before it is trained), e.g. W_0 and W_k of the dense trunk.
+    ``snapshot(step)`` is called with the model at each of ``snapshot_steps``
+    (before that step is trained; ``end`` means after the last), e.g. to keep
+    W_0 and W_k of the dense trunk. It must be idempotent: after a resume it
+    may see a step it already saved.
     """
     step = start
     if checkpoint is not None and checkpoint.exists():
         step = trainer.load(load_tensors(checkpoint, trainer.device))
-    snapshots = snapshots or {}
     while step < end:
-        if step in snapshots and not snapshots[step].exists():
-            save_tensors(snapshots[step], trainer.model.state_dict())
+        if snapshot and step in snapshot_steps:
+            snapshot(step)
         x, y = stream.batch(step)
         trainer.step(step, x, y)
         step += 1
@@ -103,8 +105,8 @@ def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
             progress(step)
         if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < end:
             save_tensors(checkpoint, trainer.state(step))
-    if end in snapshots and not snapshots[end].exists():
-        save_tensors(snapshots[end], trainer.model.state_dict())
+    if snapshot and end in snapshot_steps:
+        snapshot(end)
 
 
 @torch.no_grad()

@@ -1,0 +1,139 @@
+"""``bench pretrain`` without the CLI: the normal ticket and its pre-trained variant for every seed,
+stored as result records that rank on the leaderboard next to the perturbations.
+
+A pre-training record is a perturbation record (same schema, same grouping) with
+
+* ``kind``: ``"pretraining"`` (perturbation records may carry ``"perturbation"`` or nothing);
+* ``perturbation.name``: ``"pretrain:<name>"``, ``perturbation.params``: its parameters with ``steps``;
+  ``perturbation.seed``: the pre-training seed, ``generator_seed``: the seed derived from it;
+* ``pretraining``: ``{"name", "steps" (iterations), "params", "dense_accuracy", "rewind_point_accuracy"}``;
+* ``accuracy.perturbed``: the pre-trained variant's ticket, ``accuracy.pretrained_dense``: its dense network;
+* ``effective_std`` / ``relative_change``: the pre-trained rewind point against the normal W_k over the
+  variant's surviving weights, measured as for a perturbation;
+* ``timings.pretrain_s`` and ``timings.pretrained_trunk_s`` besides the usual ones.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import bench
+from bench.cache import load_json, save_json
+from bench.config import Experiment, config_hash, digest, full, parse_step
+from bench.data import load_dataset
+from bench.errors import BenchError
+from bench.plugins import Plugins, default_plugins
+from bench.presets import Preset
+from bench.pretraining import (STEPS, PretrainedReplicate, RegisteredPretraining, get_pretraining, resolve,
+                               rewind_change)
+from bench.runner import SCHEMA_VERSION, levels_table, resolve_device, resolve_level
+from bench.stages import Env, ProgressFactory, Replicate, _no_progress, execute
+from bench.stats import Summary, summarize
+
+
+@dataclass
+class PretrainOutcome:
+    preset: str
+    experiment: Experiment
+    level: int
+    density: float  # percent remaining
+    registered: RegisteredPretraining
+    params: dict[str, Any]
+    pretrain_seed: int
+    records: list[dict] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+
+    def summary(self, key: str) -> Summary:
+        return summarize([r[key] if key == "drop" else r["accuracy"][key] for r in self.records])
+
+
+def result_path(root: Path, record: dict) -> Path:
+    """Beside the perturbations' results; the folder name has no ':' so it is valid everywhere."""
+    pert = record["perturbation"]
+    key = f"pretrain-{record['pretraining']['name']}-{digest(pert['params'], 8)}-p{pert['seed']}"
+    return root / record["config_hash"] / f"level-{record['level']}" / key / f"seed-{record['seed']}.json"
+
+
+def _environment(dev: torch.device) -> dict[str, str]:
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
+    return {"bench_version": bench.__version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version(), "platform": sys.platform, "device": str(dev),
+            "device_name": name}
+
+
+def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, seeds: int,
+                    level: int | None = None, sparsity: float | None = None, device: str = "auto",
+                    cache: Path, data_dir: Path | None = None, download: bool = False, pretrain_seed: int = 0,
+                    progress: ProgressFactory = _no_progress, checkpoint_every: int | None = None,
+                    plugins: Plugins | None = None, experiment: Experiment | None = None,
+                    group_size: int | None = None) -> PretrainOutcome:
+    plugins = plugins or default_plugins()
+    registered = get_pretraining(plugins, name)
+    params = resolve(registered.pretraining, raw_params)
+    parse_step(params[STEPS.name], 1)  # a malformed step string fails before any data is loaded
+    if seeds < 1:
+        raise BenchError("--seeds must be at least 1.")
+    exp = experiment or preset.experiment
+    dev = resolve_device(device)
+    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
+    table = levels_table(exp, data.in_channels, data.num_classes)
+    lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
+    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
+    if group_size is not None:
+        env.group_size = group_size
+    out = PretrainOutcome(preset.name, exp, lvl, table[lvl][1], registered, params, pretrain_seed, log=env.log)
+    normal = [Replicate(exp, seed, env) for seed in range(seeds)]
+    variants = [PretrainedReplicate(exp, seed, env, registered, params, pretrain_seed) for seed in range(seeds)]
+    variants[0].task()  # a task that refuses this dataset says so before anything trains
+    # stage by stage across seeds (the harness trains a stage's replicates together); the variants
+    # separately, since their dense run starts at k like the normal levels but has no mask
+    for stage in range(lvl + 1):
+        execute([rep.level_job(stage) for rep in normal], env)
+    for stage in range(lvl + 1):
+        execute([rep.level_job(stage) for rep in variants], env)
+    for rep, var in zip(normal, variants):
+        dense, ticket = rep.record(0), rep.record(lvl)
+        vdense, vticket = var.record(0), var.record(lvl)
+        std, relative = rewind_change(rep.prunable(rep.state("wk.pt")), var.prunable(var.state("wk.pt")),
+                                      var.masks(lvl))
+        pre = load_json(var.root / "trunk" / "pretrain.json")
+        record = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "pretraining",
+            "preset": preset.name,
+            "config_hash": config_hash(exp),
+            "config": full(exp),
+            "seed": rep.seed,
+            "level": lvl,
+            "density": ticket.get("sparsity", {}).get("density", 1.0),
+            "steps": rep.T,
+            "rewind_step": rep.k,
+            "perturbation": {
+                "name": registered.label, "description": registered.pretraining.description, "params": params,
+                "seed": pretrain_seed, "generator_seed": var.generator_seed, "plugin": registered.plugin.name,
+                "distribution": registered.plugin.dist, "version": registered.plugin.version,
+            },
+            "pretraining": {
+                "name": registered.pretraining.name, "steps": var.pretrain_steps, "params": params,
+                "dense_accuracy": vdense["accuracy"], "rewind_point_accuracy": vdense["rewind_point_accuracy"],
+            },
+            "accuracy": {"dense": dense["accuracy"], "ticket": ticket["accuracy"], "perturbed": vticket["accuracy"],
+                         "pretrained_dense": vdense["accuracy"]},
+            "drop": ticket["accuracy"] - vticket["accuracy"],
+            "effective_std": std,
+            "relative_change": relative,
+            "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": vticket["seconds"],
+                        "pretrain_s": pre["seconds"], "pretrained_trunk_s": vdense["seconds"]},
+            "environment": _environment(dev),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        save_json(result_path(cache / "results", record), record)
+        out.records.append(record)
+    return out

@@ -1,0 +1,243 @@
+"""``bench rewind-curve``: ticket accuracy against the rewind iteration k, at one sparsity.
+
+For every replicate seed there is one dense trunk, the preset's own: trained from W_0 to T once,
+it saves the state at every requested k in the same run (W_0 and the preset's W_k as usual,
+the others under ``trunk/states/w-<k>.pt``). If the trunk was already in the cache without some
+of those states, they are recovered by replaying its first max(k) iterations from W_0 (the data
+order and learning rate are functions of the step and the optimizer starts fresh at 0, so this is
+the same trajectory; bit-identical on CPU). The dense network is never trained twice.
+
+The mask is the preset's IMP chain at the chosen level (pruning rewinds to the preset's own k);
+the curve varies only the rewind point: for each k, the survivors start from the trunk's state at
+k (BatchNorm state included) and train k -> T with the schedule resumed at k and a fresh
+optimizer, exactly like the ticket. At the preset's k the point is the ticket itself (reused).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.cache import load_json, load_tensors, save_json, save_tensors
+from bench.config import Experiment, config_hash, parse_step
+from bench.data import BatchStream, load_dataset
+from bench.errors import BenchError
+from bench.presets import Preset
+from bench.runner import levels_table, resolve_device, resolve_level
+from bench.stages import Env, Job, ProgressFactory, Replicate, _no_progress, execute
+from bench.stats import summarize
+from bench.training import Trainer, run
+
+
+def default_ks(k: int, total: int) -> list[int]:
+    """0 and a doubling ladder around the preset's k (k/4 .. 8k), below T."""
+    base = k or max(1, total // 64)
+    ks = {0, k} | {max(1, round(base * 2.0 ** j)) for j in range(-2, 4)}
+    return sorted(x for x in ks if 0 <= x < total)
+
+
+def parse_ks(text: str | None, k: int, total: int, per_epoch: int) -> list[int]:
+    """'0,10,20' or step strings ('500it', '1ep'), comma separated; each must lie in [0, T)."""
+    if text is None or not text.strip():
+        return default_ks(k, total)
+    ks = set()
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        value = int(item) if item.isdigit() else parse_step(item, per_epoch)
+        if not 0 <= value < total:
+            raise BenchError(f"Rewind iteration {item} is outside 0..{total - 1} (T = {total} iterations).")
+        ks.add(value)
+    if not ks:
+        raise BenchError("--k needs at least one rewind iteration, e.g. --k 0,10,20.")
+    return sorted(ks)
+
+
+class CurveReplicate(Replicate):
+    """The normal replicate, whose trunk also keeps the states at the curve's rewind points."""
+
+    def __init__(self, experiment: Experiment, seed: int, env: Env, ks: list[int]):
+        super().__init__(experiment, seed, env)
+        self.curve_ks = list(ks)
+
+    def state_file(self, k: int) -> Path:
+        trunk = self.root / "trunk"
+        if k == 0:
+            return trunk / "w0.pt"
+        if k == self.k:
+            return trunk / "wk.pt"
+        return trunk / "states" / f"w-{k}.pt"
+
+    def extra_states(self) -> dict[int, Path]:
+        return {k: self.state_file(k) for k in self.curve_ks if k not in (0, self.k)}
+
+    def trunk_job(self) -> Job | None:
+        job = super().trunk_job()
+        if job is not None:  # trained now: keep every requested state in this one dense run
+            root = self.root / "trunk"
+            job.snapshots.update({k: str(p.relative_to(root)) for k, p in self.extra_states().items()})
+        return job
+
+    def ensure_states(self) -> int:
+        """Replay W_0 -> max(missing k) for states a cached trunk lacks; return the iterations replayed."""
+        missing = {k: p for k, p in self.extra_states().items() if not p.exists()}
+        if not missing:
+            return 0
+        end = max(missing)
+        model = self.new_model()
+        model.load_state_dict(self.state("w0.pt"))
+        trainer = Trainer(model, self.exp.train, self.schedule)
+        stream = BatchStream(self.env.data, self.exp.train.batch_size, self.seed)
+        update = self.env.progress(f"replaying dense trunk 0 -> {end} seed {self.seed}", end)
+
+        def snapshot(step: int) -> None:
+            if not missing[step].exists():
+                save_tensors(missing[step], model.state_dict())
+
+        run(trainer, stream, 0, end, snapshot=snapshot, snapshot_steps=tuple(missing), progress=update)
+        self.env.note(f"replayed: dense trunk 0 -> {end} seed {self.seed}")
+        return end
+
+    def rewind_folder(self, level: int, k: int) -> Path:
+        return self.root / (f"level-{level}" if level else "trunk") / "rewind" / f"k-{k}"
+
+    def rewind_job(self, level: int, k: int) -> Job | None:
+        """The level's mask with its survivors rewound to the trunk's state at k, trained k -> T."""
+        if level > 0 and k == self.k:
+            return None  # the ticket itself
+        folder = self.rewind_folder(level, k)
+        label = f"ticket rewound to {k} at level {level}"
+        if self._cached(folder, label) is not None:
+            return None
+        state = load_tensors(self.state_file(k), self.env.device)
+        masks = self.masks(level) if level else None
+        finish = self._finisher(folder, label, {"stage": "rewind", "level": level, "rewind_step": k})
+
+        def finish_point(accuracy: float, seconds: float, replicas: int) -> dict:
+            (folder / "final.pt").unlink(missing_ok=True)  # only the accuracy is kept
+            return finish(accuracy, seconds, replicas)
+
+        return Job(self, label, folder, k, state, masks, finish_point)
+
+    def point(self, level: int, k: int) -> dict:
+        if level > 0 and k == self.k:
+            return self.record(level)
+        return load_json(self.rewind_folder(level, k) / "done.json")
+
+
+@dataclass
+class Curve:
+    preset: str
+    experiment: Experiment
+    level: int
+    percent_remaining: float
+    ks: list[int]
+    preset_k: int
+    steps: int
+    seeds: list[int]
+    accuracy: dict[int, list[float]]  # k -> accuracy per seed
+    dense: list[float]
+    trunks_trained: int
+    iterations_replayed: int
+    log: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        points = []
+        for k in self.ks:
+            s = summarize(self.accuracy[k])
+            points.append({"k": k, "accuracy": self.accuracy[k], "mean": s.mean, "ci_low": _num(s.low),
+                           "ci_high": _num(s.high)})
+        d = summarize(self.dense)
+        return {"preset": self.preset, "config_hash": config_hash(self.experiment), "level": self.level,
+                "percent_remaining": self.percent_remaining, "preset_k": self.preset_k, "steps": self.steps,
+                "seeds": self.seeds, "points": points,
+                "dense": {"accuracy": self.dense, "mean": d.mean, "ci_low": _num(d.low), "ci_high": _num(d.high)},
+                "trunks_trained": self.trunks_trained, "iterations_replayed": self.iterations_replayed}
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def curve_folder(cache: Path, experiment: Experiment) -> Path:
+    return cache / "experiments" / config_hash(experiment) / "rewind-curve"
+
+
+def run_rewind_curve(preset: Preset, ks_text: str | None, *, seeds: int, level: int | None = None,
+                     sparsity: float | None = None, device: str = "auto", cache: Path,
+                     data_dir: Path | None = None, download: bool = False,
+                     progress: ProgressFactory = _no_progress, checkpoint_every: int | None = None,
+                     experiment: Experiment | None = None, group_size: int | None = None) -> Curve:
+    if seeds < 1:
+        raise BenchError("--seeds must be at least 1.")
+    exp = experiment or preset.experiment
+    dev = resolve_device(device)
+    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
+    table = levels_table(exp, data.in_channels, data.num_classes)
+    lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
+    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
+    if group_size is not None:
+        env.group_size = group_size
+    probe = Replicate(exp, 0, env)
+    ks = parse_ks(ks_text, probe.k, probe.T, probe.per_epoch)
+    reps = [CurveReplicate(exp, seed, env, ks) for seed in range(seeds)]
+    for stage in range(lvl + 1):
+        execute([rep.level_job(stage) for rep in reps], env)
+    replayed = sum(rep.ensure_states() for rep in reps)
+    for k in ks:
+        execute([rep.rewind_job(lvl, k) for rep in reps], env)
+    trunks = sum(line.startswith("trained: dense trunk") for line in env.log)
+    return Curve(preset.name, exp, lvl, table[lvl][1], ks, probe.k, probe.T, [r.seed for r in reps],
+                 {k: [rep.point(lvl, k)["accuracy"] for rep in reps] for k in ks},
+                 [rep.record(0)["accuracy"] for rep in reps], trunks, replayed, env.log)
+
+
+def save_curve(curve: Curve, output: Path | None, cache: Path) -> tuple[Path, Path]:
+    """The curve's JSON beside the run and its plot (``output``, default beside the JSON)."""
+    folder = curve_folder(cache, curve.experiment)
+    data = curve.as_dict()
+    json_path = folder / f"level-{curve.level}.json"
+    save_json(json_path, data)
+    png = Path(output) if output else folder / f"level-{curve.level}.png"
+    draw_curve(data, png)
+    return json_path, png
+
+
+def draw_curve(data: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = [p["k"] for p in data["points"]]
+    means = [p["mean"] for p in data["points"]]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, seed in enumerate(data["seeds"]):
+        ax.plot(ks, [p["accuracy"][i] for p in data["points"]], "o", color="tab:blue", alpha=0.3, ms=3,
+                label="per seed" if i == 0 else None)
+    lows = [p["ci_low"] for p in data["points"]]
+    if all(v is not None for v in lows):
+        highs = [p["ci_high"] for p in data["points"]]
+        ax.fill_between(ks, lows, highs, color="tab:blue", alpha=0.15, label="95% interval")
+    ax.plot(ks, means, "-o", color="tab:blue", label="ticket, rewound to k")
+    ax.axhline(data["dense"]["mean"], color="black", ls="--", lw=1, label="dense network")
+    ax.axvline(data["preset_k"], color="gray", ls=":", lw=1, label=f"preset k = {data['preset_k']}")
+    positive = [k for k in ks if k > 0]
+    if positive and max(positive) / min(positive) >= 8:  # a wide range reads better on a log axis
+        ax.set_xscale("symlog", linthresh=min(positive))
+        ax.set_xlim(-0.3 * min(positive), max(ks) * 1.3)  # symlog autoscaling clips the end points
+    ax.set_xlabel("rewind iteration k")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{data['preset']}: {data['percent_remaining']:.1f}% of weights remaining "
+                 f"(level {data['level']}), {len(data['seeds'])} seed{'s' if len(data['seeds']) != 1 else ''}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

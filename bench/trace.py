@@ -1,0 +1,304 @@
+"""``bench trace``: what changes in the network during dense training (paper, Section 3 / Figure 1).
+
+The traced run is the replicate's own dense trajectory: from the trunk's W_0, with the trunk's
+data order, schedule and fresh optimizer, for the first N iterations. The trunk itself is trained
+(or read from the cache) first, because the distance to the final weights needs its final.pt.
+At iteration t in the recorded set (0, every M-th, powers of two for the log axis, and N):
+
+* test accuracy (%) and mean test cross-entropy, in eval mode (BatchNorm running statistics);
+* over the prunable weights (conv and linear), flattened into one vector w_t:
+  mean |w_t|; the fraction whose sign differs from W_0; ||w_t - w_0||; ||w_t - w_T||;
+  cos(w_t, w_0); cos(w_t, w_T), where w_T is the trunk's final weights;
+* the gradient norm: ||g_t|| over the prunable weights, g_t the minibatch loss gradient that
+  step t computes at w_t (so the last recorded iteration N, which has no step, has none).
+
+Recording runs only here, as the training loop's progress callback: ``bench run`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bench.cache import load_json, save_json
+from bench.config import Experiment, config_hash
+from bench.data import BatchStream, load_dataset
+from bench.errors import BenchError
+from bench.presets import Preset
+from bench.runner import resolve_device
+from bench.stages import Env, ProgressFactory, Replicate, _no_progress, execute
+from bench.training import Trainer, run
+
+COLUMNS = ("iteration", "test_accuracy", "test_loss", "grad_norm", "mean_abs_weight", "sign_flip_fraction",
+           "distance_from_init", "distance_from_final", "cosine_to_init", "cosine_to_final")
+
+
+def record_steps(iterations: int, every: int) -> list[int]:
+    """0, every ``every``-th iteration, the powers of two (early detail on a log axis), and the end."""
+    if every < 1:
+        raise BenchError("--every must be at least 1.")
+    steps = {0, iterations} | set(range(0, iterations + 1, every))
+    power = 1
+    while power <= iterations:
+        steps.add(power)
+        power *= 2
+    return sorted(steps)
+
+
+def _flat(weights: Mapping[str, torch.Tensor], names: Sequence[str]) -> torch.Tensor:
+    return torch.cat([weights[n].detach().flatten().double() for n in names])
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    na, nb = float(a.norm()), float(b.norm())
+    return float(a @ b) / (na * nb) if na > 0 and nb > 0 else math.nan
+
+
+def weight_metrics(current: Mapping[str, torch.Tensor], init: Mapping[str, torch.Tensor],
+                   final: Mapping[str, torch.Tensor], names: Sequence[str] | None = None) -> dict[str, float]:
+    """The weight-space measurements of one state, over ``names`` (default: all of ``init``) pooled."""
+    names = list(names or init)
+    w = _flat(current, names)
+    w0, wf = _flat(init, names).to(w.device), _flat(final, names).to(w.device)
+    return {
+        "mean_abs_weight": float(w.abs().mean()),
+        "sign_flip_fraction": float((torch.sign(w) != torch.sign(w0)).double().mean()),
+        "distance_from_init": float((w - w0).norm()),
+        "distance_from_final": float((w - wf).norm()),
+        "cosine_to_init": _cosine(w, w0),
+        "cosine_to_final": _cosine(w, wf),
+    }
+
+
+def grad_norm(params: Sequence[nn.Parameter]) -> float | None:
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return None
+    return math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads))
+
+
+@torch.no_grad()
+def test_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> tuple[float, float]:
+    """(accuracy %, mean cross-entropy) on the test set, in eval mode; the mode is restored."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    for i in range(0, x.shape[0], batch_size):
+        logits = model(x[i:i + batch_size]).float()
+        correct += (logits.argmax(1) == y[i:i + batch_size]).sum()
+        loss += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum").double()
+    model.train(was_training)
+    return 100.0 * int(correct) / x.shape[0], float(loss) / x.shape[0]
+
+
+class Recorder:
+    """Fills one row per recorded iteration; ``after_step`` is the training loop's progress callback."""
+
+    def __init__(self, model: nn.Module, names: Sequence[str], steps: Sequence[int],
+                 init: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor],
+                 x_test: torch.Tensor, y_test: torch.Tensor, *, progress=None):
+        self.model, self.names = model, list(names)
+        params = dict(model.named_parameters())
+        self.params = [params[n] for n in self.names]
+        self.init, self.final = init, final
+        self.x_test, self.y_test = x_test, y_test
+        self.rows: dict[int, dict[str, Any]] = {s: {"iteration": s, "grad_norm": None} for s in steps}
+        self.progress = progress
+        self.states: dict[int, dict[str, torch.Tensor]] = {}  # prunable weights kept for checks
+        self.keep: set[int] = set()
+
+    def record(self, step: int) -> None:
+        current = {n: p.detach() for n, p in zip(self.names, self.params)}
+        row = self.rows[step]
+        row.update(weight_metrics(current, self.init, self.final, self.names))
+        row["test_accuracy"], row["test_loss"] = test_metrics(self.model, self.x_test, self.y_test)
+
+    def after_step(self, step: int) -> None:
+        # called after the step that took the model from iteration step-1 to step; .grad is still
+        # the gradient that step computed at iteration step-1
+        if step - 1 in self.rows:
+            self.rows[step - 1]["grad_norm"] = grad_norm(self.params)
+        if step in self.keep:
+            self.states[step] = {n: p.detach().clone() for n, p in zip(self.names, self.params)}
+        if step in self.rows:
+            self.record(step)
+        if self.progress:
+            self.progress(step)
+
+    def table(self) -> list[dict[str, Any]]:
+        return [self.rows[s] for s in sorted(self.rows)]
+
+
+@dataclass
+class Trace:
+    preset: str
+    experiment: Experiment
+    iterations: int
+    every: int
+    preset_k: int
+    steps: int
+    rows: dict[int, list[dict[str, Any]]]  # seed -> rows
+    checks: dict[int, dict[str, float]]  # seed -> agreement of the traced run with the cached trunk
+    files: dict[int, tuple[Path, Path]] = field(default_factory=dict)  # seed -> (csv, json)
+    log: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset, "config_hash": config_hash(self.experiment), "iterations": self.iterations,
+                "every": self.every, "preset_k": self.preset_k, "steps": self.steps,
+                "seeds": {str(s): {"rows": r, "checks": self.checks[s]} for s, r in self.rows.items()}}
+
+
+def trace_seed(rep: Replicate, iterations: int, every: int, progress: ProgressFactory = _no_progress
+               ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Rows of the traced replay of ``rep``'s trunk (which must be done), and its agreement checks."""
+    names = list(rep.prunable(rep.state("w0.pt")))
+    w0_state = rep.state("w0.pt")
+    init = {n: w0_state[n] for n in names}
+    final = rep.prunable(rep.state("final.pt"))
+    model = rep.new_model()
+    model.load_state_dict(w0_state)
+    trainer = Trainer(model, rep.exp.train, rep.schedule)
+    stream = BatchStream(rep.env.data, rep.exp.train.batch_size, rep.seed)
+    update = progress(f"tracing dense run 0 -> {iterations} seed {rep.seed}", iterations)
+    recorder = Recorder(model, names, record_steps(iterations, every), init, final,
+                        rep.env.data.x_test, rep.env.data.y_test, progress=update)
+    if 0 < rep.k <= iterations:
+        recorder.keep.add(rep.k)
+    recorder.record(0)
+    run(trainer, stream, 0, iterations, progress=recorder.after_step)
+    checks: dict[str, float] = {}
+    if rep.k in recorder.states:  # the replay should retrace the trunk (exactly, on CPU and unfused)
+        wk = rep.prunable(rep.state("wk.pt"))
+        checks["wk_max_abs_diff"] = max(float((recorder.states[rep.k][n] - wk[n]).abs().max()) for n in names)
+    if iterations == rep.T:
+        last = {n: p.detach() for n, p in zip(recorder.names, recorder.params)}
+        checks["final_max_abs_diff"] = max(float((last[n] - final[n]).abs().max()) for n in names)
+    return recorder.table(), checks
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
+
+
+def run_trace(preset: Preset, *, iterations: int | None = None, every: int | None = None, seeds: int = 1,
+              device: str = "auto", cache: Path, data_dir: Path | None = None, download: bool = False,
+              progress: ProgressFactory = _no_progress, checkpoint_every: int | None = None,
+              experiment: Experiment | None = None) -> Trace:
+    if seeds < 1:
+        raise BenchError("--seeds must be at least 1.")
+    exp = experiment or preset.experiment
+    dev = resolve_device(device)
+    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
+    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
+    probe = Replicate(exp, 0, env)
+    n = probe.T if iterations is None else iterations
+    if not 1 <= n <= probe.T:
+        raise BenchError(f"--iterations must be between 1 and T = {probe.T}, got {n}.")
+    m = every if every is not None else max(1, round(n / 100))
+    record_steps(n, m)  # validates --every
+    reps = [Replicate(exp, seed, env) for seed in range(seeds)]
+    execute([rep.trunk_job() for rep in reps], env)  # the final weights come from the trunk
+    out = Trace(preset.name, exp, n, m, probe.k, probe.T, {}, {}, log=env.log)
+    for rep in reps:
+        folder = rep.root / "trace" / f"N{n}-every{m}"
+        json_path, csv_path = folder / "trace.json", folder / "trace.csv"
+        if json_path.exists():
+            saved = load_json(json_path)
+            rows, checks = saved["rows"], saved["checks"]
+            env.note(f"cached: trace seed {rep.seed}")
+        else:
+            rows, checks = trace_seed(rep, n, m, progress)
+            write_csv(csv_path, rows)
+            save_json(json_path, {"preset": preset.name, "config_hash": rep.hash, "seed": rep.seed,
+                                  "iterations": n, "every": m, "rewind_step": rep.k, "steps": rep.T,
+                                  "columns": list(COLUMNS), "rows": rows, "checks": checks})
+            env.note(f"traced: seed {rep.seed}")
+        out.rows[rep.seed], out.checks[rep.seed] = rows, checks
+        out.files[rep.seed] = (csv_path, json_path)
+    return out
+
+
+def default_output(cache: Path, trace: Trace) -> Path:
+    return cache / "experiments" / config_hash(trace.experiment) / "trace" / f"N{trace.iterations}-every{trace.every}"
+
+
+def save_trace(trace: Trace, output: Path) -> dict[str, Path]:
+    """All seeds' rows as one CSV and JSON, and the timeline figure, into ``output``."""
+    output.mkdir(parents=True, exist_ok=True)
+    rows = [{"seed": s, **r} for s, seed_rows in sorted(trace.rows.items()) for r in seed_rows]
+    paths = {"csv": output / "trace.csv", "json": output / "trace.json", "png": output / "trace.png"}
+    write_csv(paths["csv"], rows, ("seed", *COLUMNS))
+    save_json(paths["json"], trace.as_dict())
+    draw_trace(trace, paths["png"])
+    return paths
+
+
+PANELS = (
+    ("test_accuracy", "test accuracy (%)", None),
+    ("test_loss", "test loss", None),
+    ("grad_norm", "gradient norm", None),
+    ("mean_abs_weight", "mean |w|", None),
+    ("sign_flip_fraction", "signs differing from W_0 (%)", 100.0),
+    (("distance_from_init", "distance_from_final"), "L2 distance", None),
+    (("cosine_to_init", "cosine_to_final"), "cosine similarity", None),
+)
+
+
+def draw_trace(trace: Trace, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
+    axes = axes.flatten()
+    colors = {"init": "tab:blue", "final": "tab:orange"}
+    many = len(trace.rows) > 1
+    for ax, (key, title, scale) in zip(axes, PANELS):
+        keys = key if isinstance(key, tuple) else (key,)
+        for k in keys:
+            which = "final" if k.endswith("final") else "init"
+            color = colors[which] if len(keys) > 1 else "tab:blue"
+            label = ("from W_0" if which == "init" else "from final") if k.startswith("distance") else \
+                ("to W_0" if which == "init" else "to final") if k.startswith("cosine") else None
+            series = []
+            for i, (seed, rows) in enumerate(sorted(trace.rows.items())):
+                pts = [(r["iteration"], r[k] * (scale or 1)) for r in rows if r.get(k) is not None]
+                series.append(dict(pts))
+                ax.plot(*zip(*pts), color=color, lw=0.8 if many else 1.4, alpha=0.4 if many else 1.0,
+                        label=label if (i == 0 and not many) else None)
+            if many:  # the mean over seeds on top of each seed's thin line
+                common = sorted(set.intersection(*(set(s) for s in series)))
+                ax.plot(common, [sum(s[x] for s in series) / len(series) for x in common], color=color, lw=1.6,
+                        label=label)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)
+        if 0 < trace.preset_k <= trace.iterations:
+            ax.axvline(trace.preset_k, color="gray", ls=":", lw=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
+    axes[-1].axis("off")
+    axes[-1].text(0.0, 0.5, f"{trace.preset}\n{len(trace.rows)} seed{'s' if many else ''}, "
+                            f"iterations 0..{trace.iterations} of {trace.steps}\nrecorded every {trace.every} "
+                            f"(+ powers of 2)\ndotted: rewind point k = {trace.preset_k}\n"
+                            f"weights: prunable (conv, linear)", fontsize=9, va="center")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
