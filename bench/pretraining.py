@@ -176,7 +176,7 @@ def check_blur(x: torch.Tensor, factor: int) -> None:
     if factor < 1:
         raise BenchError(f"Blur factor must be at least 1, got {factor}.")
     shortest = min(x.shape[2:])
-    if math.ceil(shortest / factor) < 2:
+    if shortest // factor < 2:
         raise BenchError(f"Blur factor {factor} leaves fewer than 2 samples of a length-{shortest} input, so the "
                          f"blurred input would be constant; use a factor of at most {shortest // 2}.")
 
@@ -306,7 +306,6 @@ class PretrainedReplicate(Replicate):
         if self.pretrain_steps < 1:
             raise BenchError("Pre-training needs at least one iteration: give steps=1it or more.")
         self.generator_seed = derive_seed(seed, "pretrain", self.name, pretrain_seed)
-        self.normal_root = self.root
         self.root = self.root / "pretrain" / f"{self.name}-{digest(params, 8)}-p{pretrain_seed}"
 
     # the inherited stages' labels name the variant, so its log lines and progress bars are its own
@@ -340,6 +339,8 @@ class PretrainedReplicate(Replicate):
             raise PluginError(f"{self.who} failed in prepare(): {type(exc).__name__}: {exc}") from exc
         if not isinstance(task, Task):
             raise PluginError(f"{self.who} must return a bench.pretraining.Task, got {type(task).__name__}.")
+        if task.outputs is not None and (not isinstance(task.outputs, int) or task.outputs < 2):
+            raise PluginError(f"{self.who} asked for a head with {task.outputs!r} outputs; it needs at least 2.")
         return task
 
     def pretrain(self, model: nn.Module, folder: Path) -> float:
@@ -369,10 +370,10 @@ class PretrainedReplicate(Replicate):
         seconds = time.perf_counter() - t0
         if task.outputs is not None:
             _set_module(model, head_name, real_head)  # untouched since W_0: it was not in the optimizer
-        save_tensors(target, model.state_dict())
-        checkpoint.unlink(missing_ok=True)
         save_json(folder / "pretrain.json", {"steps": self.pretrain_steps, "seconds": seconds,
                                              "outputs": outputs, "temporary_head": task.outputs is not None})
+        save_tensors(target, model.state_dict())  # last: its presence means the pre-training is done
+        checkpoint.unlink(missing_ok=True)
         return seconds
 
     def trunk_job(self) -> Job | None:

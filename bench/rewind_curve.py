@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from bench.cache import load_json, load_tensors, save_json, save_tensors
 from bench.config import Experiment, config_hash, parse_step

@@ -124,7 +124,8 @@ def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, st
             "steps": rep.T,
             "rewind_step": rep.k,
             "perturbation": {
-                "name": registered.perturbation.name, "params": params, "seed": perturbation_seed,
+                "name": registered.perturbation.name, "description": registered.perturbation.description,
+                "params": params, "seed": perturbation_seed,
                 "generator_seed": branch["generator_seed"], "plugin": registered.plugin.name,
                 "distribution": registered.plugin.dist, "version": registered.plugin.version,
             },

@@ -24,7 +24,7 @@ from bench.config import config_hash
 from bench.data import load_dataset
 from bench.plugins import default_plugins
 from bench.presets import get_preset
-from bench.stages import Env, Replicate
+from bench.stages import Env, Replicate, execute
 
 
 def main() -> None:
@@ -55,8 +55,14 @@ def main() -> None:
     perts = default_plugins().perturbations()
     levels = [int(x) for x in args.check.split(",")]
     rows = []
-    for seed in range(args.seeds):
-        rep = Replicate(exp, seed, env)
+    reps = [Replicate(exp, seed, env) for seed in range(args.seeds)]
+    for level in range(max(levels) + 1):  # the seeds of each stage train together (bench.fused)
+        execute([rep.level_job(level) for rep in reps], env)
+    for level in levels:
+        for name in ("rewind-to-init", "reinit"):
+            execute([rep.branch_job(perts[name], {}, level, 0) for rep in reps], env)
+    for rep in reps:
+        seed = rep.seed
         dense = rep.trunk()["accuracy"]
         for level in levels:
             ticket = rep.level(level)

@@ -1,0 +1,169 @@
+"""Training iterations per second: the harness's loop against a straightforward eager loop.
+
+The baseline is what OpenLTH and most home-made scripts do: a torch DataLoader over a Dataset that
+applies per-sample transforms, a fresh batch collated on the host each step, and a loss read back with
+.item(). Ours: the dataset is one tensor on the device, augmentation runs on the whole batch, no host
+synchronisation inside the step.
+"""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms
+
+from bench import fused, models
+from bench.config import ModelConfig, TrainConfig
+from bench.data import BatchStream, Dataset
+from bench.presets import get_preset
+from bench.training import Schedule, Trainer
+
+from conftest import peak_rss_mb
+
+STEPS = {"mnist1d": 40, "cifar": 6}
+
+
+class PerSampleImages(torch.utils.data.Dataset):
+    """CIFAR-shaped uint8 images turned into tensors one at a time through PIL, as OpenLTH does."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: bool):
+        self.images, self.labels = images, labels
+        ops = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()] if augment else []
+        self.transform = transforms.Compose(ops + [transforms.ToTensor(),
+                                                   transforms.Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))])
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+class PerSampleSignals(torch.utils.data.Dataset):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i].clone(), int(self.y[i])
+
+
+def _eager_loop(model, loader, steps):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    it = iter(loader)
+    for _ in range(steps):
+        try:
+            x, y = next(it)
+        except StopIteration:
+            it = iter(loader)
+            x, y = next(it)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()  # the usual per-step logging sync
+
+
+def _harness_loop(model, data, steps, masks=None):
+    trainer = Trainer(model, TrainConfig(batch_size=128), Schedule(0.1, 0.1, ()), masks)
+    stream = BatchStream(data, 128, 0)
+    for step in range(steps):
+        trainer.step(step, *stream.batch(step))
+
+
+def _time(fn, rounds=3):
+    fn()  # warm-up (allocator, kernels)
+    best = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        best.append(time.perf_counter() - t0)
+    return float(np.median(best))
+
+
+def _mnist1d():
+    exp = get_preset("mnist1d-resnet").experiment
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8000, 1, 40, generator=g)
+    y = torch.randint(0, 10, (8000,), generator=g)
+    return exp, Dataset(x, y, x[:100], y[:100], 10)
+
+
+def _cifar():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (2048, 32, 32, 3), dtype=torch.uint8, generator=g).numpy()
+    labels = torch.randint(0, 10, (2048,), generator=g).numpy()
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    data = Dataset(x, torch.from_numpy(labels).long(), x[:100], torch.from_numpy(labels[:100]).long(), 10,
+                   augment=True)
+    return images, labels, data
+
+
+def test_default_preset_iterations(benchmark, report):
+    exp, data = _mnist1d()
+    steps = STEPS["mnist1d"]
+
+    def model():
+        m = models.build_model(exp.model, 1, 10)
+        models.initialize(m, torch.Generator().manual_seed(0))
+        return m
+
+    loader = torch.utils.data.DataLoader(PerSampleSignals(data.x_train, data.y_train), batch_size=128, shuffle=True)
+    baseline = _time(lambda: _eager_loop(model(), loader, steps))
+    ours = benchmark.pedantic(lambda: _harness_loop(model(), data, steps), rounds=3, warmup_rounds=1)
+    ours = benchmark.stats.stats.median
+    benchmark.extra_info.update(baseline_s_per_it=baseline / steps, harness_s_per_it=ours / steps,
+                                speedup=baseline / ours, peak_rss_mb=peak_rss_mb())
+    report(f"mnist1d-resnet training: {steps / ours:.1f} it/s vs eager DataLoader loop {steps / baseline:.1f} it/s "
+           f"-> {baseline / ours:.2f}x (peak RSS {peak_rss_mb():.0f} MB)")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_cifar_resnet20_iterations(benchmark, report, layout):
+    images, labels, data = _cifar()
+    steps = STEPS["cifar"]
+    cfg = get_preset("cifar10-resnet20").experiment.model
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+
+    def model():
+        m = models.build_model(cfg, 3, 10)
+        models.initialize(m, torch.Generator().manual_seed(0))
+        return m.to(memory_format=fmt)
+
+    loader = torch.utils.data.DataLoader(PerSampleImages(images, labels, augment=True), batch_size=128, shuffle=True)
+    baseline = _time(lambda: _eager_loop(models.build_model(cfg, 3, 10), loader, steps), rounds=2)
+    if layout == "channels_last":
+        data = Dataset(data.x_train.to(memory_format=torch.channels_last), data.y_train, data.x_test, data.y_test,
+                       10, augment=True)
+    benchmark.pedantic(lambda: _harness_loop(model(), data, steps), rounds=2, warmup_rounds=1)
+    ours = benchmark.stats.stats.median
+    benchmark.extra_info.update(baseline_s_per_it=baseline / steps, harness_s_per_it=ours / steps,
+                                speedup=baseline / ours, peak_rss_mb=peak_rss_mb())
+    report(f"cifar ResNet-20 ({layout}) training: {ours / steps:.3f} s/it vs eager per-sample DataLoader loop "
+           f"{baseline / steps:.3f} s/it -> {baseline / ours:.2f}x (peak RSS {peak_rss_mb():.0f} MB)")
+
+
+@pytest.mark.parametrize("replicas", [4])
+def test_fused_replicates_step(benchmark, report, replicas):
+    """R replicates in one fused step against one replicate's step, same run."""
+    exp, data = _mnist1d()
+    steps = STEPS["mnist1d"]
+
+    def loop(r):
+        m = fused.build(exp.model, 1, 10, r)
+        trainer = Trainer(m, exp.train, Schedule(0.1, 0.1, ()))
+        stream = fused.FusedStream([BatchStream(data, 128, s) for s in range(r)])
+        for step in range(steps):
+            trainer.step(step, *stream.batch(step))
+
+    one = _time(lambda: loop(1))
+    benchmark.pedantic(lambda: loop(replicas), rounds=3, warmup_rounds=1)
+    many = benchmark.stats.stats.median
+    benchmark.extra_info.update(one_s=one, fused_s=many, cost_ratio=many / one, peak_rss_mb=peak_rss_mb())
+    report(f"{replicas} replicates fused: {many / one:.2f}x the time of one replicate "
+           f"({replicas / (many / one):.2f}x the throughput of one at a time)")
