@@ -120,9 +120,10 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--checkpoint-every", type=int, default=None, help="Checkpoint every N steps (default: each epoch).")
 @click.option("--group-size", type=int, default=16, show_default=True,
               help="Most replicates trained together as one fused model (1 = one at a time).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on long GPU runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def run(perturbation, params, preset, seeds, sparsity, level, perturbation_seed, device, cache_dir, data_dir,
-        download, checkpoint_every, group_size, as_json):
+        download, checkpoint_every, group_size, compile_, as_json):
     """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop."""
     from bench.runner import run_perturbation
 
@@ -133,7 +134,7 @@ def run(perturbation, params, preset, seeds, sparsity, level, perturbation_seed,
             chosen, perturbation, parse_params(params), seeds=seeds or chosen.seeds, level=level,
             sparsity=sparsity, device=device, cache=root, data_dir=Path(data_dir) if data_dir else None,
             download=download, perturbation_seed=perturbation_seed, progress=progress,
-            checkpoint_every=checkpoint_every, group_size=group_size)
+            checkpoint_every=checkpoint_every, group_size=group_size, compile=compile_)
     cached = sum(line.startswith("cached") for line in outcome.log)
     trained = sum(line.startswith("trained") for line in outcome.log)
     summaries = {k: outcome.summary(k) for k in ("dense", "ticket", "perturbed", "drop")}

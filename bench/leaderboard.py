@@ -619,7 +619,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = Path(args[0]) if args else Path("leaderboard")
     for path in write_committed(folder):
         print(f"wrote {path}")
+    top = folder.resolve().parent / "README.md"  # the project README shows the same table
+    if top.exists() and README_START in top.read_text(encoding="utf-8"):
+        table = readme_block((folder / "README.md").read_text(encoding="utf-8"))
+        top.write_text(splice_readme(top.read_text(encoding="utf-8"), table), encoding="utf-8", newline="\n")
+        print(f"wrote {top}")
     return 0
+
+
+def readme_block(text: str) -> str:
+    """The generated table between the README markers."""
+    start, end = text.find(README_START), text.find(README_END)
+    return text[start + len(README_START):end].strip("\n") + "\n"
 
 
 if __name__ == "__main__":

@@ -29,10 +29,10 @@ PRESETS = {
                 model=ModelConfig("resnet1d", widths=(8, 16, 32), blocks_per_stage=2),
                 train=TrainConfig(steps="15ep", batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
                                   milestones=("472it", "708it"), gamma=0.1),
-                prune=PruneConfig(fraction=0.6, levels=4),
-                rewind="20it",
+                prune=PruneConfig(fraction=0.6, levels=3),
+                rewind="60it",
             ),
-            level=4,
+            level=3,
             seeds=3,
         ),
         Preset(

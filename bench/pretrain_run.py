@@ -15,26 +15,19 @@ A pre-training record is a perturbation record (same schema, same grouping) with
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-import bench
 from bench.cache import load_json, save_json
 from bench.config import Experiment, config_hash, digest, full, parse_step
-from bench.data import load_dataset
-from bench.errors import BenchError
 from bench.plugins import Plugins, default_plugins
 from bench.presets import Preset
 from bench.pretraining import (STEPS, PretrainedReplicate, RegisteredPretraining, get_pretraining, resolve,
                                rewind_change)
-from bench.runner import SCHEMA_VERSION, levels_table, resolve_device, resolve_level
-from bench.stages import Env, ProgressFactory, Replicate, _no_progress, execute
+from bench.runner import SCHEMA_VERSION, environment, prepare
+from bench.stages import ProgressFactory, Replicate, _no_progress, execute
 from bench.stats import Summary, summarize
 
 
@@ -61,13 +54,6 @@ def result_path(root: Path, record: dict) -> Path:
     return root / record["config_hash"] / f"level-{record['level']}" / key / f"seed-{record['seed']}.json"
 
 
-def _environment(dev: torch.device) -> dict[str, str]:
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
-    return {"bench_version": bench.__version__, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), "platform": sys.platform, "device": str(dev),
-            "device_name": name}
-
-
 def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, seeds: int,
                     level: int | None = None, sparsity: float | None = None, device: str = "auto",
                     cache: Path, data_dir: Path | None = None, download: bool = False, pretrain_seed: int = 0,
@@ -78,17 +64,12 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, se
     registered = get_pretraining(plugins, name)
     params = resolve(registered.pretraining, raw_params)
     parse_step(params[STEPS.name], 1)  # a malformed step string fails before any data is loaded
-    if seeds < 1:
-        raise BenchError("--seeds must be at least 1.")
-    exp = experiment or preset.experiment
-    dev = resolve_device(device)
-    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
-    table = levels_table(exp, data.in_channels, data.num_classes)
-    lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
-    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
-    if group_size is not None:
-        env.group_size = group_size
-    out = PretrainOutcome(preset.name, exp, lvl, table[lvl][1], registered, params, pretrain_seed, log=env.log)
+    setup = prepare(preset, seeds=seeds, level=level, sparsity=sparsity, device=device, cache=cache,
+                    data_dir=data_dir, download=download, progress=progress, checkpoint_every=checkpoint_every,
+                    experiment=experiment, group_size=group_size)
+    exp, env, lvl, dev = setup.experiment, setup.env, setup.level, setup.env.device
+    out = PretrainOutcome(preset.name, exp, lvl, setup.percent_remaining, registered, params, pretrain_seed,
+                          log=env.log)
     normal = [Replicate(exp, seed, env) for seed in range(seeds)]
     variants = [PretrainedReplicate(exp, seed, env, registered, params, pretrain_seed) for seed in range(seeds)]
     variants[0].task()  # a task that refuses this dataset says so before anything trains
@@ -131,7 +112,7 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, se
             "relative_change": relative,
             "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": vticket["seconds"],
                         "pretrain_s": pre["seconds"], "pretrained_trunk_s": vdense["seconds"]},
-            "environment": _environment(dev),
+            "environment": environment(dev),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         save_json(result_path(cache / "results", record), record)

@@ -23,10 +23,10 @@ from typing import Any
 
 from bench.cache import load_json, load_tensors, save_json, save_tensors
 from bench.config import Experiment, config_hash, parse_step
-from bench.data import BatchStream, load_dataset
+from bench.data import BatchStream
 from bench.errors import BenchError
 from bench.presets import Preset
-from bench.runner import levels_table, resolve_device, resolve_level
+from bench.runner import prepare
 from bench.stages import Env, Job, ProgressFactory, Replicate, _no_progress, execute
 from bench.stats import summarize
 from bench.training import Trainer, run
@@ -172,16 +172,10 @@ def run_rewind_curve(preset: Preset, ks_text: str | None, *, seeds: int, level: 
                      data_dir: Path | None = None, download: bool = False,
                      progress: ProgressFactory = _no_progress, checkpoint_every: int | None = None,
                      experiment: Experiment | None = None, group_size: int | None = None) -> Curve:
-    if seeds < 1:
-        raise BenchError("--seeds must be at least 1.")
-    exp = experiment or preset.experiment
-    dev = resolve_device(device)
-    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
-    table = levels_table(exp, data.in_channels, data.num_classes)
-    lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
-    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
-    if group_size is not None:
-        env.group_size = group_size
+    setup = prepare(preset, seeds=seeds, level=level, sparsity=sparsity, device=device, cache=cache,
+                    data_dir=data_dir, download=download, progress=progress, checkpoint_every=checkpoint_every,
+                    experiment=experiment, group_size=group_size)
+    exp, env, lvl, table = setup.experiment, setup.env, setup.level, setup.table
     probe = Replicate(exp, 0, env)
     ks = parse_ks(ks_text, probe.k, probe.T, probe.per_epoch)
     reps = [CurveReplicate(exp, seed, env, ks) for seed in range(seeds)]

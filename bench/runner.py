@@ -36,6 +36,8 @@ def resolve_device(name: str) -> torch.device:
         raise BenchError(f"Unknown device '{name}': use cpu, cuda, cuda:N or auto.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--device {name} was asked for but CUDA is not available here; use --device cpu.")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels once
     return device
 
 
@@ -65,6 +67,47 @@ def resolve_level(table: list[tuple[int, float]], level: int | None, sparsity: f
 
 
 @dataclass
+class Setup:
+    """What every command resolves before training: the experiment, its data on the device, the level."""
+
+    experiment: Experiment
+    env: Env
+    level: int
+    table: list[tuple[int, float]]
+
+    @property
+    def percent_remaining(self) -> float:
+        return self.table[self.level][1]
+
+
+def prepare(preset: Preset, *, seeds: int, level: int | None = None, sparsity: float | None = None,
+            device: str = "auto", cache: Path, data_dir: Path | None = None, download: bool = False,
+            progress: ProgressFactory = _no_progress, checkpoint_every: int | None = None,
+            experiment: Experiment | None = None, group_size: int | None = None,
+            compile: bool = False) -> Setup:
+    if seeds < 1:
+        raise BenchError("--seeds must be at least 1.")
+    exp = experiment or preset.experiment
+    dev = resolve_device(device)
+    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
+    table = levels_table(exp, data.in_channels, data.num_classes)
+    lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
+    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
+    if group_size is not None:
+        env.group_size = group_size
+    env.compile = compile
+    return Setup(exp, env, lvl, table)
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """Versions and hardware, stored with every result."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {"bench_version": bench.__version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version(), "platform": sys.platform, "device": str(device),
+            "device_name": name}
+
+
+@dataclass
 class Outcome:
     preset: str
     experiment: Experiment
@@ -90,20 +133,16 @@ def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, st
                      cache: Path, data_dir: Path | None = None, download: bool = False,
                      perturbation_seed: int = 0, progress: ProgressFactory = _no_progress,
                      checkpoint_every: int | None = None, plugins: Plugins | None = None,
-                     experiment: Experiment | None = None, group_size: int = 16) -> Outcome:
+                     experiment: Experiment | None = None, group_size: int = 16,
+                     compile: bool = False) -> Outcome:
     plugins = plugins or default_plugins()
     registered = plugins.perturbation(perturbation)
     params = resolve_params(registered.perturbation, raw_params)
-    if seeds < 1:
-        raise BenchError("--seeds must be at least 1.")
-    exp = experiment or preset.experiment
-    dev = resolve_device(device)
-    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
-    table = levels_table(exp, data.in_channels, data.num_classes)
-    lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
-    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every,
-              group_size=group_size)
-    out = Outcome(preset.name, exp, lvl, table[lvl][1], registered, params, log=env.log)
+    setup = prepare(preset, seeds=seeds, level=level, sparsity=sparsity, device=device, cache=cache,
+                    data_dir=data_dir, download=download, progress=progress, checkpoint_every=checkpoint_every,
+                    experiment=experiment, group_size=group_size, compile=compile)
+    exp, env, lvl = setup.experiment, setup.env, setup.level
+    out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered, params, log=env.log)
     reps = [Replicate(exp, seed, env) for seed in range(seeds)]
     # stage by stage across replicates, so each stage's replicates train together as one fused model
     for level_ in range(lvl + 1):
@@ -135,19 +174,10 @@ def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, st
             "relative_change": branch["relative_change"],
             "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],
                         "replicas_trained_together": branch.get("replicas_trained_together", 1)},
-            "environment": {
-                "bench_version": bench.__version__, "torch_version": torch.__version__,
-                "python_version": platform.python_version(), "platform": sys.platform,
-                "device": str(dev), "device_name": _device_name(dev),
-            },
+            "environment": environment(env.device),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         save_json(result_path(cache / "results", record), record)
         out.records.append(record)
     return out
 
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()

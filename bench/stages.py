@@ -51,6 +51,7 @@ class Env:
     progress: ProgressFactory = _no_progress
     checkpoint_every: int | None = None  # steps; default one epoch
     group_size: int = 16  # most replicates trained together in one fused model; 1 = one at a time
+    compile: bool = False  # torch.compile the model (pays back only on long runs; compile time is reported)
     log: list[str] = field(default_factory=list)
 
     def note(self, line: str) -> None:
@@ -234,7 +235,7 @@ def _train_group(jobs: list[Job], env: Env) -> None:
         model = model.to(memory_format=torch.channels_last)
     model.load_state_dict(fused.fuse([j.state for j in jobs]))
     masks = fused.fuse([j.masks for j in jobs]) if jobs[0].masks is not None else None
-    trainer = Trainer(model, rep.exp.train, rep.schedule, masks)
+    trainer = Trainer(model, rep.exp.train, rep.schedule, masks, compile=env.compile)
     stream = fused.FusedStream([BatchStream(env.data, rep.exp.train.batch_size, j.replicate.seed) for j in jobs])
     if replicas == 1:
         workdir = jobs[0].folder

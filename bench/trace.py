@@ -29,11 +29,11 @@ import torch.nn.functional as F
 
 from bench.cache import load_json, save_json
 from bench.config import Experiment, config_hash
-from bench.data import BatchStream, load_dataset
+from bench.data import BatchStream
 from bench.errors import BenchError
 from bench.presets import Preset
-from bench.runner import resolve_device
-from bench.stages import Env, ProgressFactory, Replicate, _no_progress, execute
+from bench.runner import prepare
+from bench.stages import ProgressFactory, Replicate, _no_progress, execute
 from bench.training import Trainer, run
 
 COLUMNS = ("iteration", "test_accuracy", "test_loss", "grad_norm", "mean_abs_weight", "sign_flip_fraction",
@@ -197,12 +197,9 @@ def run_trace(preset: Preset, *, iterations: int | None = None, every: int | Non
               device: str = "auto", cache: Path, data_dir: Path | None = None, download: bool = False,
               progress: ProgressFactory = _no_progress, checkpoint_every: int | None = None,
               experiment: Experiment | None = None) -> Trace:
-    if seeds < 1:
-        raise BenchError("--seeds must be at least 1.")
-    exp = experiment or preset.experiment
-    dev = resolve_device(device)
-    data = load_dataset(exp.data, data_dir or cache / "data", dev, download)
-    env = Env(cache=cache, device=dev, data=data, progress=progress, checkpoint_every=checkpoint_every)
+    setup = prepare(preset, seeds=seeds, device=device, cache=cache, data_dir=data_dir, download=download,
+                    progress=progress, checkpoint_every=checkpoint_every, experiment=experiment)
+    exp, env = setup.experiment, setup.env
     probe = Replicate(exp, 0, env)
     n = probe.T if iterations is None else iterations
     if not 1 <= n <= probe.T:

@@ -41,8 +41,10 @@ class Trainer:
     """One model, its fresh SGD optimizer, its masks, and the step that trains it."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, schedule: Schedule,
-                 masks: dict[str, torch.Tensor] | None = None):
+                 masks: dict[str, torch.Tensor] | None = None, compile: bool = False):
         self.model, self.schedule = model, schedule
+        # compile the forward only: parameter names (and so masks and checkpoints) stay those of `model`
+        self.forward = torch.compile(model) if compile else model
         self.device = next(model.parameters()).device
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
@@ -65,7 +67,7 @@ class Trainer:
             group["lr"] = self.schedule.lr_at(step)
         self.model.train()
         with self.autocast:
-            loss = fused.loss(self.model(x), y)
+            loss = fused.loss(self.forward(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

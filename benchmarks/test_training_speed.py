@@ -16,7 +16,7 @@ from PIL import Image
 from torchvision import transforms
 
 from bench import fused, models
-from bench.config import ModelConfig, TrainConfig
+from bench.config import TrainConfig
 from bench.data import BatchStream, Dataset
 from bench.presets import get_preset
 from bench.training import Schedule, Trainer

@@ -59,3 +59,10 @@ def test_generated_files_match_an_empty_results_folder_too(tmp_path):
     shutil.copy(FOLDER / "README.md", copy / "README.md")
     for name, text in committed(copy).items():
         assert (FOLDER / name).read_text(encoding="utf-8") == text, f"leaderboard/{name}: {REGENERATE}"
+
+
+def test_project_readme_shows_the_committed_table():
+    from bench.leaderboard import readme_block
+
+    top = (FOLDER.parent / "README.md").read_text(encoding="utf-8")
+    assert readme_block(top) == readme_block((FOLDER / "README.md").read_text(encoding="utf-8")), REGENERATE
