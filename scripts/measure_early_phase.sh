@@ -11,3 +11,6 @@ b trace --seeds 3 --output docs/figures/trace --json > "$out/trace.json"
 for task in random-labels rotation blur blur-rotation; do
   b pretrain --task "$task" --seeds 3 --json > "$out/pretrain-$task.json"
 done
+for task in blur rotation; do  # the supervised budget (k = 60 iterations), for contrast
+  b pretrain --task "$task" --param steps=60it --seeds 3 --json > "$out/pretrain-$task-60it.json"
+done
