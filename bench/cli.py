@@ -103,7 +103,8 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @cli.command()
-@click.option("--perturbation", "-p", default="identity", show_default=True, help="Registered perturbation name.")
+@click.option("--perturbation", "-p", "perturbations", multiple=True, default=("identity",), show_default=True,
+              help="Registered perturbation name; repeat to run several at one level, trained together.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Perturbation parameter (repeatable).")
 @click.option("--preset", default=DEFAULT_PRESET, show_default=True, help="Experiment preset (see `bench presets`).")
 @click.option("--seeds", type=int, default=None, help="Number of replicate seeds (0..N-1). Default: the preset's.")
@@ -121,38 +122,54 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--group-size", type=int, default=16, show_default=True,
               help="Most replicates trained together as one fused model (1 = one at a time).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (worth it on long GPU runs).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def run(perturbation, params, preset, seeds, sparsity, level, perturbation_seed, device, cache_dir, data_dir,
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object instead of a table ({'runs': [...]} for several perturbations).")
+def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed, device, cache_dir, data_dir,
         download, checkpoint_every, group_size, compile_, as_json):
     """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop."""
-    from bench.runner import run_perturbation
+    from bench.runner import run_perturbations
 
     chosen = get_preset(preset)
     root = cache_root(cache_dir)
+    raw = parse_params(params)
+    if raw and len(perturbations) > 1:
+        raise BenchError("--param applies to one perturbation: run perturbations with parameters one at a time.")
     with progress_factory(not as_json and not _quiet()) as progress:
-        outcome = run_perturbation(
-            chosen, perturbation, parse_params(params), seeds=seeds or chosen.seeds, level=level,
+        outcomes = run_perturbations(
+            chosen, [(name, raw) for name in dict.fromkeys(perturbations)], seeds=seeds or chosen.seeds, level=level,
             sparsity=sparsity, device=device, cache=root, data_dir=Path(data_dir) if data_dir else None,
             download=download, perturbation_seed=perturbation_seed, progress=progress,
             checkpoint_every=checkpoint_every, group_size=group_size, compile=compile_)
-    cached = sum(line.startswith("cached") for line in outcome.log)
-    trained = sum(line.startswith("trained") for line in outcome.log)
-    summaries = {k: outcome.summary(k) for k in ("dense", "ticket", "perturbed", "drop")}
+    log = outcomes[0].log
+    cached = sum(line.startswith("cached") for line in log)
+    trained = sum(line.startswith("trained") for line in log)
     if as_json:
-        click.echo(json.dumps(_json_safe({
-            "preset": outcome.preset, "config_hash": outcome.records[0]["config_hash"],
-            "level": outcome.level, "percent_remaining": outcome.density,
-            "perturbation": outcome.perturbation.perturbation.name, "params": outcome.params,
-            "plugin": outcome.perturbation.plugin.name, "n": len(outcome.records),
-            "summary": {k: s.as_dict() for k, s in summaries.items()},
-            "stages": {"cached": cached, "trained": trained},
-            "results": outcome.records,
-        }), indent=2, allow_nan=False))
+        objects = [_outcome_json(o, cached, trained) for o in outcomes]
+        payload = objects[0] if len(objects) == 1 else {"runs": objects}
+        click.echo(json.dumps(_json_safe(payload), indent=2, allow_nan=False))
         return
     if trained == 0:
         err.print(f"Used the cache: all {cached} stages were already computed; nothing was trained.")
     else:
         err.print(f"Trained {trained} stages, reused {cached} from the cache ({root}).")
+    for outcome in outcomes:
+        out.print(_outcome_table(outcome))
+
+
+def _outcome_json(outcome, cached: int, trained: int) -> dict:
+    return {
+        "preset": outcome.preset, "config_hash": outcome.records[0]["config_hash"],
+        "level": outcome.level, "percent_remaining": outcome.density,
+        "perturbation": outcome.perturbation.perturbation.name, "params": outcome.params,
+        "plugin": outcome.perturbation.plugin.name, "n": len(outcome.records),
+        "summary": {k: outcome.summary(k).as_dict() for k in ("dense", "ticket", "perturbed", "drop")},
+        "stages": {"cached": cached, "trained": trained},
+        "results": outcome.records,
+    }
+
+
+def _outcome_table(outcome) -> Table:
+    summaries = {k: outcome.summary(k) for k in ("dense", "ticket", "perturbed", "drop")}
     params_text = ", ".join(f"{k}={v}" for k, v in outcome.params.items())
     table = Table(title=f"{outcome.perturbation.perturbation.name}{' (' + params_text + ')' if params_text else ''}"
                         f" on {outcome.preset}: level {outcome.level}, {outcome.density:.1f}% of weights remaining")
@@ -165,7 +182,7 @@ def run(perturbation, params, preset, seeds, sparsity, level, perturbation_seed,
     table.add_section()
     table.add_row("mean", *(_fmt(summaries[k].mean) for k in ("dense", "ticket", "perturbed", "drop")), "")
     table.add_row("95% CI", *(_interval(summaries[k]) for k in ("dense", "ticket", "perturbed", "drop")), "")
-    out.print(table)
+    return table
 
 
 def _json_safe(value):

@@ -128,56 +128,75 @@ def result_path(root: Path, record: dict) -> Path:
     return root / record["config_hash"] / f"level-{record['level']}" / key / f"seed-{record['seed']}.json"
 
 
-def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, str], *, seeds: int,
-                     level: int | None = None, sparsity: float | None = None, device: str = "auto",
-                     cache: Path, data_dir: Path | None = None, download: bool = False,
-                     perturbation_seed: int = 0, progress: ProgressFactory = _no_progress,
-                     checkpoint_every: int | None = None, plugins: Plugins | None = None,
-                     experiment: Experiment | None = None, group_size: int = 16,
-                     compile: bool = False) -> Outcome:
+def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, str], **kwargs: Any) -> Outcome:
+    """One perturbation end to end (see :func:`run_perturbations`)."""
+    return run_perturbations(preset, [(perturbation, raw_params)], **kwargs)[0]
+
+
+def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]], *, seeds: int,
+                      level: int | None = None, sparsity: float | None = None, device: str = "auto",
+                      cache: Path, data_dir: Path | None = None, download: bool = False,
+                      perturbation_seed: int = 0, progress: ProgressFactory = _no_progress,
+                      checkpoint_every: int | None = None, plugins: Plugins | None = None,
+                      experiment: Experiment | None = None, group_size: int = 16,
+                      compile: bool = False) -> list[Outcome]:
+    """Several perturbations at one level, each over ``seeds`` replicates.
+
+    The trunk and IMP levels are shared; every branch (all perturbations, all seeds) starts at k, so
+    they train together as fused groups of up to ``group_size`` replicates.
+    """
     plugins = plugins or default_plugins()
-    registered = plugins.perturbation(perturbation)
-    params = resolve_params(registered.perturbation, raw_params)
+    chosen = []
+    for name, raw in requests:
+        registered = plugins.perturbation(name)
+        chosen.append((registered, resolve_params(registered.perturbation, raw)))
     setup = prepare(preset, seeds=seeds, level=level, sparsity=sparsity, device=device, cache=cache,
                     data_dir=data_dir, download=download, progress=progress, checkpoint_every=checkpoint_every,
                     experiment=experiment, group_size=group_size, compile=compile)
     exp, env, lvl = setup.experiment, setup.env, setup.level
-    out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered, params, log=env.log)
     reps = [Replicate(exp, seed, env) for seed in range(seeds)]
     # stage by stage across replicates, so each stage's replicates train together as one fused model
     for level_ in range(lvl + 1):
         execute([rep.level_job(level_) for rep in reps], env)
-    execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in reps], env)
-    for rep in reps:
-        seed = rep.seed
-        dense, ticket = rep.record(0), rep.record(lvl)
-        branch = rep.branch(registered, params, lvl, perturbation_seed)  # cached: reads the record
-        record = {
-            "schema_version": SCHEMA_VERSION,
-            "preset": preset.name,
-            "config_hash": config_hash(exp),
-            "config": full(exp),
-            "seed": seed,
-            "level": lvl,
-            "density": ticket.get("sparsity", {}).get("density", 1.0),
-            "steps": rep.T,
-            "rewind_step": rep.k,
-            "perturbation": {
-                "name": registered.perturbation.name, "description": registered.perturbation.description,
-                "params": params, "seed": perturbation_seed,
-                "generator_seed": branch["generator_seed"], "plugin": registered.plugin.name,
-                "distribution": registered.plugin.dist, "version": registered.plugin.version,
-            },
-            "accuracy": {"dense": dense["accuracy"], "ticket": ticket["accuracy"], "perturbed": branch["accuracy"]},
-            "drop": ticket["accuracy"] - branch["accuracy"],
-            "effective_std": branch["effective_std"],
-            "relative_change": branch["relative_change"],
-            "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],
-                        "replicas_trained_together": branch.get("replicas_trained_together", 1)},
-            "environment": environment(env.device),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        save_json(result_path(cache / "results", record), record)
-        out.records.append(record)
-    return out
+    execute([rep.branch_job(registered, params, lvl, perturbation_seed)
+             for registered, params in chosen for rep in reps], env)
+    outcomes = []
+    for registered, params in chosen:
+        out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered, params, log=env.log)
+        out.records = [_record(preset, rep, registered, params, lvl, perturbation_seed) for rep in reps]
+        for record in out.records:
+            save_json(result_path(cache / "results", record), record)
+        outcomes.append(out)
+    return outcomes
 
+
+def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict[str, Any], lvl: int,
+            perturbation_seed: int) -> dict:
+    """The stored result of one (configuration, perturbation, parameters, seed)."""
+    dense, ticket = rep.record(0), rep.record(lvl)
+    branch = rep.branch(registered, params, lvl, perturbation_seed)  # already trained: reads the record
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "preset": preset.name,
+        "config_hash": config_hash(rep.exp),
+        "config": full(rep.exp),
+        "seed": rep.seed,
+        "level": lvl,
+        "density": ticket.get("sparsity", {}).get("density", 1.0),
+        "steps": rep.T,
+        "rewind_step": rep.k,
+        "perturbation": {
+            "name": registered.perturbation.name, "description": registered.perturbation.description,
+            "params": params, "seed": perturbation_seed,
+            "generator_seed": branch["generator_seed"], "plugin": registered.plugin.name,
+            "distribution": registered.plugin.dist, "version": registered.plugin.version,
+        },
+        "accuracy": {"dense": dense["accuracy"], "ticket": ticket["accuracy"], "perturbed": branch["accuracy"]},
+        "drop": ticket["accuracy"] - branch["accuracy"],
+        "effective_std": branch["effective_std"],
+        "relative_change": branch["relative_change"],
+        "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],
+                    "replicas_trained_together": branch.get("replicas_trained_together", 1)},
+        "environment": environment(rep.env.device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

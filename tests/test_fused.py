@@ -85,3 +85,22 @@ def test_seeds_fused_by_default_match_one_at_a_time(tmp_path, data_dir):
         for key in ("dense", "ticket", "perturbed"):
             assert abs(a["accuracy"][key] - b["accuracy"][key]) <= ACCURACY_POINTS, (key, a["accuracy"], b["accuracy"])
         assert a["effective_std"] == pytest.approx(b["effective_std"], rel=1e-3)
+
+
+def test_several_perturbations_train_together(tmp_path, data_dir):
+    args = ["run", "--preset", "smoke", "--seeds", "2", "-p", "identity", "-p", "shuffle-layer",
+            "--cache-dir", str(tmp_path), "--data-dir", str(data_dir), "--json"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    runs = json.loads(out.stdout)["runs"]
+    assert [r["perturbation"] for r in runs] == ["identity", "shuffle-layer"]
+    for run_ in runs:
+        # 2 perturbations x 2 seeds: all four branches trained as one fused model
+        assert [r["timings"]["replicas_trained_together"] for r in run_["results"]] == [4, 4]
+    assert runs[0]["summary"]["drop"]["values"] == [0.0, 0.0]
+    again = CliRunner().invoke(cli, args + ["-p", "identity"])  # a repeated name runs once; all cached
+    assert again.exit_code == 0, again.output
+    assert len(json.loads(again.stdout)["runs"]) == 2
+    assert json.loads(again.stdout)["runs"][0]["stages"]["trained"] == 0
+    with_param = CliRunner().invoke(cli, args + ["--param", "scale=1"])
+    assert with_param.exit_code == 1 and "--param applies to one perturbation" in with_param.output
