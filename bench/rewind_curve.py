@@ -117,9 +117,9 @@ class CurveReplicate(Replicate):
         masks = self.masks(level) if level else None
         finish = self._finisher(folder, label, {"stage": "rewind", "level": level, "rewind_step": k})
 
-        def finish_point(accuracy: float, seconds: float, replicas: int) -> dict:
+        def finish_point(accuracy: float, seconds: float, group: list[int]) -> dict:
             (folder / "final.pt").unlink(missing_ok=True)  # only the accuracy is kept
-            return finish(accuracy, seconds, replicas)
+            return finish(accuracy, seconds, group)
 
         return Job(self, label, folder, k, state, masks, finish_point)
 

@@ -140,10 +140,9 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
                       checkpoint_every: int | None = None, plugins: Plugins | None = None,
                       experiment: Experiment | None = None, group_size: int = 16,
                       compile: bool = False) -> list[Outcome]:
-    """Several perturbations at one level, each over ``seeds`` replicates.
+    """Several perturbations at one level, each over ``seeds`` replicates, sharing trunk and IMP levels.
 
-    The trunk and IMP levels are shared; every branch (all perturbations, all seeds) starts at k, so
-    they train together as fused groups of up to ``group_size`` replicates.
+    Each stage trains its replicates together as fused groups of up to ``group_size``.
     """
     plugins = plugins or default_plugins()
     chosen = []
@@ -158,8 +157,11 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
     # stage by stage across replicates, so each stage's replicates train together as one fused model
     for level_ in range(lvl + 1):
         execute([rep.level_job(level_) for rep in reps], env)
-    execute([rep.branch_job(registered, params, lvl, perturbation_seed)
-             for registered, params in chosen for rep in reps], env)
+    # Each perturbation's branches train together like its tickets did (same seeds, same group), so a
+    # ticket and its branch follow the same numerical path; early training amplifies any rounding
+    # difference (docs/harness.md), and then identity would no longer drop exactly 0.
+    for registered, params in chosen:
+        execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in reps], env)
     outcomes = []
     for registered, params in chosen:
         out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered, params, log=env.log)
@@ -175,6 +177,7 @@ def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict
     """The stored result of one (configuration, perturbation, parameters, seed)."""
     dense, ticket = rep.record(0), rep.record(lvl)
     branch = rep.branch(registered, params, lvl, perturbation_seed)  # already trained: reads the record
+    groups = {"ticket": ticket.get("trained_with_seeds"), "branch": branch.get("trained_with_seeds")}
     return {
         "schema_version": SCHEMA_VERSION,
         "preset": preset.name,
@@ -199,4 +202,4 @@ def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict
                     "replicas_trained_together": branch.get("replicas_trained_together", 1)},
         "environment": environment(rep.env.device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    } | ({"trained_with_seeds": groups} if None not in groups.values() else {})  # absent in older caches

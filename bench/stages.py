@@ -69,7 +69,7 @@ class Job:
     start: int
     state: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor] | None
-    finish: Callable[[float, float, int], dict]  # (accuracy, seconds, replicas) -> record
+    finish: Callable[[float, float, list[int]], dict]  # (accuracy, seconds, seeds trained together) -> record
     snapshots: dict[int, str] = field(default_factory=dict)  # step -> file name in folder
 
 
@@ -110,10 +110,11 @@ class Replicate:
             return load_json(done)
         return None
 
-    def _finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[[float, float, int], dict]:
-        def finish(accuracy: float, seconds: float, replicas: int) -> dict:
-            record = {**fields, "accuracy": accuracy, "seconds": seconds, "replicas_trained_together": replicas,
-                      "config_hash": self.hash, "seed": self.seed}
+    def _finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[[float, float, list[int]], dict]:
+        def finish(accuracy: float, seconds: float, group: list[int]) -> dict:
+            # the group is part of a result's identity: grouped kernels round differently per group
+            record = {**fields, "accuracy": accuracy, "seconds": seconds, "replicas_trained_together": len(group),
+                      "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed}
             save_json(folder / "done.json", record)
             self.env.note(f"trained: {label} seed {self.seed}")
             return record
@@ -192,9 +193,9 @@ class Replicate:
                   "relative_change": applied.relative_change}
         finish = self._finisher(folder, label, fields)
 
-        def finish_branch(accuracy: float, seconds: float, replicas: int) -> dict:
+        def finish_branch(accuracy: float, seconds: float, group: list[int]) -> dict:
             (folder / "final.pt").unlink(missing_ok=True)  # branch weights are never reused
-            return finish(accuracy, seconds, replicas) | {"drop": ticket["accuracy"] - accuracy}
+            return finish(accuracy, seconds, group) | {"drop": ticket["accuracy"] - accuracy}
 
         return Job(self, label, folder, self.k, {**wk, **applied.weights}, masks, finish_branch)
 
@@ -263,8 +264,9 @@ def _train_group(jobs: list[Job], env: Env) -> None:
         snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: update(step - jobs[0].start))
     seconds = time.perf_counter() - t0
     accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
+    group = [j.replicate.seed for j in jobs]
     for job, accuracy in zip(jobs, accuracies):
-        job.finish(accuracy, seconds, replicas)
+        job.finish(accuracy, seconds, group)
     checkpoint.unlink(missing_ok=True)
     if replicas > 1:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,14 +1,18 @@
 """``bench trace``: what changes in the network during dense training (paper, Section 3 / Figure 1).
 
-The traced run is the replicate's own dense trajectory: from the trunk's W_0, with the trunk's
+The traced run replays the replicate's dense trajectory: from the trunk's W_0, with the trunk's
 data order, schedule and fresh optimizer, for the first N iterations. The trunk itself is trained
-(or read from the cache) first, because the distance to the final weights needs its final.pt.
+(or read from the cache) first. When N = T the "final weights" are the replay's own end; when N < T
+they are the cached trunk's final.pt. The two agree exactly on CPU for a trunk trained alone, but
+early training is chaotic: a trunk trained fused with other seeds followed a path that differs by
+rounding, which grows within tens of iterations, so its final.pt is another sample of the same
+training (``checks`` in the output reports how far the replay ended from it).
 At iteration t in the recorded set (0, every M-th, powers of two for the log axis, and N):
 
 * test accuracy (%) and mean test cross-entropy, in eval mode (BatchNorm running statistics);
 * over the prunable weights (conv and linear), flattened into one vector w_t:
   mean |w_t|; the fraction whose sign differs from W_0; ||w_t - w_0||; ||w_t - w_T||;
-  cos(w_t, w_0); cos(w_t, w_T), where w_T is the trunk's final weights;
+  cos(w_t, w_0); cos(w_t, w_T), where w_T is the final weights (above);
 * the gradient norm: ||g_t|| over the prunable weights, g_t the minibatch loss gradient that
   step t computes at w_t (so the last recorded iteration N, which has no step, has none).
 
@@ -62,19 +66,26 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def weight_metrics(current: Mapping[str, torch.Tensor], init: Mapping[str, torch.Tensor],
-                   final: Mapping[str, torch.Tensor], names: Sequence[str] | None = None) -> dict[str, float]:
+                   final: Mapping[str, torch.Tensor] | None = None,
+                   names: Sequence[str] | None = None) -> dict[str, float]:
     """The weight-space measurements of one state, over ``names`` (default: all of ``init``) pooled."""
     names = list(names or init)
     w = _flat(current, names)
-    w0, wf = _flat(init, names).to(w.device), _flat(final, names).to(w.device)
-    return {
+    w0 = _flat(init, names).to(w.device)
+    out = {
         "mean_abs_weight": float(w.abs().mean()),
         "sign_flip_fraction": float((torch.sign(w) != torch.sign(w0)).double().mean()),
         "distance_from_init": float((w - w0).norm()),
-        "distance_from_final": float((w - wf).norm()),
         "cosine_to_init": _cosine(w, w0),
-        "cosine_to_final": _cosine(w, wf),
     }
+    if final is not None:
+        out.update(final_metrics(w, _flat(final, names).to(w.device)))
+    return out
+
+
+def final_metrics(w: torch.Tensor, wf: torch.Tensor) -> dict[str, float]:
+    w, wf = w.double(), wf.double()
+    return {"distance_from_final": float((w - wf).norm()), "cosine_to_final": _cosine(w, wf)}
 
 
 def grad_norm(params: Sequence[nn.Parameter]) -> float | None:
@@ -103,12 +114,13 @@ class Recorder:
     """Fills one row per recorded iteration; ``after_step`` is the training loop's progress callback."""
 
     def __init__(self, model: nn.Module, names: Sequence[str], steps: Sequence[int],
-                 init: Mapping[str, torch.Tensor], final: Mapping[str, torch.Tensor],
-                 x_test: torch.Tensor, y_test: torch.Tensor, *, progress=None):
+                 init: Mapping[str, torch.Tensor], x_test: torch.Tensor, y_test: torch.Tensor, *,
+                 progress=None):
         self.model, self.names = model, list(names)
         params = dict(model.named_parameters())
         self.params = [params[n] for n in self.names]
-        self.init, self.final = init, final
+        self.init = init
+        self.flat: dict[int, torch.Tensor] = {}  # recorded weights, compared with the final ones at the end
         self.x_test, self.y_test = x_test, y_test
         self.rows: dict[int, dict[str, Any]] = {s: {"iteration": s, "grad_norm": None} for s in steps}
         self.progress = progress
@@ -118,7 +130,8 @@ class Recorder:
     def record(self, step: int) -> None:
         current = {n: p.detach() for n, p in zip(self.names, self.params)}
         row = self.rows[step]
-        row.update(weight_metrics(current, self.init, self.final, self.names))
+        row.update(weight_metrics(current, self.init, None, self.names))
+        self.flat[step] = _flat(current, self.names).float()
         row["test_accuracy"], row["test_loss"] = test_metrics(self.model, self.x_test, self.y_test)
 
     def after_step(self, step: int) -> None:
@@ -133,7 +146,11 @@ class Recorder:
         if self.progress:
             self.progress(step)
 
-    def table(self) -> list[dict[str, Any]]:
+    def table(self, final: Mapping[str, torch.Tensor]) -> list[dict[str, Any]]:
+        """The rows, with distance and cosine to ``final`` filled in."""
+        wf = _flat(final, self.names)
+        for step, w in self.flat.items():
+            self.rows[step].update(final_metrics(w.to(wf.device), wf))
         return [self.rows[s] for s in sorted(self.rows)]
 
 
@@ -168,7 +185,7 @@ def trace_seed(rep: Replicate, iterations: int, every: int, progress: ProgressFa
     trainer = Trainer(model, rep.exp.train, rep.schedule)
     stream = BatchStream(rep.env.data, rep.exp.train.batch_size, rep.seed)
     update = progress(f"tracing dense run 0 -> {iterations} seed {rep.seed}", iterations)
-    recorder = Recorder(model, names, record_steps(iterations, every), init, final,
+    recorder = Recorder(model, names, record_steps(iterations, every), init,
                         rep.env.data.x_test, rep.env.data.y_test, progress=update)
     if 0 < rep.k <= iterations:
         recorder.keep.add(rep.k)
@@ -179,9 +196,12 @@ def trace_seed(rep: Replicate, iterations: int, every: int, progress: ProgressFa
         wk = rep.prunable(rep.state("wk.pt"))
         checks["wk_max_abs_diff"] = max(float((recorder.states[rep.k][n] - wk[n]).abs().max()) for n in names)
     if iterations == rep.T:
-        last = {n: p.detach() for n, p in zip(recorder.names, recorder.params)}
+        # The replay's own end is "the final weights": early training is chaotic, so a replay of a
+        # trunk trained fused with other seeds ends elsewhere than the cached final.pt (checked here).
+        last = {n: p.detach().clone() for n, p in zip(recorder.names, recorder.params)}
         checks["final_max_abs_diff"] = max(float((last[n] - final[n]).abs().max()) for n in names)
-    return recorder.table(), checks
+        final = last
+    return recorder.table(final), checks
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> None:

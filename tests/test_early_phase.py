@@ -287,12 +287,12 @@ def test_grad_norm_and_recorder_on_a_toy_model():
     init = {"1.weight": model[1].weight.detach().clone()}
     final = {"1.weight": torch.tensor([[1.0, 1.0], [2.0, 0.5]])}
     x, y = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
-    rec = Recorder(model, ["1.weight"], [0, 1], init, final, x, y)
+    rec = Recorder(model, ["1.weight"], [0, 1], init, x, y)
     rec.record(0)
     with torch.no_grad():
         model[1].weight[0, 1] = 1.0  # now exactly the final weights; one sign of four flipped
     rec.after_step(1)
-    first, second = rec.table()
+    first, second = rec.table(final)
     assert first["distance_from_init"] == 0 and first["distance_from_final"] == pytest.approx(2.0)
     assert second["sign_flip_fraction"] == pytest.approx(0.25) and second["distance_from_final"] == 0
     assert second["cosine_to_final"] == pytest.approx(1.0) and second["distance_from_init"] == pytest.approx(2.0)

@@ -87,7 +87,7 @@ def test_seeds_fused_by_default_match_one_at_a_time(tmp_path, data_dir):
         assert a["effective_std"] == pytest.approx(b["effective_std"], rel=1e-3)
 
 
-def test_several_perturbations_train_together(tmp_path, data_dir):
+def test_several_perturbations_pair_exactly_with_their_tickets(tmp_path, data_dir):
     args = ["run", "--preset", "smoke", "--seeds", "2", "-p", "identity", "-p", "shuffle-layer",
             "--cache-dir", str(tmp_path), "--data-dir", str(data_dir), "--json"]
     out = CliRunner().invoke(cli, args)
@@ -95,9 +95,9 @@ def test_several_perturbations_train_together(tmp_path, data_dir):
     runs = json.loads(out.stdout)["runs"]
     assert [r["perturbation"] for r in runs] == ["identity", "shuffle-layer"]
     for run_ in runs:
-        # 2 perturbations x 2 seeds: all four branches trained as one fused model
-        assert [r["timings"]["replicas_trained_together"] for r in run_["results"]] == [4, 4]
-    assert runs[0]["summary"]["drop"]["values"] == [0.0, 0.0]
+        # each perturbation's branches train as its tickets did: the 2 seeds together, in order
+        assert [r["trained_with_seeds"] for r in run_["results"]] == [{"ticket": [0, 1], "branch": [0, 1]}] * 2
+    assert runs[0]["summary"]["drop"]["values"] == [0.0, 0.0]  # same path as the ticket: exactly 0
     again = CliRunner().invoke(cli, args + ["-p", "identity"])  # a repeated name runs once; all cached
     assert again.exit_code == 0, again.output
     assert len(json.loads(again.stdout)["runs"]) == 2
