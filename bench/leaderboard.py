@@ -60,6 +60,7 @@ class Row:
     control: bool
     sources: tuple[str, ...]
     description: str = ""  # the plugin's one-line description, when the records carry it
+    pretraining: bool = False  # a pre-training entry (bench pretrain): the rewind point itself was replaced
     rank: int | None = None
     tied_with: list[int] = field(default_factory=list)  # ranks of neighbours whose interval overlaps
     reason: str | None = None  # why the row is not ranked
@@ -199,6 +200,7 @@ def _row(results: list[Result]) -> Row:
         control=all(is_control(r["perturbation"]["name"], r["perturbation"]["distribution"]) for r in recs),
         sources=tuple(r.source for r in results),
         description=_joined(r["perturbation"].get("description", "") for r in recs),
+        pretraining=all(r.get("kind") == "pretraining" for r in recs),
     )
 
 
@@ -329,6 +331,8 @@ def notes(row: Row) -> str:
     parts = []
     if row.control:
         parts.append("control")
+    if row.pretraining:
+        parts.append("pre-training entry")
     if row.tied_with:
         parts.append("tied with " + ", ".join(f"#{r}" for r in sorted(row.tied_with)))
     return "; ".join(parts)
@@ -667,7 +671,9 @@ def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Pat
     levels = sorted((b for b in lb.boards if b.config_hash == main.config_hash), key=lambda b: -b.percent_remaining)
     second = len(levels) > 1
     height = max(3.0, 0.45 * len(main.rows) + 1.6)
-    fig = Figure(figsize=(13 if second else 7.5, height), layout="constrained")
+    labels = [_plot_label(_label(r.name, r.params, r.perturbation_seed) + f" (n={r.n})") for r in main.rows]
+    width = max(7.5, 4.5 + 0.085 * max(map(len, labels), default=0))  # room for the longest label
+    fig = Figure(figsize=(width + (5.5 if second else 0), height), layout="constrained")
     FigureCanvasAgg(fig)  # Agg, never an interactive backend
     axes = fig.subplots(1, 2 if second else 1, squeeze=False)[0]
 
@@ -680,8 +686,8 @@ def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Pat
         color = "0.5" if row.control else "tab:blue"
         ax.errorbar([s.mean], [y], xerr=err, fmt="o", color=color, ecolor=color, capsize=3)
     ax.axvline(0, color="0.7", linewidth=0.8)
-    ax.set_yticks(ys, [_plot_label(_label(r.name, r.params, r.perturbation_seed) + f" (n={r.n})") for r in rows])
-    ax.set_xlabel("accuracy drop vs. ticket (percentage points, mean and 95% CI)")
+    ax.set_yticks(ys, labels)
+    ax.set_xlabel("drop vs. ticket (points; mean, 95% CI)")
     ax.set_title(_plot_label(f"{main.preset}: {main.percent_remaining:.1f}% remaining, k = {main.rewind_step}"))
 
     if second:
