@@ -51,13 +51,13 @@ PRESETS = {
         ),
         Preset(
             "smoke",
-            "A few dozen iterations on a small MNIST-1D sample: for tests and a 10-second demo.",
+            "120 iterations of a tiny 1D ResNet on 640 MNIST-1D examples: for tests and a 10-second demo.",
             Experiment(
                 data=DataConfig("mnist1d", train_examples=640, test_examples=320),
                 model=ModelConfig("resnet1d", widths=(4, 8), blocks_per_stage=1),
-                train=TrainConfig(steps="40it", batch_size=64, milestones=("30it",)),
+                train=TrainConfig(steps="120it", batch_size=64, milestones=("90it",)),
                 prune=PruneConfig(fraction=0.5, levels=2),
-                rewind="5it",
+                rewind="10it",
             ),
             level=2,
             seeds=1,

@@ -161,7 +161,8 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
     # ticket and its branch follow the same numerical path; early training amplifies any rounding
     # difference (docs/harness.md), and then identity would no longer drop exactly 0.
     for registered, params in chosen:
-        execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in reps], env)
+        for group in _ticket_groups(reps, lvl):
+            execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in group], env)
     outcomes = []
     for registered, params in chosen:
         out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered, params, log=env.log)
@@ -170,6 +171,24 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
             save_json(result_path(cache / "results", record), record)
         outcomes.append(out)
     return outcomes
+
+
+def _ticket_groups(reps: list[Replicate], level: int) -> list[list[Replicate]]:
+    """The replicates grouped as their tickets were trained, in the same order.
+
+    A ticket trained with seeds the caller did not ask for (an earlier run with more seeds) brings
+    those seeds' branches along, so every branch follows its ticket's rounding path exactly.
+    """
+    by_seed = {rep.seed: rep for rep in reps}
+    groups, seen = [], set()
+    for rep in reps:
+        if rep.seed in seen:
+            continue
+        members = rep.record(level).get("trained_with_seeds", [rep.seed])
+        group = [by_seed.get(s) or Replicate(rep.exp, s, rep.env) for s in members]
+        seen.update(members)
+        groups.append(group)
+    return groups
 
 
 def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict[str, Any], lvl: int,

@@ -55,7 +55,8 @@ class Env:
     log: list[str] = field(default_factory=list)
 
     def note(self, line: str) -> None:
-        if line not in self.log:  # a stage read twice (trunk, then via a level) counts once
+        # a stage counts once: read twice (trunk, then via a level), or read back after training it
+        if line not in self.log and line.replace("cached: ", "trained: ", 1) not in self.log:
             self.log.append(line)
 
 

@@ -212,17 +212,17 @@ def test_rewind_curve_trains_one_trunk_per_seed_and_saves_every_k(tmp_path, data
         return real(trainer, stream, start, end, **kw)
 
     monkeypatch.setattr(stages, "run", spy)
-    curve = run_rewind_curve(SMOKE, "0,2,5,12", seeds=1, device="cpu", cache=tmp_path, data_dir=data_dir)
-    assert dense_runs == [40]  # the trunk, once: every k < T after it starts at k
+    curve = run_rewind_curve(SMOKE, "0,2,10,12", seeds=1, device="cpu", cache=tmp_path, data_dir=data_dir)
+    assert dense_runs == [120]  # the trunk, once (T = 120): every k < T after it starts at k
     assert curve.trunks_trained == 1 and curve.iterations_replayed == 0
-    assert curve.ks == [0, 2, 5, 12]
+    assert curve.ks == [0, 2, 10, 12]
     root = tmp_path / "experiments" / curve.as_dict()["config_hash"] / "seed-0" / "trunk"
     assert (root / "states" / "w-2.pt").exists() and (root / "states" / "w-12.pt").exists()
     # at the preset's k the point is the ticket itself
     ticket = json.loads((root.parent / "level-2" / "done.json").read_text())
-    assert curve.accuracy[5] == [ticket["accuracy"]]
-    again = run_rewind_curve(SMOKE, "0,2,5,12", seeds=1, device="cpu", cache=tmp_path, data_dir=data_dir)
-    assert dense_runs == [40] and not any(line.startswith("trained") for line in again.log)
+    assert curve.accuracy[10] == [ticket["accuracy"]]  # the smoke preset's k = 10
+    again = run_rewind_curve(SMOKE, "0,2,10,12", seeds=1, device="cpu", cache=tmp_path, data_dir=data_dir)
+    assert dense_runs == [120] and not any(line.startswith("trained") for line in again.log)
     assert again.accuracy == curve.accuracy
 
 

@@ -57,5 +57,10 @@ def test_rerun_uses_cache(replicate):
     before = list(replicate.env.log)
     again = replicate.branch(default_plugins().perturbation("identity"), {}, 1, 0)
     assert again == first
-    assert any(line.startswith("cached: identity") for line in replicate.env.log[len(before):])
+    assert replicate.env.log == before  # read back from done.json: nothing new was trained
+    fresh = stages.Replicate(replicate.exp, 0, stages.Env(replicate.env.cache, replicate.env.device,
+                                                          replicate.env.data))
+    assert fresh.branch(default_plugins().perturbation("identity"), {}, 1, 0) == first
+    assert any(line.startswith("cached: identity") for line in fresh.env.log)
+    assert not any(line.startswith("trained") for line in fresh.env.log)
     assert first["drop"] == 0.0
