@@ -8,8 +8,8 @@ import click
 
 from bench.cache import cache_root
 from bench.errors import BenchError
-from bench.leaderboard import (DEFAULT_MIN_SEEDS, FORMATS, PLOT_SUFFIXES, Leaderboard, draw, from_folders, render,
-                               rich_tables)
+from bench.leaderboard import DEFAULT_MIN_SEEDS, FORMATS, Leaderboard, from_folders, render, rich_tables
+from bench.plot import PLOT_SUFFIXES, draw
 
 _SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".json": "json"}
 
