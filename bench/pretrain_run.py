@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache import load_json, save_json
-from bench.config import Experiment, config_hash, digest, full, parse_step
+from bench.config import Experiment, config_hash, full, parse_step
 from bench.plugins import Plugins, default_plugins
 from bench.presets import Preset
 from bench.pretraining import (STEPS, PretrainedReplicate, RegisteredPretraining, get_pretraining, resolve,
                                rewind_change)
 from bench.runner import SCHEMA_VERSION, environment, prepare
+from bench.runner import result_path as runner_result_path
 from bench.stages import ProgressFactory, Replicate, _no_progress, execute
 from bench.stats import Summary, summarize
 
@@ -49,9 +50,7 @@ class PretrainOutcome:
 
 def result_path(root: Path, record: dict) -> Path:
     """Beside the perturbations' results; the folder name has no ':' so it is valid everywhere."""
-    pert = record["perturbation"]
-    key = f"pretrain-{record['pretraining']['name']}-{digest(pert['params'], 8)}-p{pert['seed']}"
-    return root / record["config_hash"] / f"level-{record['level']}" / key / f"seed-{record['seed']}.json"
+    return runner_result_path(root, record, f"pretrain-{record['pretraining']['name']}")
 
 
 def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, seeds: int,

@@ -122,9 +122,10 @@ class Outcome:
         return summarize([r[key] if key == "drop" else r["accuracy"][key] for r in self.records])
 
 
-def result_path(root: Path, record: dict) -> Path:
+def result_path(root: Path, record: dict, name: str | None = None) -> Path:
+    """Where a result file lives: one per (config, level, perturbation, params, perturbation seed, seed)."""
     pert = record["perturbation"]
-    key = f"{pert['name']}-{digest(pert['params'], 8)}-p{pert['seed']}"
+    key = f"{name or pert['name']}-{digest(pert['params'], 8)}-p{pert['seed']}"
     return root / record["config_hash"] / f"level-{record['level']}" / key / f"seed-{record['seed']}.json"
 
 
