@@ -52,25 +52,34 @@ class Plugins:
         name = self.manager.get_name(plugin)
         return next(p for p in self.loaded if p.name == name)
 
-    def perturbations(self) -> dict[str, Registered]:
-        """Every registered perturbation by name; a name registered twice is an error naming both."""
-        found: dict[str, Registered] = {}
-        for impl in self.manager.hook.register_perturbations.get_hookimpls():
+    def collect(self, hook: str, kind: str, required: tuple[str, ...]) -> dict[str, tuple[Any, PluginInfo]]:
+        """Everything registered through ``hook``, by name, with the plugin that registered it.
+
+        Each implementation is called on its own so every item is attributed to its plugin. An item
+        missing a ``required`` attribute, or a name registered twice, is an error naming the plugins.
+        """
+        found: dict[str, tuple[Any, PluginInfo]] = {}
+        for impl in getattr(self.manager.hook, hook).get_hookimpls():
             info = self.info(impl.plugin)
             collected: list[Any] = []
             impl.function(register=collected.append)
-            for pert in collected:
-                for attr in ("name", "description", "apply"):
-                    if not hasattr(pert, attr):
-                        raise PluginError(f"Plugin '{info.name}' ({info.dist}) registered an object without '{attr}'.")
-                if pert.name in found:
-                    other = found[pert.name].plugin
+            for item in collected:
+                missing = [attr for attr in required if not hasattr(item, attr)]
+                if missing:
+                    raise PluginError(f"Plugin '{info.name}' ({info.dist}) registered a {kind} without '{missing[0]}'.")
+                if item.name in found:
+                    other = found[item.name][1]
                     raise PluginError(
-                        f"Perturbation '{pert.name}' is registered by two plugins: "
+                        f"{kind.capitalize()} '{item.name}' is registered by two plugins: "
                         f"'{other.name}' ({other.dist}) and '{info.name}' ({info.dist}); uninstall one."
                     )
-                found[pert.name] = Registered(pert, info)
+                found[item.name] = (item, info)
         return dict(sorted(found.items()))
+
+    def perturbations(self) -> dict[str, Registered]:
+        """Every registered perturbation by name."""
+        found = self.collect("register_perturbations", "perturbation", ("name", "description", "apply"))
+        return {name: Registered(item, info) for name, (item, info) in found.items()}
 
     def perturbation(self, name: str) -> Registered:
         known = self.perturbations()

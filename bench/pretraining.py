@@ -106,23 +106,11 @@ class RegisteredPretraining:
 # -- discovery -------------------------------------------------------------------------------------
 def pretrainings(plugins: Plugins) -> dict[str, RegisteredPretraining]:
     """Every registered pre-training by name; a name registered twice is an error naming both."""
-    found: dict[str, RegisteredPretraining] = {}
-    for impl in plugins.manager.hook.register_pretraining.get_hookimpls():
-        info = plugins.info(impl.plugin)
-        collected: list[Any] = []
-        impl.function(register=collected.append)
-        for item in collected:
-            for attr in ("name", "description", "prepare"):
-                if not hasattr(item, attr):
-                    raise PluginError(f"Plugin '{info.name}' ({info.dist}) registered a pre-training without '{attr}'.")
-            if any(p.name == STEPS.name for p in getattr(item, "params", ())):
-                raise PluginError(f"Pre-training '{item.name}' declares 'steps', which the harness provides.")
-            if item.name in found:
-                other = found[item.name].plugin
-                raise PluginError(f"Pre-training '{item.name}' is registered by two plugins: '{other.name}' "
-                                  f"({other.dist}) and '{info.name}' ({info.dist}); uninstall one.")
-            found[item.name] = RegisteredPretraining(item, info)
-    return dict(sorted(found.items()))
+    found = plugins.collect("register_pretraining", "pre-training", ("name", "description", "prepare"))
+    for item, _ in found.values():
+        if any(p.name == STEPS.name for p in getattr(item, "params", ())):
+            raise PluginError(f"Pre-training '{item.name}' declares 'steps', which the harness provides.")
+    return {name: RegisteredPretraining(item, info) for name, (item, info) in found.items()}
 
 
 def get_pretraining(plugins: Plugins, name: str) -> RegisteredPretraining:
