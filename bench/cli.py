@@ -237,29 +237,34 @@ def presets(as_json):
     out.print(table)
 
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def perturbations(as_json):
-    """List the registered perturbations."""
-    rows = []
-    for name, reg in default_plugins().perturbations().items():
-        p = reg.perturbation
-        rows.append({
-            "name": name, "description": p.description,
-            "params": [{"name": x.name, "type": x.type.__name__, "default": x.default, "help": x.help}
-                       for x in getattr(p, "params", ())],
-            "plugin": reg.plugin.name, "distribution": reg.plugin.dist, "version": reg.plugin.version,
-        })
+def registry_row(name: str, item, plugin, params=None, **extra) -> dict:
+    """One registered perturbation or pre-training, as `bench perturbations --json` lists it."""
+    params = getattr(item, "params", ()) if params is None else params
+    return {"name": name, **extra, "description": item.description,
+            "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help}
+                       for p in params],
+            "plugin": plugin.name, "distribution": plugin.dist, "version": plugin.version}
+
+
+def show_registry(title: str, rows: list[dict], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="Perturbations")
+    table = Table(title=title)
     for column in ("name", "description", "parameters", "plugin"):
         table.add_column(column)
     for r in rows:
         params = ", ".join(f"{x['name']}: {x['type']} = {x['default']}" for x in r["params"])
         table.add_row(r["name"], r["description"], params or "-", f"{r['plugin']} ({r['distribution']} {r['version']})")
     out.print(table)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def perturbations(as_json):
+    """List the registered perturbations."""
+    rows = [registry_row(name, reg.perturbation, reg.plugin) for name, reg in default_plugins().perturbations().items()]
+    show_registry("Perturbations", rows, as_json)
 
 
 @cli.command()

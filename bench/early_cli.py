@@ -49,28 +49,13 @@ def _data_dir(data_dir):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def pretrainings_command(as_json):
     """List the registered pre-training tasks."""
-    from rich.table import Table
-
-    from bench.cli import out
+    from bench.cli import registry_row, show_registry
     from bench.plugins import default_plugins
     from bench.pretraining import declared_params, pretrainings
 
-    rows = []
-    for name, reg in pretrainings(default_plugins()).items():
-        rows.append({"name": name, "ranks_as": reg.label, "description": reg.pretraining.description,
-                     "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "help": p.help}
-                                for p in declared_params(reg.pretraining)],
-                     "plugin": reg.plugin.name, "distribution": reg.plugin.dist, "version": reg.plugin.version})
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    table = Table(title="Pre-training tasks")
-    for column in ("name", "description", "parameters", "plugin"):
-        table.add_column(column)
-    for r in rows:
-        params = ", ".join(f"{p['name']}: {p['type']} = {p['default']}" for p in r["params"])
-        table.add_row(r["name"], r["description"], params, f"{r['plugin']} ({r['distribution']} {r['version']})")
-    out.print(table)
+    rows = [registry_row(name, reg.pretraining, reg.plugin, declared_params(reg.pretraining), ranks_as=reg.label)
+            for name, reg in pretrainings(default_plugins()).items()]
+    show_registry("Pre-training tasks", rows, as_json)
 
 
 @click.command("pretrain")
