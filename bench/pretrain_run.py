@@ -15,21 +15,20 @@ A pre-training record is a perturbation record (same schema, same grouping) with
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.cache import load_json, save_json
-from bench.config import Experiment, config_hash, full, parse_step
+from bench.config import Experiment, parse_step
 from bench.plugins import Plugins, default_plugins
 from bench.presets import Preset
 from bench.pretraining import (STEPS, PretrainedReplicate, RegisteredPretraining, get_pretraining, resolve,
                                rewind_change)
-from bench.runner import SCHEMA_VERSION, environment, prepare
+from bench.runner import base_record, prepare, summarize_records
 from bench.runner import result_path as runner_result_path
 from bench.stages import ProgressFactory, Replicate, _no_progress, execute
-from bench.stats import Summary, summarize
+from bench.stats import Summary
 
 
 @dataclass
@@ -45,7 +44,7 @@ class PretrainOutcome:
     log: list[str] = field(default_factory=list)
 
     def summary(self, key: str) -> Summary:
-        return summarize([r[key] if key == "drop" else r["accuracy"][key] for r in self.records])
+        return summarize_records(self.records, key)
 
 
 def result_path(root: Path, record: dict) -> Path:
@@ -66,7 +65,7 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, se
     setup = prepare(preset, seeds=seeds, level=level, sparsity=sparsity, device=device, cache=cache,
                     data_dir=data_dir, download=download, progress=progress, checkpoint_every=checkpoint_every,
                     experiment=experiment, group_size=group_size)
-    exp, env, lvl, dev = setup.experiment, setup.env, setup.level, setup.env.device
+    exp, env, lvl = setup.experiment, setup.env, setup.level
     out = PretrainOutcome(preset.name, exp, lvl, setup.percent_remaining, registered, params, pretrain_seed,
                           log=env.log)
     normal = [Replicate(exp, seed, env) for seed in range(seeds)]
@@ -84,17 +83,8 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, se
         std, relative = rewind_change(rep.prunable(rep.state("wk.pt")), var.prunable(var.state("wk.pt")),
                                       var.masks(lvl))
         pre = load_json(var.root / "trunk" / "pretrain.json")
-        record = {
-            "schema_version": SCHEMA_VERSION,
+        record = base_record(preset, rep, lvl) | {
             "kind": "pretraining",
-            "preset": preset.name,
-            "config_hash": config_hash(exp),
-            "config": full(exp),
-            "seed": rep.seed,
-            "level": lvl,
-            "density": ticket.get("sparsity", {}).get("density", 1.0),
-            "steps": rep.T,
-            "rewind_step": rep.k,
             "perturbation": {
                 "name": registered.label, "description": registered.pretraining.description, "params": params,
                 "seed": pretrain_seed, "generator_seed": var.generator_seed, "plugin": registered.plugin.name,
@@ -111,8 +101,6 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, se
             "relative_change": relative,
             "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": vticket["seconds"],
                         "pretrain_s": pre["seconds"], "pretrained_trunk_s": vdense["seconds"]},
-            "environment": environment(dev),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         save_json(result_path(cache / "results", record), record)
         out.records.append(record)

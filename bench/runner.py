@@ -14,7 +14,7 @@ import torch
 import bench
 from bench import models
 from bench.cache import save_json
-from bench.config import Experiment, config_hash, digest, full
+from bench.config import Experiment, digest, full
 from bench.data import load_dataset
 from bench.errors import BenchError
 from bench.perturbation import resolve_params
@@ -119,7 +119,12 @@ class Outcome:
     log: list[str] = field(default_factory=list)
 
     def summary(self, key: str) -> Summary:
-        return summarize([r[key] if key == "drop" else r["accuracy"][key] for r in self.records])
+        return summarize_records(self.records, key)
+
+
+def summarize_records(records: list[dict], key: str) -> Summary:
+    """n, mean and 95% interval over seeds of ``drop`` or of one accuracy (dense, ticket, perturbed, ...)."""
+    return summarize([r[key] if key == "drop" else r["accuracy"][key] for r in records])
 
 
 def result_path(root: Path, record: dict, name: str | None = None) -> Path:
@@ -192,22 +197,30 @@ def _ticket_groups(reps: list[Replicate], level: int) -> list[list[Replicate]]:
     return groups
 
 
+def base_record(preset: Preset, rep: Replicate, level: int) -> dict:
+    """The fields every stored result shares: where it comes from and what produced it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "preset": preset.name,
+        "config_hash": rep.hash,
+        "config": full(rep.exp),
+        "seed": rep.seed,
+        "level": level,
+        "density": rep.record(level).get("sparsity", {}).get("density", 1.0),
+        "steps": rep.T,
+        "rewind_step": rep.k,
+        "environment": environment(rep.env.device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict[str, Any], lvl: int,
             perturbation_seed: int) -> dict:
     """The stored result of one (configuration, perturbation, parameters, seed)."""
     dense, ticket = rep.record(0), rep.record(lvl)
-    branch = rep.branch(registered, params, lvl, perturbation_seed)  # already trained: reads the record
+    branch = rep.branch_record(registered.perturbation.name, params, lvl, perturbation_seed)
     groups = {"ticket": ticket.get("trained_with_seeds"), "branch": branch.get("trained_with_seeds")}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "preset": preset.name,
-        "config_hash": config_hash(rep.exp),
-        "config": full(rep.exp),
-        "seed": rep.seed,
-        "level": lvl,
-        "density": ticket.get("sparsity", {}).get("density", 1.0),
-        "steps": rep.T,
-        "rewind_step": rep.k,
+    return base_record(preset, rep, lvl) | {
         "perturbation": {
             "name": registered.perturbation.name, "description": registered.perturbation.description,
             "params": params, "seed": perturbation_seed,
@@ -220,6 +233,4 @@ def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict
         "relative_change": branch["relative_change"],
         "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],
                     "replicas_trained_together": branch.get("replicas_trained_together", 1)},
-        "environment": environment(rep.env.device),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     } | ({"trained_with_seeds": groups} if None not in groups.values() else {})  # absent in older caches

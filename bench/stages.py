@@ -213,8 +213,11 @@ class Replicate:
     def branch(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> dict:
         self.level(level)
         execute([self.branch_job(registered, params, level, perturbation_seed)], self.env)
-        record = load_json(self.branch_folder(registered.perturbation.name, params, level, perturbation_seed)
-                           / "done.json")
+        return self.branch_record(registered.perturbation.name, params, level, perturbation_seed)
+
+    def branch_record(self, name: str, params: dict[str, Any], level: int, perturbation_seed: int) -> dict:
+        """The record of a finished branch, read from its done.json."""
+        record = load_json(self.branch_folder(name, params, level, perturbation_seed) / "done.json")
         return record | {"drop": record["ticket_accuracy"] - record["accuracy"]}
 
 
