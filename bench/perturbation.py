@@ -150,11 +150,18 @@ def perturb(perturbation: Perturbation, ctx: Context) -> Applied:
         if not torch.isfinite(new).all():
             raise PluginError(f"{who} produced NaN or infinite values in {name!r}.")
         weights[name] = new
-    survivors = torch.cat([ctx.mask[n].flatten().bool() for n in ctx.names])
-    before = torch.cat([(ctx.rewind[n] * ctx.mask[n]).flatten() for n in ctx.names])[survivors]
-    after = torch.cat([weights[n].flatten() for n in ctx.names])[survivors]
-    delta = (after - before).double()
+    return Applied(weights, *change_size(ctx.rewind, weights, ctx.mask))
+
+
+def change_size(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor],
+                mask: Mapping[str, torch.Tensor]) -> tuple[float, float]:
+    """(effective std, relative change) of ``after`` against ``before`` over the surviving weights:
+    std(W' - W) and ||W' - W|| / ||M * W||, all prunable tensors pooled."""
+    names = list(mask)
+    keep = torch.cat([mask[n].flatten().bool().cpu() for n in names])
+    old = torch.cat([before[n].flatten().cpu() for n in names])[keep].double()
+    new = torch.cat([after[n].flatten().cpu() for n in names])[keep].double()
+    delta = new - old
     effective_std = float(delta.std(unbiased=False)) if delta.numel() else 0.0
-    norm = float(before.double().norm())
-    relative = float(delta.norm()) / norm if norm > 0 else 0.0
-    return Applied(weights, effective_std, relative)
+    norm = float(old.norm())
+    return effective_std, (float(delta.norm()) / norm if norm > 0 else 0.0)

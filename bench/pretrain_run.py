@@ -23,8 +23,8 @@ from bench.cache import load_json, save_json
 from bench.config import Experiment, parse_step
 from bench.plugins import Plugins, default_plugins
 from bench.presets import Preset
-from bench.pretraining import (STEPS, PretrainedReplicate, RegisteredPretraining, get_pretraining, resolve,
-                               rewind_change)
+from bench.pretraining import (STEPS, PretrainedReplicate, RegisteredPretraining, get_pretraining, resolve)
+from bench.perturbation import change_size
 from bench.runner import base_record, prepare, summarize_records
 from bench.runner import result_path as runner_result_path
 from bench.stages import ProgressFactory, Replicate, _no_progress, execute
@@ -80,8 +80,8 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, se
     for rep, var in zip(normal, variants):
         dense, ticket = rep.record(0), rep.record(lvl)
         vdense, vticket = var.record(0), var.record(lvl)
-        std, relative = rewind_change(rep.prunable(rep.state("wk.pt")), var.prunable(var.state("wk.pt")),
-                                      var.masks(lvl))
+        std, relative = change_size(rep.prunable(rep.state("wk.pt")), var.prunable(var.state("wk.pt")),
+                                    var.masks(lvl))
         pre = load_json(var.root / "trunk" / "pretrain.json")
         record = base_record(preset, rep, lvl) | {
             "kind": "pretraining",

@@ -373,13 +373,12 @@ class PretrainedReplicate(Replicate):
         label = f"dense after pre-training ({self.name})"
         if self._cached(folder, label) is not None:
             return None
-        model = self.new_model()
         w0 = folder / "w0.pt"
         if w0.exists():
+            model = self.new_model()
             model.load_state_dict(load_tensors(w0, self.env.device))
         else:
-            models.initialize(model, generator(self.seed, "init"))  # exactly the normal trunk's W_0
-            model.to(self.env.device)
+            model = self.initial_model()  # exactly the normal trunk's W_0
             save_tensors(w0, model.state_dict())
         self.pretrain(model, folder)
         pre = load_json(folder / "pretrain.json")
@@ -391,17 +390,3 @@ class PretrainedReplicate(Replicate):
                   "pretrain_steps": self.pretrain_steps, "pretrain_seconds": pre["seconds"],
                   "rewind_point_accuracy": evaluate(model, self.env.data.x_test, self.env.data.y_test)}
         return Job(self, label, folder, self.k, wk, None, self._finisher(folder, label, fields))
-
-
-def rewind_change(normal_wk: Mapping[str, torch.Tensor], pretrained: Mapping[str, torch.Tensor],
-                  masks: Mapping[str, torch.Tensor]) -> tuple[float, float]:
-    """(effective std, relative change) of the pre-trained rewind point against the normal W_k,
-    over the surviving weights, measured exactly as for a perturbation."""
-    names = list(masks)
-    keep = torch.cat([masks[n].flatten().bool().cpu() for n in names])
-    before = torch.cat([normal_wk[n].flatten().cpu() for n in names])[keep].double()
-    after = torch.cat([pretrained[n].flatten().cpu() for n in names])[keep].double()
-    delta = after - before
-    std = float(delta.std(unbiased=False)) if delta.numel() else 0.0
-    norm = float(before.norm())
-    return std, (float(delta.norm()) / norm if norm > 0 else 0.0)

@@ -96,6 +96,13 @@ class Replicate:
         model = models.build_model(self.exp.model, self.env.data.in_channels, self.env.data.num_classes)
         return model.to(self.env.device)
 
+    def initial_model(self) -> torch.nn.Module:
+        """The network at W_0: a seeded draw from the model's initialiser, the same for every stage."""
+        # drawn on the CPU (the generator lives there), so W_0 is the same on every device
+        model = models.build_model(self.exp.model, self.env.data.in_channels, self.env.data.num_classes)
+        models.initialize(model, generator(self.seed, "init"))
+        return model.to(self.env.device)
+
     def prunable(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self._names is None:
             self._names = models.prunable_names(self.new_model())
@@ -127,8 +134,7 @@ class Replicate:
         folder = self.root / "trunk"
         if self._cached(folder, "dense trunk") is not None:
             return None
-        model = self.new_model()
-        models.initialize(model, generator(self.seed, "init"))
+        model = self.initial_model()
         fields = {"stage": "trunk", "steps": self.T, "rewind_step": self.k}
         return Job(self, "dense trunk", folder, 0, model.state_dict(), None,
                    self._finisher(folder, "dense trunk", fields), {0: "w0.pt", self.k: "wk.pt"})
@@ -276,7 +282,3 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     checkpoint.unlink(missing_ok=True)
     if replicas > 1:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def clear(cache: Path, experiment: Experiment) -> None:
-    shutil.rmtree(cache / "experiments" / config_hash(experiment), ignore_errors=True)

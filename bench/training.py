@@ -53,6 +53,7 @@ class Trainer:
         self.masked = [params[n] for n in masks]
         self.masks = [masks[n].to(self.device, params[n].dtype) for n in masks]
         self.apply_masks()
+        model.train()  # set once: evaluation happens only after training, in its own mode
         cuda = self.device.type == "cuda"
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext())
 
@@ -65,7 +66,6 @@ class Trainer:
         """One SGD step at ``step``; returns the loss without synchronising the device."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr_at(step)
-        self.model.train()
         with self.autocast:
             loss = fused.loss(self.forward(x), y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -111,11 +111,6 @@ def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
         snapshot(end)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
-    """Test accuracy in percent."""
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    for i in range(0, x.shape[0], batch_size):
-        correct += (model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum()
-    return 100.0 * int(correct) / x.shape[0]
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Test accuracy in percent of one (unfused) model."""
+    return fused.evaluate(model, x, y, replicas=1)[0]
