@@ -140,48 +140,67 @@ def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed
             sparsity=sparsity, device=device, cache=root, data_dir=Path(data_dir) if data_dir else None,
             download=download, perturbation_seed=perturbation_seed, progress=progress,
             checkpoint_every=checkpoint_every, group_size=group_size, compile=compile_)
-    log = outcomes[0].log
-    cached = sum(line.startswith("cached") for line in log)
-    trained = sum(line.startswith("trained") for line in log)
+    stages = stage_counts(outcomes[0].log)
     if as_json:
-        objects = [_outcome_json(o, cached, trained) for o in outcomes]
-        payload = objects[0] if len(objects) == 1 else {"runs": objects}
-        click.echo(json.dumps(_json_safe(payload), indent=2, allow_nan=False))
+        objects = [outcome_json(o, stages, perturbation=o.perturbation.perturbation.name,
+                                plugin=o.perturbation.plugin.name) for o in outcomes]
+        echo_json(objects[0] if len(objects) == 1 else {"runs": objects})
         return
-    if trained == 0:
-        err.print(f"Used the cache: all {cached} stages were already computed; nothing was trained.")
+    say_stages(stages, root)
+    for o in outcomes:
+        out.print(seed_table(o, o.perturbation.perturbation.name, RUN_COLUMNS))
+
+
+RUN_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"), ("perturbed %", "perturbed"), ("drop (pts)", "drop"),
+               ("effective std", "effective_std"))
+SUMMARIZED = ("dense", "ticket", "perturbed", "pretrained_dense", "drop")  # per-seed values with an interval
+
+
+def stage_counts(log: list[str]) -> dict[str, int]:
+    return {"cached": sum(line.startswith("cached") for line in log),
+            "trained": sum(line.startswith("trained") for line in log)}
+
+
+def say_stages(stages: dict[str, int], root: Path) -> None:
+    if stages["trained"] == 0:
+        err.print(f"Used the cache: all {stages['cached']} stages were already computed; nothing was trained.")
     else:
-        err.print(f"Trained {trained} stages, reused {cached} from the cache ({root}).")
-    for outcome in outcomes:
-        out.print(_outcome_table(outcome))
+        err.print(f"Trained {stages['trained']} stages, reused {stages['cached']} from the cache ({root}).")
 
 
-def _outcome_json(outcome, cached: int, trained: int) -> dict:
-    return {
-        "preset": outcome.preset, "config_hash": outcome.records[0]["config_hash"],
-        "level": outcome.level, "percent_remaining": outcome.density,
-        "perturbation": outcome.perturbation.perturbation.name, "params": outcome.params,
-        "plugin": outcome.perturbation.plugin.name, "n": len(outcome.records),
-        "summary": {k: outcome.summary(k).as_dict() for k in ("dense", "ticket", "perturbed", "drop")},
-        "stages": {"cached": cached, "trained": trained},
-        "results": outcome.records,
-    }
+def echo_json(payload) -> None:
+    click.echo(json.dumps(_json_safe(payload), indent=2, allow_nan=False))
 
 
-def _outcome_table(outcome) -> Table:
-    summaries = {k: outcome.summary(k) for k in ("dense", "ticket", "perturbed", "drop")}
+def outcome_json(outcome, stages: dict[str, int], **what) -> dict:
+    """The `--json` object of a run over seeds; ``what`` names what was run (perturbation or pre-training)."""
+    keys = [k for k in SUMMARIZED if k == "drop" or k in outcome.records[0]["accuracy"]]
+    return {"preset": outcome.preset, "config_hash": outcome.records[0]["config_hash"], "level": outcome.level,
+            "percent_remaining": outcome.density, **what, "params": outcome.params, "n": len(outcome.records),
+            "summary": {k: outcome.summary(k).as_dict() for k in keys}, "stages": stages,
+            "results": outcome.records}
+
+
+def seed_table(outcome, name: str, columns: tuple[tuple[str, str], ...]) -> Table:
+    """One row per seed, then the mean and 95% interval of every column that has one."""
     params_text = ", ".join(f"{k}={v}" for k, v in outcome.params.items())
-    table = Table(title=f"{outcome.perturbation.perturbation.name}{' (' + params_text + ')' if params_text else ''}"
-                        f" on {outcome.preset}: level {outcome.level}, {outcome.density:.1f}% of weights remaining")
-    for column in ("seed", "dense %", "ticket %", "perturbed %", "drop (pts)", "effective std"):
-        table.add_column(column, justify="right")
+    table = Table(title=f"{name}{' (' + params_text + ')' if params_text else ''} on {outcome.preset}: "
+                        f"level {outcome.level}, {outcome.density:.1f}% of weights remaining")
+    table.add_column("seed", justify="right")
+    for header, _ in columns:
+        table.add_column(header, justify="right")
+
+    def value(record: dict, key: str) -> str:
+        if key == "effective_std":
+            return _fmt(record[key], 4)
+        return _fmt(record[key] if key == "drop" else record["accuracy"][key])
+
     for r in outcome.records:
-        acc = r["accuracy"]
-        table.add_row(str(r["seed"]), _fmt(acc["dense"]), _fmt(acc["ticket"]), _fmt(acc["perturbed"]),
-                      _fmt(r["drop"]), _fmt(r["effective_std"], 4))
+        table.add_row(str(r["seed"]), *(value(r, key) for _, key in columns))
+    summaries = {key: outcome.summary(key) for _, key in columns if key in SUMMARIZED}
     table.add_section()
-    table.add_row("mean", *(_fmt(summaries[k].mean) for k in ("dense", "ticket", "perturbed", "drop")), "")
-    table.add_row("95% CI", *(_interval(summaries[k]) for k in ("dense", "ticket", "perturbed", "drop")), "")
+    table.add_row("mean", *(_fmt(summaries[k].mean) if k in summaries else "" for _, k in columns))
+    table.add_row("95% CI", *(_interval(summaries[k]) if k in summaries else "" for _, k in columns))
     return table
 
 

@@ -72,9 +72,7 @@ def pretrainings_command(as_json):
 def pretrain_command(task, params, preset, device, cache_dir, data_dir, download, checkpoint_every, seeds, level,
                      sparsity, pretraining_seed, group_size, as_json):
     """Pre-train on a changed task to make the rewind point; report the ticket's drop against the normal one."""
-    from rich.table import Table
-
-    from bench.cli import _fmt, _interval, _json_safe, err, out, parse_params
+    from bench.cli import echo_json, out, outcome_json, parse_params, say_stages, seed_table, stage_counts
     from bench.pretrain_run import run_pretraining
 
     chosen = get_preset(preset)
@@ -85,35 +83,15 @@ def pretrain_command(task, params, preset, device, cache_dir, data_dir, download
             device=device, cache=root, data_dir=_data_dir(data_dir), download=download,
             pretrain_seed=pretraining_seed, progress=progress, checkpoint_every=checkpoint_every,
             group_size=group_size)
-    keys = ("dense", "ticket", "pretrained_dense", "perturbed", "drop")
-    summaries = {k: outcome.summary(k) for k in keys}
+    stages = stage_counts(outcome.log)
     label = outcome.registered.label
     if as_json:
-        click.echo(json.dumps(_json_safe({
-            "preset": outcome.preset, "config_hash": outcome.records[0]["config_hash"], "level": outcome.level,
-            "percent_remaining": outcome.density, "pretraining": label, "params": outcome.params,
-            "plugin": outcome.registered.plugin.name, "n": len(outcome.records),
-            "summary": {k: s.as_dict() for k, s in summaries.items()},
-            "stages": {"cached": sum(x.startswith("cached") for x in outcome.log),
-                       "trained": sum(x.startswith("trained") for x in outcome.log)},
-            "results": outcome.records,
-        }), indent=2, allow_nan=False))
+        echo_json(outcome_json(outcome, stages, pretraining=label, plugin=outcome.registered.plugin.name))
         return
-    err.print(f"Trained {sum(x.startswith('trained') for x in outcome.log)} stages, reused "
-              f"{sum(x.startswith('cached') for x in outcome.log)} from the cache ({root}).")
-    params_text = ", ".join(f"{k}={v}" for k, v in outcome.params.items())
-    table = Table(title=f"{label} ({params_text}) on {outcome.preset}: level {outcome.level}, "
-                        f"{outcome.density:.1f}% of weights remaining")
-    for column in ("seed", "dense %", "ticket %", "pre-trained dense %", "pre-trained ticket %", "drop (pts)"):
-        table.add_column(column, justify="right")
-    for r in outcome.records:
-        acc = r["accuracy"]
-        table.add_row(str(r["seed"]), _fmt(acc["dense"]), _fmt(acc["ticket"]), _fmt(acc["pretrained_dense"]),
-                      _fmt(acc["perturbed"]), _fmt(r["drop"]))
-    table.add_section()
-    table.add_row("mean", *(_fmt(summaries[k].mean) for k in keys))
-    table.add_row("95% CI", *(_interval(summaries[k]) for k in keys))
-    out.print(table)
+    say_stages(stages, root)
+    columns = (("dense %", "dense"), ("ticket %", "ticket"), ("pre-trained dense %", "pretrained_dense"),
+               ("pre-trained ticket %", "perturbed"), ("drop (pts)", "drop"))
+    out.print(seed_table(outcome, label, columns))
 
 
 @click.command("rewind-curve")
