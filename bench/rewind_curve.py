@@ -3,9 +3,10 @@
 For every replicate seed there is one dense trunk, the preset's own: trained from W_0 to T once,
 it saves the state at every requested k in the same run (W_0 and the preset's W_k as usual,
 the others under ``trunk/states/w-<k>.pt``). If the trunk was already in the cache without some
-of those states, they are recovered by replaying its first max(k) iterations from W_0 (the data
-order and learning rate are functions of the step and the optimizer starts fresh at 0, so this is
-the same trajectory; bit-identical on CPU). The dense network is never trained twice.
+of those states, they are recovered by replaying its first max(k) iterations from W_0 in the seed
+group the trunk was trained in (the data order and learning rate are functions of the step, the
+optimizer starts fresh at 0, and the group fixes the rounding path, so this is the same trajectory,
+bit for bit on CPU). The dense network is never trained to the end twice.
 
 The mask is the preset's IMP chain at the chosen level (pruning rewinds to the preset's own k);
 the curve varies only the rewind point: for each k, the survivors start from the trunk's state at
@@ -21,15 +22,13 @@ from pathlib import Path
 from typing import Any
 
 
-from bench.cache import load_json, load_tensors, save_json, save_tensors
+from bench.cache import load_json, load_tensors, save_json
 from bench.config import Experiment, config_hash, parse_step
-from bench.data import BatchStream
 from bench.errors import BenchError
 from bench.presets import Preset
 from bench.runner import prepare
-from bench.stages import Env, Job, ProgressFactory, Replicate, _no_progress, execute
+from bench.stages import Env, Job, ProgressFactory, Replicate, _no_progress, execute, training_groups
 from bench.stats import summarize
-from bench.training import Trainer, run
 
 
 def default_ks(k: int, total: int) -> list[int]:
@@ -82,25 +81,12 @@ class CurveReplicate(Replicate):
             job.snapshots.update({k: str(p.relative_to(root)) for k, p in self.extra_states().items()})
         return job
 
-    def ensure_states(self) -> int:
-        """Replay W_0 -> max(missing k) for states a cached trunk lacks; return the iterations replayed."""
-        missing = {k: p for k, p in self.extra_states().items() if not p.exists()}
-        if not missing:
-            return 0
-        end = max(missing)
-        model = self.new_model()
-        model.load_state_dict(self.state("w0.pt"))
-        trainer = Trainer(model, self.exp.train, self.schedule)
-        stream = BatchStream(self.env.data, self.exp.train.batch_size, self.seed)
-        update = self.env.progress(f"replaying dense trunk 0 -> {end} seed {self.seed}", end)
+    def sibling(self, seed: int) -> "CurveReplicate":
+        return CurveReplicate(self.exp, seed, self.env, self.curve_ks)
 
-        def snapshot(step: int) -> None:
-            if not missing[step].exists():
-                save_tensors(missing[step], model.state_dict())
-
-        run(trainer, stream, 0, end, snapshot=snapshot, snapshot_steps=tuple(missing), progress=update)
-        self.env.note(f"replayed: dense trunk 0 -> {end} seed {self.seed}")
-        return end
+    def missing_states(self) -> dict[int, str]:
+        root = self.root / "trunk"
+        return {k: str(p.relative_to(root)) for k, p in self.extra_states().items() if not p.exists()}
 
     def rewind_folder(self, level: int, k: int) -> Path:
         return self.root / (f"level-{level}" if level else "trunk") / "rewind" / f"k-{k}"
@@ -127,6 +113,22 @@ class CurveReplicate(Replicate):
         if level > 0 and k == self.k:
             return self.record(level)
         return load_json(self.rewind_folder(level, k) / "done.json")
+
+
+def ensure_states(reps: list[CurveReplicate]) -> int:
+    """Replay W_0 -> max(missing k) for states cached trunks lack, each trunk in its own training
+    group so the replay retraces it exactly; return the iterations replayed."""
+    replayed = 0
+    for group in training_groups(reps, 0):
+        missing = [rep.missing_states() for rep in group]
+        if not any(missing):
+            continue
+        end = max(k for m in missing for k in m)
+        execute([rep.replay_job(end, m) for rep, m in zip(group, missing)], group[0].env)
+        for rep in group:
+            rep.env.note(f"replayed: dense trunk 0 -> {end} seed {rep.seed}")
+        replayed += end * len(group)
+    return replayed
 
 
 @dataclass
@@ -181,7 +183,7 @@ def run_rewind_curve(preset: Preset, ks_text: str | None, *, seeds: int, level: 
     reps = [CurveReplicate(exp, seed, env, ks) for seed in range(seeds)]
     for stage in range(lvl + 1):
         execute([rep.level_job(stage) for rep in reps], env)
-    replayed = sum(rep.ensure_states() for rep in reps)
+    replayed = ensure_states(reps)
     for k in ks:
         execute([rep.rewind_job(lvl, k) for rep in reps], env)
     trunks = sum(line.startswith("trained: dense trunk") for line in env.log)

@@ -21,7 +21,7 @@ from bench.perturbation import resolve_params
 from bench.plugins import Plugins, Registered, default_plugins
 from bench.presets import Preset
 from bench.pruning import expected_density
-from bench.stages import Env, ProgressFactory, Replicate, _no_progress, execute
+from bench.stages import Env, ProgressFactory, Replicate, _no_progress, execute, training_groups
 from bench.stats import Summary, summarize
 
 SCHEMA_VERSION = 1
@@ -167,7 +167,7 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
     # ticket and its branch follow the same numerical path; early training amplifies any rounding
     # difference (docs/harness.md), and then identity would no longer drop exactly 0.
     for registered, params in chosen:
-        for group in _ticket_groups(reps, lvl):
+        for group in training_groups(reps, lvl):
             execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in group], env)
     outcomes = []
     for registered, params in chosen:
@@ -177,24 +177,6 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
             save_json(result_path(cache / "results", record), record)
         outcomes.append(out)
     return outcomes
-
-
-def _ticket_groups(reps: list[Replicate], level: int) -> list[list[Replicate]]:
-    """The replicates grouped as their tickets were trained, in the same order.
-
-    A ticket trained with seeds the caller did not ask for (an earlier run with more seeds) brings
-    those seeds' branches along, so every branch follows its ticket's rounding path exactly.
-    """
-    by_seed = {rep.seed: rep for rep in reps}
-    groups, seen = [], set()
-    for rep in reps:
-        if rep.seed in seen:
-            continue
-        members = rep.record(level).get("trained_with_seeds", [rep.seed])
-        group = [by_seed.get(s) or Replicate(rep.exp, s, rep.env) for s in members]
-        seen.update(members)
-        groups.append(group)
-    return groups
 
 
 def base_record(preset: Preset, rep: Replicate, level: int) -> dict:

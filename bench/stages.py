@@ -72,6 +72,7 @@ class Job:
     masks: dict[str, torch.Tensor] | None
     finish: Callable[[float, float, list[int]], dict]  # (accuracy, seconds, seeds trained together) -> record
     snapshots: dict[int, str] = field(default_factory=dict)  # step -> file name in folder
+    end: int | None = None  # train to this step instead of T (a replay that only needs early states)
 
 
 class Replicate:
@@ -159,6 +160,19 @@ class Replicate:
         return Job(self, f"IMP level {level}", folder, self.k, self.state("wk.pt"), masks,
                    self._finisher(folder, f"IMP level {level}", fields))
 
+    def sibling(self, seed: int) -> "Replicate":
+        """The same kind of replicate for another seed (a member of this one's training group)."""
+        return Replicate(self.exp, seed, self.env)
+
+    def replay_job(self, end: int, snapshots: dict[int, str]) -> Job:
+        """Retrace the finished trunk from W_0 to ``end``, saving the states at ``snapshots``.
+
+        Trained by ``execute`` in the trunk's own seed group (see :func:`training_groups`), it follows
+        the trunk's rounding path, so the states are the ones the trunk passed through, bit for bit."""
+        folder = self.root / "trunk"
+        return Job(self, "replaying dense trunk", folder, 0, self.state("w0.pt"), None,
+                   lambda accuracy, seconds, group: {}, snapshots, end)
+
     def masks(self, level: int) -> dict[str, torch.Tensor]:
         if level == 0:
             return ones_like(self.prunable(self.state("wk.pt")))
@@ -227,6 +241,24 @@ class Replicate:
         return record | {"drop": record["ticket_accuracy"] - record["accuracy"]}
 
 
+def training_groups(reps: list[Replicate], level: int) -> list[list[Replicate]]:
+    """The replicates grouped as their level-``level`` stage was trained, in the same order.
+
+    Grouped kernels round differently per group, and early training amplifies rounding, so work that
+    must follow a finished stage's path (a ticket's branches, a replay of the trunk) trains in that
+    stage's group. A member the caller did not ask for (an earlier run had more seeds) comes along.
+    """
+    by_seed = {rep.seed: rep for rep in reps}
+    groups, seen = [], set()
+    for rep in reps:
+        if rep.seed in seen:
+            continue
+        members = rep.record(level).get("trained_with_seeds", [rep.seed])
+        groups.append([by_seed.get(s) or rep.sibling(s) for s in members])
+        seen.update(members)
+    return groups
+
+
 def execute(jobs: list[Job | None], env: Env) -> None:
     """Train the given jobs, fusing those that share an experiment and start step."""
     pending = [j for j in jobs if j is not None]
@@ -255,6 +287,7 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     else:  # a fused group resumes only as the same group
         workdir = rep.base / "fused" / digest([str(j.folder.relative_to(rep.base)) for j in jobs])
     checkpoint = workdir / "checkpoint.pt"
+    end = jobs[0].end or rep.T
     steps = sorted({s for j in jobs for s in j.snapshots} | {rep.T})
 
     def snapshot(step: int) -> None:
@@ -270,9 +303,9 @@ def _train_group(jobs: list[Job], env: Env) -> None:
 
     label = jobs[0].label + (f" seed {jobs[0].replicate.seed}" if replicas == 1
                              else f" seeds {','.join(str(j.replicate.seed) for j in jobs)}")
-    update = env.progress(label + (" (resumed)" if checkpoint.exists() else ""), rep.T - jobs[0].start)
+    update = env.progress(label + (" (resumed)" if checkpoint.exists() else ""), end - jobs[0].start)
     t0 = time.perf_counter()
-    run(trainer, stream, jobs[0].start, rep.T, checkpoint=checkpoint, checkpoint_every=rep.every,
+    run(trainer, stream, jobs[0].start, end, checkpoint=checkpoint, checkpoint_every=rep.every,
         snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: update(step - jobs[0].start))
     seconds = time.perf_counter() - t0
     accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)

@@ -18,7 +18,7 @@ from bench.pretrain_run import run_pretraining
 from bench.pretraining import (PretrainContext, Task, blur, check_blur, get_pretraining, pretrainings, resolve,
                                rotation_group, task_data)
 from bench.results import validate
-from bench.rewind_curve import CurveReplicate, default_ks, parse_ks, run_rewind_curve
+from bench.rewind_curve import CurveReplicate, default_ks, ensure_states, parse_ks, run_rewind_curve
 from bench.seeding import generator
 from bench.trace import Recorder, grad_norm, record_steps, trace_seed, weight_metrics
 
@@ -234,13 +234,30 @@ def test_rewind_curve_replays_states_a_cached_trunk_lacks(tmp_path, data_dir, mo
     plain_env = stages.Env(cache=tmp_path / "b", device=CPU, data=env.data)
     stages.Replicate(exp, 0, plain_env).trunk()  # trained by `bench run`: only W_0 and W_k
     late = CurveReplicate(exp, 0, plain_env, [3, 12])
-    assert late.ensure_states() == 12
+    assert ensure_states([late]) == 12
     assert any(line.startswith("replayed: dense trunk 0 -> 12") for line in plain_env.log)
     for k in (3, 12):  # the replay retraces the trunk exactly (CPU)
         a = torch.load(with_states.state_file(k), weights_only=True)
         b = torch.load(late.state_file(k), weights_only=True)
         assert all(torch.equal(a[n], b[n]) for n in a)
-    assert late.ensure_states() == 0
+    assert ensure_states([late]) == 0
+
+
+def test_replay_retraces_a_fused_trunk_in_its_own_group(tmp_path, data_dir):
+    """A trunk trained with seeds 0 and 1 together is replayed with both, so its states match bit for bit."""
+    exp = SMOKE.experiment
+    data = load_dataset(exp.data, data_dir, CPU)
+    env_a = stages.Env(cache=tmp_path / "a", device=CPU, data=data)
+    with_states = [CurveReplicate(exp, s, env_a, [3, 12]) for s in (0, 1)]
+    stages.execute([r.trunk_job() for r in with_states], env_a)  # fused, states saved in the dense run
+    env_b = stages.Env(cache=tmp_path / "b", device=CPU, data=data)
+    stages.execute([stages.Replicate(exp, s, env_b).trunk_job() for s in (0, 1)], env_b)  # fused, no states
+    late = CurveReplicate(exp, 1, env_b, [3, 12])  # only seed 1 asked for: seed 0 comes along
+    assert ensure_states([late]) == 24
+    for k in (3, 12):
+        a = torch.load(with_states[1].state_file(k), weights_only=True)
+        b = torch.load(late.state_file(k), weights_only=True)
+        assert all(torch.equal(a[n], b[n]) for n in a)
 
 
 def test_rewind_curve_cli_writes_plot_and_json(tmp_path, data_dir):
