@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from bench import models
 from bench.config import ModelConfig
 from bench.data import BatchStream
+from bench.training import cross_entropy, evaluate as evaluate_one
 
 # Tensors with no replicate axis (identical across replicates by construction).
 _SHARED = ("num_batches_tracked",)
@@ -103,9 +104,9 @@ class FusedStream:
 
 
 def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Sum over replicates of each replicate's mean cross-entropy."""
+    """Sum over replicates of each replicate's mean cross-entropy (labels shaped (N, R))."""
     if y.dim() == 1:
-        return F.cross_entropy(logits, y)
+        return cross_entropy(logits, y)
     n, replicas = y.shape
     per = logits.view(n, replicas, -1).permute(0, 2, 1)  # (N, classes, R): cross_entropy's K-dim form
     return F.cross_entropy(per, y, reduction="sum") / n
@@ -115,6 +116,8 @@ def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, replicas: int,
              batch_size: int = 2000) -> list[float]:
     """Test accuracy in percent of each replicate on the same test set."""
+    if replicas == 1:
+        return [evaluate_one(model, x, y, batch_size)]
     model.eval()
     correct = torch.zeros(replicas, dtype=torch.long, device=x.device)
     for i in range(0, x.shape[0], batch_size):

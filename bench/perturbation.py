@@ -38,7 +38,9 @@ class Param:
     default: Any
     help: str = ""
 
-    def convert(self, raw: Any, perturbation: str) -> Any:
+    def convert(self, raw: Any, owner: str) -> Any:
+        """``raw`` (a CLI string or a value) as this parameter's type; ``owner`` names whose parameter it is
+        in errors, e.g. "perturbation 'gaussian-noise'"."""
         if isinstance(raw, self.type) and not (self.type is int and isinstance(raw, bool)):
             return raw
         try:
@@ -46,12 +48,9 @@ class Param:
                 return _BOOL_WORDS[str(raw).strip().lower()]
             value = self.type(raw)
         except (KeyError, TypeError, ValueError):
-            raise BenchError(
-                f"Parameter '{self.name}' of perturbation '{perturbation}' must be "
-                f"{self.type.__name__}, got {raw!r}."
-            ) from None
+            raise BenchError(f"Parameter '{self.name}' of {owner} must be {self.type.__name__}, got {raw!r}.") from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise BenchError(f"Parameter '{self.name}' of '{perturbation}' must be finite.")
+            raise BenchError(f"Parameter '{self.name}' of {owner} must be finite.")
         return value
 
 
@@ -108,30 +107,47 @@ class Applied:
     relative_change: float
 
 
-def resolve_params(perturbation: Perturbation, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with ``raw`` values, each converted to its declared type."""
-    declared = {p.name: p for p in getattr(perturbation, "params", ())}
-    unknown = sorted(set(raw) - set(declared))
+def resolve_params(item: Any, raw: Mapping[str, Any], kind: str = "perturbation",
+                   declared: Sequence[Param] | None = None) -> dict[str, Any]:
+    """Defaults overlaid with ``raw`` values, each converted to its declared type.
+
+    ``item`` is a perturbation (or another registered ``kind`` with a name and params); ``declared``
+    replaces its own ``params`` where the harness adds some (a pre-training's ``steps``)."""
+    params = {p.name: p for p in (getattr(item, "params", ()) if declared is None else declared)}
+    owner = f"{kind} '{item.name}'"
+    unknown = sorted(set(raw) - set(params))
     if unknown:
-        known = ", ".join(declared) or "none"
-        raise BenchError(
-            f"Perturbation '{perturbation.name}' has no parameter {unknown[0]!r}; its parameters: {known}."
-        )
-    values = {name: p.default for name, p in declared.items()}
+        known = ", ".join(params) or "none"
+        raise BenchError(f"{owner[0].upper()}{owner[1:]} has no parameter {unknown[0]!r}; its parameters: {known}.")
+    values = {name: p.default for name, p in params.items()}
     for name, value in raw.items():
-        values[name] = declared[name].convert(value, perturbation.name)
+        values[name] = params[name].convert(value, owner)
     return values
 
 
 def perturb(perturbation: Perturbation, ctx: Context) -> Applied:
-    """Run a plugin's ``apply`` and enforce the contract on what it returns."""
+    """Run a plugin's ``apply`` and enforce the contract on what it returns.
+
+    The harness keeps its own copies of the inputs: a plugin that changes them in place, or draws from
+    torch's global generator (unseeded by the harness, so its result would not reproduce), is refused."""
     who = f"Perturbation '{perturbation.name}'"
+    pristine = {part: {n: t.clone() for n, t in getattr(ctx, part).items()} for part in ("rewind", "init", "mask")}
+    rng_before = torch.get_rng_state()
     try:
         out = perturbation.apply(ctx)
     except BenchError:
         raise
     except Exception as exc:  # a plugin bug must name the plugin, not show our stack
         raise PluginError(f"{who} failed in apply(): {type(exc).__name__}: {exc}") from exc
+    if not torch.equal(rng_before, torch.get_rng_state()):
+        raise PluginError(f"{who} drew from torch's global random generator, so its result cannot be reproduced; "
+                          f"draw from ctx.generator instead.")
+    for part, tensors in pristine.items():
+        changed = [n for n, t in tensors.items() if not torch.equal(t, getattr(ctx, part)[n])]
+        if changed:
+            raise PluginError(f"{who} changed ctx.{part}[{changed[0]!r}] in place; return new tensors instead.")
+    ctx = Context(**{**{f: getattr(ctx, f) for f in ("generator", "params", "seed", "initializer", "init_stds")},
+                     **pristine})  # measure against the harness's own copies
     if not isinstance(out, Mapping):
         raise PluginError(f"{who} must return a dict of tensors, got {type(out).__name__}.")
     extra = sorted(set(out) - set(ctx.rewind))

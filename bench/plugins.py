@@ -18,6 +18,7 @@ import pluggy
 
 from bench import hookspecs
 from bench.errors import PluginError, unknown
+from bench.pretraining import PREFIX, STEPS
 
 GROUP = "bench"
 BUILTIN_DIST = "earlyphase-bench"
@@ -39,6 +40,19 @@ class Registered:
 
     perturbation: Any
     plugin: PluginInfo
+
+
+@dataclass(frozen=True)
+class RegisteredPretraining:
+    """A pre-training task together with the plugin that provided it."""
+
+    pretraining: Any
+    plugin: PluginInfo
+
+    @property
+    def label(self) -> str:
+        """The name its results rank under, apart from every perturbation's."""
+        return PREFIX + self.pretraining.name
 
 
 @dataclass
@@ -86,6 +100,22 @@ class Plugins:
         if name not in known:
             raise unknown("perturbation", name, list(known))
         return known[name]
+
+    def pretrainings(self) -> dict[str, RegisteredPretraining]:
+        """Every registered pre-training by name; ``steps`` is the harness's, so no task may declare it."""
+        found = self.collect("register_pretraining", "pre-training", ("name", "description", "prepare"))
+        for item, _ in found.values():
+            if any(p.name == STEPS.name for p in getattr(item, "params", ())):
+                raise PluginError(f"Pre-training '{item.name}' declares 'steps', which the harness provides.")
+        return {name: RegisteredPretraining(item, info) for name, (item, info) in found.items()}
+
+    def pretraining(self, name: str) -> RegisteredPretraining:
+        """A pre-training by its name, with or without the 'pretrain:' prefix its results rank under."""
+        known = self.pretrainings()
+        bare = name[len(PREFIX):] if name.startswith(PREFIX) else name
+        if bare not in known:
+            raise unknown("pre-training", bare, list(known))
+        return known[bare]
 
 
 def _allowed() -> set[str] | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.config import DataConfig, Experiment, ModelConfig, PruneConfig, TrainConfig
+from typing import Any
+
+from bench.config import DataConfig, Experiment, ModelConfig, PruneConfig, TrainConfig, canonical, parse_step
 from bench.errors import unknown
 
 
@@ -72,3 +74,30 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise unknown("preset", name, list(PRESETS))
     return PRESETS[name]
+
+
+# Sizes known without loading the data, so `bench presets` never generates or downloads a dataset.
+_DATASET_SHAPES = {"cifar10": (3, 50000)}  # dataset -> (input channels, training examples)
+
+
+def describe(preset: Preset) -> dict[str, Any]:
+    """A preset's facts as `bench presets --json` lists them: sizes, schedule, pruning, defaults."""
+    from bench import models
+    from bench.pruning import levels_table
+
+    exp = preset.experiment
+    in_ch, train_size = _DATASET_SHAPES.get(exp.data.dataset, (1, exp.data.train_examples))
+    per_epoch = exp.iterations_per_epoch(train_size)
+    model = models.build_model(exp.model, in_ch, 10)
+    params = dict(model.named_parameters())
+    table = levels_table(exp, in_ch, 10)
+    return {
+        "name": preset.name, "description": preset.description, "dataset": exp.data.dataset,
+        "model": exp.model.name, "parameters": sum(p.numel() for p in params.values()),
+        "prunable": sum(params[n].numel() for n in models.prunable_names(model)),
+        "train_examples": train_size, "iterations_per_epoch": per_epoch,
+        "iterations": parse_step(exp.train.steps, per_epoch), "rewind_iteration": parse_step(exp.rewind, per_epoch),
+        "prune_fraction": exp.prune.fraction, "levels": exp.prune.levels, "default_level": preset.level,
+        "default_percent_remaining": round(table[preset.level][1], 2), "default_seeds": preset.seeds,
+        "config": canonical(exp),
+    }

@@ -8,8 +8,12 @@ smallest magnitude; ties are broken by position so the result is deterministic.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from bench.config import Experiment
 
 Masks = dict[str, torch.Tensor]
 
@@ -57,3 +61,14 @@ def expected_density(fraction: float, level: int, total: int) -> float:
     for _ in range(level):
         alive -= math.ceil(fraction * alive)
     return alive / total
+
+
+def levels_table(experiment: Experiment, in_channels: int, num_classes: int) -> list[tuple[int, float]]:
+    """(level, percent of prunable weights remaining) for every reachable level."""
+    from bench import models  # the rule itself needs no network; only the schedule's sizes do
+
+    model = models.build_model(experiment.model, in_channels, num_classes)
+    params = dict(model.named_parameters())
+    total = sum(params[n].numel() for n in models.prunable_names(model))
+    return [(lvl, 100 * expected_density(experiment.prune.fraction, lvl, total))
+            for lvl in range(experiment.prune.levels + 1)]

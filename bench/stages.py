@@ -5,31 +5,28 @@ go, how to write its record). :func:`execute` trains jobs that start at the
 same step together, as one fused model (``bench.fused``), and each job still
 writes its own files, so fused and one-at-a-time runs share one cache. A stage
 whose ``done.json`` exists is read, not rerun; a stage interrupted mid-training
-resumes from its checkpoint and ends with the same numbers.
-
-Layout under ``<cache>/experiments/<config hash>/``::
-
-    seed-<s>/trunk/    w0.pt  wk.pt  final.pt  done.json        (level 0: the dense network)
-    seed-<s>/level-L/  mask.pt  final.pt  done.json              (the ticket at level L)
-    seed-<s>/level-L/branch/<perturbation>-<params>-p<seed>/done.json
-    fused/<group>/checkpoint.pt                                  (a fused group's resume point)
+resumes from its checkpoint and ends with the same numbers. Where the files
+live is in ``bench.paths``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Literal
 
 import torch
+from filelock import FileLock
 
-from bench import fused, models
+from bench import fused, models, paths
 from bench.cache import load_json, load_tensors, save_json, save_tensors
-from bench.config import Experiment, config_hash, digest, parse_step
+from bench.config import Experiment, config_hash, parse_step
 from bench.data import BatchStream, Dataset
 from bench.perturbation import Context, perturb
+from bench.provenance import fingerprint, hardware, hardware_class
 from bench.pruning import ones_like, prune, report
 from bench.seeding import derive_seed, generator
 from bench.training import Schedule, Trainer, run
@@ -37,27 +34,42 @@ from bench.training import Schedule, Trainer, run
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 
-def _no_progress(description: str, total: int) -> Callable[[int], None]:
+def no_progress(description: str, total: int) -> Callable[[int], None]:
     return lambda step: None
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """What happened to one stage of one replicate in this process: trained, read from the cache, ..."""
+
+    kind: Literal["trained", "cached", "replayed", "traced"]
+    stage: str  # e.g. "dense trunk", "IMP level 2", "shuffle-layer at level 2"
+    seed: int
 
 
 @dataclass
 class Env:
-    """Where and how to run; nothing here changes a result (fusing changes only float rounding)."""
+    """Where and how to run. Fusing (``group_size``) changes float rounding, and so the numbers: a stage
+    records the seeds it was trained with, and work that must follow it trains in the same group."""
 
     cache: Path
     device: torch.device
     data: Dataset
-    progress: ProgressFactory = _no_progress
+    progress: ProgressFactory = no_progress
     checkpoint_every: int | None = None  # steps; default one epoch
     group_size: int = 16  # most replicates trained together in one fused model; 1 = one at a time
-    compile: bool = False  # torch.compile the model (pays back only on long runs; compile time is reported)
-    log: list[str] = field(default_factory=list)
+    compile: bool = False  # torch.compile the model (pays back only on long runs)
+    events: list[StageEvent] = field(default_factory=list)
 
-    def note(self, line: str) -> None:
+    def note(self, kind: str, stage: str, seed: int) -> None:
+        event = StageEvent(kind, stage, seed)  # type: ignore[arg-type]
         # a stage counts once: read twice (trunk, then via a level), or read back after training it
-        if line not in self.log and line.replace("cached: ", "trained: ", 1) not in self.log:
-            self.log.append(line)
+        if event in self.events or (kind == "cached" and StageEvent("trained", stage, seed) in self.events):
+            return
+        self.events.append(event)
+
+    def count(self, kind: str) -> int:
+        return sum(e.kind == kind for e in self.events)
 
 
 @dataclass
@@ -81,8 +93,8 @@ class Replicate:
     def __init__(self, experiment: Experiment, seed: int, env: Env):
         self.exp, self.seed, self.env = experiment, seed, env
         self.hash = config_hash(experiment)
-        self.base = env.cache / "experiments" / self.hash
-        self.root = self.base / f"seed-{seed}"
+        self.base = paths.experiment_dir(env.cache, self.hash)
+        self.root = paths.replicate_dir(env.cache, self.hash, seed)
         train_size = env.data.x_train.shape[0]
         self.per_epoch = experiment.iterations_per_epoch(train_size)
         self.T = parse_step(experiment.train.steps, self.per_epoch)
@@ -110,29 +122,34 @@ class Replicate:
         return {n: state[n] for n in self._names}
 
     def state(self, name: str) -> dict[str, torch.Tensor]:
-        return load_tensors(self.root / "trunk" / name, self.env.device)
+        return load_tensors(self.stage_dir(0) / name, self.env.device)
+
+    def stage_dir(self, level: int) -> Path:
+        return paths.stage_dir(self.root, level)
 
     def _cached(self, folder: Path, label: str) -> dict | None:
         done = folder / "done.json"
         if done.exists():
-            self.env.note(f"cached: {label} seed {self.seed}")
+            self.env.note("cached", label, self.seed)
             return load_json(done)
         return None
 
     def _finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[[float, float, list[int]], dict]:
         def finish(accuracy: float, seconds: float, group: list[int]) -> dict:
-            # the group is part of a result's identity: grouped kernels round differently per group
+            # the group and the hardware class are part of a result's identity: grouped kernels round
+            # differently per group, and kernels differ per CPU capability and GPU model
             record = {**fields, "accuracy": accuracy, "seconds": seconds, "replicas_trained_together": len(group),
-                      "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed}
+                      "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed,
+                      "hardware": hardware_class(hardware(self.env.device))}
             save_json(folder / "done.json", record)
-            self.env.note(f"trained: {label} seed {self.seed}")
+            self.env.note("trained", label, self.seed)
             return record
         return finish
 
     # -- jobs: None when the stage is already done ----------------------------------------------
     def trunk_job(self) -> Job | None:
         """Level 0: W_0 from the seed, dense training 0 -> T, keeping W_0, W_k and the end."""
-        folder = self.root / "trunk"
+        folder = self.stage_dir(0)
         if self._cached(folder, "dense trunk") is not None:
             return None
         model = self.initial_model()
@@ -146,10 +163,10 @@ class Replicate:
         Needs level-1 done (``execute`` runs levels in order)."""
         if level == 0:
             return self.trunk_job()
-        folder = self.root / f"level-{level}"
+        folder = self.stage_dir(level)
         if self._cached(folder, f"IMP level {level}") is not None:
             return None
-        previous = self.root / ("trunk" if level == 1 else f"level-{level - 1}")
+        previous = self.stage_dir(level - 1)
         masks_path = folder / "mask.pt"
         if not masks_path.exists():
             prev_weights = self.prunable(load_tensors(previous / "final.pt"))
@@ -169,22 +186,31 @@ class Replicate:
 
         Trained by ``execute`` in the trunk's own seed group (see :func:`training_groups`), it follows
         the trunk's rounding path, so the states are the ones the trunk passed through, bit for bit."""
-        folder = self.root / "trunk"
+        folder = self.stage_dir(0)
         return Job(self, "replaying dense trunk", folder, 0, self.state("w0.pt"), None,
                    lambda accuracy, seconds, group: {}, snapshots, end)
 
     def masks(self, level: int) -> dict[str, torch.Tensor]:
         if level == 0:
             return ones_like(self.prunable(self.state("wk.pt")))
-        return load_tensors(self.root / f"level-{level}" / "mask.pt", self.env.device)
+        return load_tensors(self.stage_dir(level) / "mask.pt", self.env.device)
 
     def record(self, level: int) -> dict:
-        folder = self.root / ("trunk" if level == 0 else f"level-{level}")
-        return load_json(folder / "done.json")
+        return load_json(self.stage_dir(level) / "done.json")
+
+    def fingerprints(self, level: int) -> dict[str, str | None]:
+        """sha256 of W_0, W_k, the level's mask (None at level 0) and the trained ticket, from the stage files:
+        two results that claim the same replicate and level must share the first three."""
+        def fp(path: Path) -> str:
+            return fingerprint(load_tensors(path))
+
+        trunk = self.stage_dir(0)
+        return {"w0": fp(trunk / "w0.pt"), "wk": fp(trunk / "wk.pt"),
+                "mask": fp(self.stage_dir(level) / "mask.pt") if level else None,
+                "ticket": fp(self.stage_dir(level) / "final.pt")}
 
     def branch_folder(self, name: str, params: dict[str, Any], level: int, perturbation_seed: int) -> Path:
-        key = f"{name}-{digest(params, 8)}-p{perturbation_seed}"
-        return self.root / (f"level-{level}" if level else "trunk") / "branch" / key
+        return paths.branch_dir(self.root, level, name, params, perturbation_seed)
 
     def branch_job(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> Job | None:
         """Perturb the level's rewound weights W' = M * P(W_k) and retrain k -> T like the ticket."""
@@ -198,11 +224,13 @@ class Replicate:
         wk = self.state("wk.pt")
         rewind, w0 = self.prunable(wk), self.prunable(self.state("w0.pt"))
         ctx_seed = derive_seed(self.seed, "perturb", perturbation_seed)
+        # the plugin works on CPU copies with a CPU generator: the same recorded seed gives the same
+        # perturbation on every device (the result is moved to the device with the rest of the state)
         ctx = Context(
-            rewind={n: t.clone() for n, t in rewind.items()},
-            init={n: t.clone() for n, t in w0.items()},
-            mask={n: m.clone() for n, m in masks.items()},
-            generator=generator(ctx_seed, device=self.env.device),
+            rewind={n: t.detach().cpu().clone() for n, t in rewind.items()},
+            init={n: t.detach().cpu().clone() for n, t in w0.items()},
+            mask={n: m.detach().cpu().clone() for n, m in masks.items()},
+            generator=generator(ctx_seed),
             params=dict(params), seed=ctx_seed,
             initializer=models.init_tensor,
             init_stds={n: models.init_std(t) for n, t in rewind.items()},
@@ -260,14 +288,39 @@ def training_groups(reps: list[Replicate], level: int) -> list[list[Replicate]]:
 
 
 def execute(jobs: list[Job | None], env: Env) -> None:
-    """Train the given jobs, fusing those that share an experiment and start step."""
+    """Train the given jobs, fusing those that share an experiment and start step.
+
+    Each stage is locked while it trains, so two processes sharing a cache (two ``bench run``, sweep
+    workers) never train a stage twice: the second waits, then reads what the first wrote."""
     pending = [j for j in jobs if j is not None]
     groups: dict[tuple[str, int], list[Job]] = {}
     for job in pending:
         groups.setdefault((job.replicate.hash, job.start), []).append(job)
     for group in groups.values():
         for i in range(0, len(group), max(1, env.group_size)):
-            _train_group(group[i:i + max(1, env.group_size)], env)
+            chunk = group[i:i + max(1, env.group_size)]
+            with stage_locks([j.folder for j in chunk]):
+                todo = []
+                for job in chunk:  # finished by another process while this one waited
+                    if job.end is None and (job.folder / "done.json").exists():
+                        env.note("cached", job.label, job.replicate.seed)
+                    else:
+                        todo.append(job)
+                if todo:
+                    _train_group(todo, env)
+
+
+@contextlib.contextmanager
+def stage_locks(folders: list[Path]) -> Iterator[None]:
+    """Hold the lock of every stage folder, taken in one global order so two processes cannot deadlock.
+
+    filelock's FileLock is an OS lock (flock), released by the kernel when a process dies, so a killed
+    run never leaves a stale lock; Linux NFS clients map it to POSIX locks, which NFS servers honour."""
+    with contextlib.ExitStack() as stack:
+        for folder in sorted(set(folders)):
+            folder.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(FileLock(str(folder / ".lock")))
+        yield
 
 
 def _train_group(jobs: list[Job], env: Env) -> None:
@@ -280,12 +333,12 @@ def _train_group(jobs: list[Job], env: Env) -> None:
         model = model.to(memory_format=torch.channels_last)
     model.load_state_dict(fused.fuse([j.state for j in jobs]))
     masks = fused.fuse([j.masks for j in jobs]) if jobs[0].masks is not None else None
-    trainer = Trainer(model, rep.exp.train, rep.schedule, masks, compile=env.compile)
+    trainer = Trainer(model, rep.exp.train, rep.schedule, masks, compile=env.compile, loss=fused.loss)
     stream = fused.FusedStream([BatchStream(env.data, rep.exp.train.batch_size, j.replicate.seed) for j in jobs])
     if replicas == 1:
         workdir = jobs[0].folder
     else:  # a fused group resumes only as the same group
-        workdir = rep.base / "fused" / digest([str(j.folder.relative_to(rep.base)) for j in jobs])
+        workdir = paths.fused_dir(rep.base, [j.folder for j in jobs])
     checkpoint = workdir / "checkpoint.pt"
     end = jobs[0].end or rep.T
     steps = sorted({s for j in jobs for s in j.snapshots} | {rep.T})

@@ -92,7 +92,7 @@ def check_perturbation(perturbation: Any, params: Mapping[str, Any] | None = Non
     assert callable(getattr(perturbation, "apply", None)), f"{who}: needs an apply(ctx) method"
     for p in getattr(perturbation, "params", ()):
         assert isinstance(p, Param), f"{who}: params must be bench.perturbation.Param objects, got {p!r}"
-        assert p.convert(p.default, name) == p.default, f"{who}: default of '{p.name}' is not a {p.type.__name__}"
+        assert p.convert(p.default, f"perturbation '{name}'") == p.default, f"{who}: default of '{p.name}' is not a {p.type.__name__}"
     try:
         values = resolve_params(perturbation, dict(params or {}))
     except BenchError as exc:
@@ -100,14 +100,10 @@ def check_perturbation(perturbation: Any, params: Mapping[str, Any] | None = Non
 
     results = []
     for density in (1.0, 0.3):
+        # perturb() itself refuses inputs changed in place and draws from the global generator
         ctx = tiny_context(values, density=density, device=device)
-        pristine = tiny_context(values, density=density, device=device)
         applied = _run(perturbation, ctx)
         for n in ctx.names:
-            # the harness measures the change against ctx.rewind and masks with ctx.mask after apply()
-            for field in ("rewind", "init", "mask"):
-                assert torch.equal(getattr(ctx, field)[n], getattr(pristine, field)[n]), \
-                    f"{who} modified ctx.{field}[{n!r}] in place; return new tensors instead"
             pruned = ctx.mask[n] == 0
             assert (applied.weights[n][pruned] == 0).all(), f"{who}: pruned weights of {n!r} are not zero"
         again = _run(perturbation, tiny_context(values, density=density, device=device))
@@ -118,20 +114,8 @@ def check_perturbation(perturbation: Any, params: Mapping[str, Any] | None = Non
     return results[0]
 
 
-def _global_rng(device: torch.device) -> list[torch.Tensor]:
-    states = [torch.get_rng_state()]
-    if device.type == "cuda":
-        states.append(torch.cuda.get_rng_state(device))
-    return states
-
-
 def _run(perturbation: Any, ctx: Context) -> Applied:
-    device = ctx.generator.device
-    before = _global_rng(device)
     try:
-        applied = perturb(perturbation, ctx)
+        return perturb(perturbation, ctx)
     except BenchError as exc:  # show the harness's own message as a test failure
         raise AssertionError(str(exc)) from None
-    assert all(map(torch.equal, before, _global_rng(device))), \
-        f"Perturbation '{perturbation.name}' used the global torch RNG; draw from ctx.generator instead"
-    return applied

@@ -17,8 +17,7 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-
-from bench import fused
+import torch.nn.functional as F
 
 from bench.cache import load_tensors, save_tensors
 from bench.config import TrainConfig
@@ -37,12 +36,23 @@ class Schedule:
         return self.lr * self.gamma ** sum(step >= m for m in self.milestones)
 
 
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss: mean cross-entropy over the batch."""
+    return F.cross_entropy(logits, y)
+
+
 class Trainer:
-    """One model, its fresh SGD optimizer, its masks, and the step that trains it."""
+    """One model, its fresh SGD optimizer, its masks, and the step that trains it.
+
+    ``loss`` maps (logits, labels) to the scalar to minimise; several replicates trained as one
+    model (bench.fused) pass their own."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, schedule: Schedule,
-                 masks: dict[str, torch.Tensor] | None = None, compile: bool = False):
-        self.model, self.schedule = model, schedule
+                 masks: dict[str, torch.Tensor] | None = None, compile: bool = False, loss: Loss = cross_entropy):
+        self.model, self.schedule, self.loss = model, schedule, loss
         # compile the forward only: parameter names (and so masks and checkpoints) stay those of `model`
         self.forward = torch.compile(model) if compile else model
         self.device = next(model.parameters()).device
@@ -67,7 +77,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr_at(step)
         with self.autocast:
-            loss = fused.loss(self.forward(x), y)
+            loss = self.loss(self.forward(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -111,6 +121,11 @@ def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
         snapshot(end)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Test accuracy in percent of one (unfused) model."""
-    return fused.evaluate(model, x, y, replicas=1)[0]
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
+    """Accuracy in percent of one model on (x, y), in eval mode (BatchNorm running statistics)."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    for i in range(0, x.shape[0], batch_size):
+        correct += (model(x[i:i + batch_size]).argmax(-1) == y[i:i + batch_size]).sum()
+    return 100.0 * int(correct) / x.shape[0]

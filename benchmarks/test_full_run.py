@@ -11,7 +11,8 @@ import torch
 
 from bench.data import load_dataset
 from bench.presets import DEFAULT_PRESET, get_preset
-from bench.runner import run_perturbation
+from bench.experiments.perturb import run_perturbation
+from bench.experiments.setup import RunOptions
 
 from conftest import peak_rss_mb
 
@@ -24,8 +25,8 @@ def test_full_run_three_seeds(benchmark, report, tmp_path):
 
     def go(group_size):
         cache = tmp_path / f"cache-{next(runs)}"
-        return run_perturbation(preset, "shuffle-layer", {}, seeds=3, cache=cache, data_dir=data_dir,
-                                device="cpu", group_size=group_size)
+        options = RunOptions(cache=cache, device="cpu", data_dir=data_dir, group_size=group_size)
+        return run_perturbation(preset, "shuffle-layer", {}, options, seeds=3)
 
     t0 = time.perf_counter()
     go(1)

@@ -92,4 +92,7 @@ def test_presets_json_counts():
     assert (cifar["iterations"], cifar["rewind_iteration"], cifar["iterations_per_epoch"]) == (62560, 500, 391)
     assert cifar["levels"] == 8 and abs(cifar["default_percent_remaining"] - 16.78) < 0.01
     assert set(rows) >= {"mnist1d-resnet", "smoke"}
-    assert bench("presets").exit_code == 0
+    table = bench("presets", env={"COLUMNS": "200"})
+    assert table.exit_code == 0
+    for row in rows.values():  # every preset's row, with its schedule
+        assert row["name"] in table.output and f"{row['iterations']:,}" in table.output

@@ -8,19 +8,19 @@ import torch
 import torch.nn as nn
 from click.testing import CliRunner
 
-from bench import stages, training
+from bench import stages
 from bench.cli import cli
 from bench.data import BatchStream, Dataset, load_dataset
 from bench.errors import BenchError
 from bench.plugins import default_plugins
 from bench.presets import get_preset
-from bench.pretrain_run import run_pretraining
-from bench.pretraining import (PretrainContext, Task, blur, check_blur, get_pretraining, pretrainings, resolve,
-                               rotation_group, task_data)
-from bench.results import validate
-from bench.rewind_curve import CurveReplicate, default_ks, ensure_states, parse_ks, run_rewind_curve
+from bench.experiments.pretrain import run_pretraining, task_data
+from bench.experiments.rewind_curve import CurveReplicate, default_ks, ensure_states, parse_ks, run_rewind_curve
+from bench.experiments.setup import RunOptions
+from bench.experiments.trace import Recorder, grad_norm, record_steps, trace_seed, weight_metrics
+from bench.pretraining import PretrainContext, Task, blur, check_blur, resolve, rotation_group
+from bench.report.results import validate
 from bench.seeding import generator
-from bench.trace import Recorder, grad_norm, record_steps, trace_seed, weight_metrics
 
 SMOKE = get_preset("smoke")
 CPU = torch.device("cpu")
@@ -37,12 +37,12 @@ def context(data, params, seed=0):
 
 
 def builtin(name):
-    return get_pretraining(default_plugins(), name).pretraining
+    return default_plugins().pretraining(name).pretraining
 
 
 # -- the tasks -------------------------------------------------------------------------------------
 def test_builtins_are_registered_with_steps_param():
-    known = pretrainings(default_plugins())
+    known = default_plugins().pretrainings()
     assert {"random-labels", "rotation", "blur", "blur-rotation"} <= set(known)
     for reg in known.values():
         assert reg.plugin.name == "builtin-pretraining" and reg.label == "pretrain:" + reg.pretraining.name
@@ -154,8 +154,8 @@ def test_task_output_is_checked():
 
 # -- the pre-training experiment -----------------------------------------------------------------
 def test_pretraining_end_to_end_record_ranks_and_is_cached(tmp_path, data_dir):
-    kwargs = dict(seeds=1, device="cpu", cache=tmp_path, data_dir=data_dir)
-    out = run_pretraining(SMOKE, "rotation", {"steps": "3it"}, **kwargs)
+    options = RunOptions(cache=tmp_path, device="cpu", data_dir=data_dir)
+    out = run_pretraining(SMOKE, "rotation", {"steps": "3it"}, options, seeds=1)
     record = out.records[0]
     assert validate(record) == []
     assert record["kind"] == "pretraining" and record["perturbation"]["name"] == "pretrain:rotation"
@@ -173,12 +173,12 @@ def test_pretraining_end_to_end_record_ranks_and_is_cached(tmp_path, data_dir):
     assert not torch.equal(pre["conv.weight"], normal_wk["conv.weight"])
     assert record["effective_std"] > 0
 
-    again = run_pretraining(SMOKE, "rotation", {"steps": "3it"}, **kwargs)
-    assert not any(line.startswith("trained") for line in again.log)
+    again = run_pretraining(SMOKE, "rotation", {"steps": "3it"}, options, seeds=1)
+    assert not any(e.kind == "trained" for e in again.events)
     assert again.records[0]["accuracy"] == record["accuracy"]
 
-    from bench.leaderboard import build
-    from bench.results import Result
+    from bench.report.model import build
+    from bench.report.results import Result
 
     lb = build([Result(record, files[0], "x.json")], min_seeds=1)
     assert [r.name for r in lb.rows] == ["pretrain:rotation"]
@@ -212,7 +212,8 @@ def test_rewind_curve_trains_one_trunk_per_seed_and_saves_every_k(tmp_path, data
         return real(trainer, stream, start, end, **kw)
 
     monkeypatch.setattr(stages, "run", spy)
-    curve = run_rewind_curve(SMOKE, "0,2,10,12", seeds=1, device="cpu", cache=tmp_path, data_dir=data_dir)
+    options = RunOptions(cache=tmp_path, device="cpu", data_dir=data_dir)
+    curve = run_rewind_curve(SMOKE, "0,2,10,12", options, seeds=1)
     assert dense_runs == [120]  # the trunk, once (T = 120): every k < T after it starts at k
     assert curve.trunks_trained == 1 and curve.iterations_replayed == 0
     assert curve.ks == [0, 2, 10, 12]
@@ -221,8 +222,8 @@ def test_rewind_curve_trains_one_trunk_per_seed_and_saves_every_k(tmp_path, data
     # at the preset's k the point is the ticket itself
     ticket = json.loads((root.parent / "level-2" / "done.json").read_text())
     assert curve.accuracy[10] == [ticket["accuracy"]]  # the smoke preset's k = 10
-    again = run_rewind_curve(SMOKE, "0,2,10,12", seeds=1, device="cpu", cache=tmp_path, data_dir=data_dir)
-    assert dense_runs == [120] and not any(line.startswith("trained") for line in again.log)
+    again = run_rewind_curve(SMOKE, "0,2,10,12", options, seeds=1)
+    assert dense_runs == [120] and not any(e.kind == "trained" for e in again.events)
     assert again.accuracy == curve.accuracy
 
 
@@ -235,7 +236,7 @@ def test_rewind_curve_replays_states_a_cached_trunk_lacks(tmp_path, data_dir, mo
     stages.Replicate(exp, 0, plain_env).trunk()  # trained by `bench run`: only W_0 and W_k
     late = CurveReplicate(exp, 0, plain_env, [3, 12])
     assert ensure_states([late]) == 12
-    assert any(line.startswith("replayed: dense trunk 0 -> 12") for line in plain_env.log)
+    assert stages.StageEvent("replayed", "dense trunk 0 -> 12", 0) in plain_env.events
     for k in (3, 12):  # the replay retraces the trunk exactly (CPU)
         a = torch.load(with_states.state_file(k), weights_only=True)
         b = torch.load(late.state_file(k), weights_only=True)
@@ -361,8 +362,16 @@ def test_trace_cli_writes_csv_json_and_figure(tmp_path, data_dir):
     assert len(beside) == 1
 
 
-def test_untraced_training_has_no_recording_hook():
-    # recording lives only in the progress callback bench trace passes; the loop itself is unchanged
-    import inspect
+def test_untraced_training_never_records(tmp_path, data_dir, monkeypatch):
+    # recording lives only in the progress callback bench trace passes: a bench run never builds a Recorder
+    # nor measures a gradient
+    from bench.experiments import trace
 
-    assert "Recorder" not in inspect.getsource(training)
+    def refuse(*args, **kwargs):
+        raise AssertionError("bench run recorded a trace")
+
+    monkeypatch.setattr(trace.Recorder, "__init__", refuse)
+    monkeypatch.setattr(trace, "grad_norm", refuse)
+    out = CliRunner().invoke(cli, ["run", "--preset", "smoke", "-p", "identity", "--cache-dir", str(tmp_path),
+                                   "--data-dir", str(data_dir), "--json"])
+    assert out.exit_code == 0, out.output

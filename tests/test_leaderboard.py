@@ -17,11 +17,14 @@ from bench.cache import save_json
 from bench.cli import cli
 from bench.config import config_hash, full
 from bench.errors import BenchError
-from bench.leaderboard import (build, from_folders, render_html, render_json, render_markdown, render_table,
-                               rich_tables)
+from bench.paths import result_file as result_path
 from bench.presets import get_preset
-from bench.results import load_results, validate
-from bench.runner import result_path
+from bench.report.html import render_html
+from bench.report.markdown import render_markdown
+from bench.report.model import build, from_folders
+from bench.report.render import render_json
+from bench.report.results import load_results, validate
+from bench.report.terminal import render_table, rich_tables
 
 SMOKE = get_preset("smoke").experiment
 HOSTILE = "<script>alert(1)</script>"
@@ -400,7 +403,7 @@ def test_end_to_end_run_then_leaderboard(tmp_path, data_dir, monkeypatch):
 
 
 def test_committed_regeneration_mechanics(tmp_path):
-    from bench.leaderboard import README_END, README_START, committed, write_committed
+    from bench.report.committed import README_END, README_START, committed, write_committed
 
     folder = tmp_path / "leaderboard"
     write_series(folder / "results", "identity", [0.0, 0.0, 0.0])

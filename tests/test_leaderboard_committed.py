@@ -9,11 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
-from bench.leaderboard import COMMITTED_MIN_SEEDS, committed, write_committed
+from bench.report.committed import committed, write_committed
+from bench.report.model import COMMITTED_MIN_SEEDS
 
 FOLDER = Path(__file__).resolve().parent.parent / "leaderboard"
 RESULTS = FOLDER / "results"
-REGENERATE = "run `python -m bench.leaderboard` from the repository root and commit the result"
+REGENERATE = "run `python -m bench.report` from the repository root and commit the result"
 
 
 def _has_results() -> bool:
@@ -62,7 +63,7 @@ def test_generated_files_match_an_empty_results_folder_too(tmp_path):
 
 
 def test_project_readme_shows_the_committed_table():
-    from bench.leaderboard import readme_block
+    from bench.report.committed import readme_block
 
     top = (FOLDER.parent / "README.md").read_text(encoding="utf-8")
     assert readme_block(top) == readme_block((FOLDER / "README.md").read_text(encoding="utf-8")), REGENERATE

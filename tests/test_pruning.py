@@ -37,6 +37,36 @@ def test_levels_compound_and_never_revive():
     assert abs(expected_density(0.2, 8, 10**6) - 0.8 ** 8) < 1e-5
 
 
+def _brute_force_ok(weights, before, after, fraction):
+    """The rule, checked pairwise and independently of how prune() computes it: exactly ceil(fraction * n)
+    survivors go, and each one that goes is smaller than every one that stays, or equal and earlier in the
+    global order (the tensors in order, each flattened)."""
+    names = list(weights)
+    flat = [(abs(float(v)), i) for i, v in enumerate(torch.cat([weights[n].flatten() for n in names]))]
+    alive = torch.cat([before[n].flatten() for n in names]).bool().tolist()
+    kept = torch.cat([after[n].flatten() for n in names]).bool().tolist()
+    assert not any(k and not a for k, a in zip(kept, alive)), "a pruned weight came back"
+    gone = [flat[i] for i in range(len(flat)) if alive[i] and not kept[i]]
+    stay = [flat[i] for i in range(len(flat)) if kept[i]]
+    assert len(gone) == math.ceil(fraction * sum(alive))
+    for g in gone:
+        for k in stay:
+            assert g < k, (g, k)  # (magnitude, position) tuples compare exactly as the rule says
+
+
+def test_prune_agrees_with_a_brute_force_rule_over_levels_with_planted_ties():
+    g = torch.Generator().manual_seed(3)
+    # quantised magnitudes plant many exact ties, across tensors too
+    w = {"a.weight": torch.randint(-4, 5, (6, 2, 3), generator=g).float(),
+         "b.weight": torch.randint(-4, 5, (10, 4), generator=g).float() / 2,
+         "c.weight": torch.randn(5, 7, generator=g)}
+    masks = ones_like(w)
+    for fraction in (0.2, 0.5, 0.35):
+        new = prune(w, masks, fraction)
+        _brute_force_ok(w, masks, new, fraction)
+        masks = new
+
+
 def test_pruned_weights_with_equal_magnitude_are_ranked_by_position():
     w = {"x.weight": torch.ones(10)}
     masks = prune(w, ones_like(w), 0.3)

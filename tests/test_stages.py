@@ -54,13 +54,13 @@ def test_level_starts_from_wk_times_mask(replicate, monkeypatch):
 
 def test_rerun_uses_cache(replicate):
     first = replicate.branch(default_plugins().perturbation("identity"), {}, 1, 0)
-    before = list(replicate.env.log)
+    before = list(replicate.env.events)
     again = replicate.branch(default_plugins().perturbation("identity"), {}, 1, 0)
     assert again == first
-    assert replicate.env.log == before  # read back from done.json: nothing new was trained
+    assert replicate.env.events == before  # read back from done.json: nothing new was trained
     fresh = stages.Replicate(replicate.exp, 0, stages.Env(replicate.env.cache, replicate.env.device,
                                                           replicate.env.data))
     assert fresh.branch(default_plugins().perturbation("identity"), {}, 1, 0) == first
-    assert any(line.startswith("cached: identity") for line in fresh.env.log)
-    assert not any(line.startswith("trained") for line in fresh.env.log)
+    assert stages.StageEvent("cached", "identity at level 1", 0) in fresh.env.events
+    assert not any(e.kind == "trained" for e in fresh.env.events)
     assert first["drop"] == 0.0

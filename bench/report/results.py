@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 
 from bench.errors import BenchError
 
-SCHEMA_VERSIONS = (1,)
+SCHEMA_VERSIONS = (1, 2)  # 1: before protocol versions and fingerprints; read, never ranked
 MAX_BYTES = 1 << 20  # a real record is a few KiB; anything far larger is not one and is not parsed
 _MESSAGE_CHARS = 300  # hostile files can carry huge strings; keep reports readable
 

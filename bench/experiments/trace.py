@@ -31,13 +31,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bench import paths
 from bench.cache import load_json, save_json
 from bench.config import Experiment, config_hash
 from bench.data import BatchStream
 from bench.errors import BenchError
+from bench.experiments.setup import RunOptions, prepare
 from bench.presets import Preset
-from bench.runner import prepare
-from bench.stages import ProgressFactory, Replicate, _no_progress, execute
+from bench.stages import ProgressFactory, Replicate, StageEvent, execute, no_progress
 from bench.training import Trainer, run
 
 COLUMNS = ("iteration", "test_accuracy", "test_loss", "grad_norm", "mean_abs_weight", "sign_flip_fraction",
@@ -165,7 +166,7 @@ class Trace:
     rows: dict[int, list[dict[str, Any]]]  # seed -> rows
     checks: dict[int, dict[str, float]]  # seed -> agreement of the traced run with the cached trunk
     files: dict[int, tuple[Path, Path]] = field(default_factory=dict)  # seed -> (csv, json)
-    log: list[str] = field(default_factory=list)
+    events: list[StageEvent] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"preset": self.preset, "config_hash": config_hash(self.experiment), "iterations": self.iterations,
@@ -173,7 +174,7 @@ class Trace:
                 "seeds": {str(s): {"rows": r, "checks": self.checks[s]} for s, r in self.rows.items()}}
 
 
-def trace_seed(rep: Replicate, iterations: int, every: int, progress: ProgressFactory = _no_progress
+def trace_seed(rep: Replicate, iterations: int, every: int, progress: ProgressFactory = no_progress
                ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Rows of the traced replay of ``rep``'s trunk (which must be done), and its agreement checks."""
     names = list(rep.prunable(rep.state("w0.pt")))
@@ -213,12 +214,9 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[s
             writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in columns})
 
 
-def run_trace(preset: Preset, *, iterations: int | None = None, every: int | None = None, seeds: int = 1,
-              device: str = "auto", cache: Path, data_dir: Path | None = None, download: bool = False,
-              progress: ProgressFactory = _no_progress, checkpoint_every: int | None = None,
-              experiment: Experiment | None = None) -> Trace:
-    setup = prepare(preset, seeds=seeds, device=device, cache=cache, data_dir=data_dir, download=download,
-                    progress=progress, checkpoint_every=checkpoint_every, experiment=experiment)
+def run_trace(preset: Preset, options: RunOptions, *, iterations: int | None = None, every: int | None = None,
+              seeds: int | Sequence[int] = 1, experiment: Experiment | None = None) -> Trace:
+    setup = prepare(preset, options, seeds=seeds, experiment=experiment)
     exp, env = setup.experiment, setup.env
     probe = Replicate(exp, 0, env)
     n = probe.T if iterations is None else iterations
@@ -226,96 +224,41 @@ def run_trace(preset: Preset, *, iterations: int | None = None, every: int | Non
         raise BenchError(f"--iterations must be between 1 and T = {probe.T}, got {n}.")
     m = every if every is not None else max(1, round(n / 100))
     record_steps(n, m)  # validates --every
-    reps = [Replicate(exp, seed, env) for seed in range(seeds)]
+    reps = [Replicate(exp, seed, env) for seed in setup.seeds]
     execute([rep.trunk_job() for rep in reps], env)  # the final weights come from the trunk
-    out = Trace(preset.name, exp, n, m, probe.k, probe.T, {}, {}, log=env.log)
+    out = Trace(preset.name, exp, n, m, probe.k, probe.T, {}, {}, events=env.events)
     for rep in reps:
-        folder = rep.root / "trace" / f"N{n}-every{m}"
+        folder = rep.root / "trace" / paths.trace_name(n, m)
         json_path, csv_path = folder / "trace.json", folder / "trace.csv"
         if json_path.exists():
             saved = load_json(json_path)
             rows, checks = saved["rows"], saved["checks"]
-            env.note(f"cached: trace seed {rep.seed}")
+            env.note("cached", "trace", rep.seed)
         else:
-            rows, checks = trace_seed(rep, n, m, progress)
+            rows, checks = trace_seed(rep, n, m, options.progress)
             write_csv(csv_path, rows)
             save_json(json_path, {"preset": preset.name, "config_hash": rep.hash, "seed": rep.seed,
                                   "iterations": n, "every": m, "rewind_step": rep.k, "steps": rep.T,
                                   "columns": list(COLUMNS), "rows": rows, "checks": checks})
-            env.note(f"traced: seed {rep.seed}")
+            env.note("traced", "trace", rep.seed)
         out.rows[rep.seed], out.checks[rep.seed] = rows, checks
         out.files[rep.seed] = (csv_path, json_path)
     return out
 
 
 def default_output(cache: Path, trace: Trace) -> Path:
-    return cache / "experiments" / config_hash(trace.experiment) / "trace" / f"N{trace.iterations}-every{trace.every}"
+    return paths.experiment_dir(cache, config_hash(trace.experiment)) / "trace" / paths.trace_name(trace.iterations,
+                                                                                                   trace.every)
 
 
 def save_trace(trace: Trace, output: Path) -> dict[str, Path]:
     """All seeds' rows as one CSV and JSON, and the timeline figure, into ``output``."""
     output.mkdir(parents=True, exist_ok=True)
     rows = [{"seed": s, **r} for s, seed_rows in sorted(trace.rows.items()) for r in seed_rows]
-    paths = {"csv": output / "trace.csv", "json": output / "trace.json", "png": output / "trace.png"}
-    write_csv(paths["csv"], rows, ("seed", *COLUMNS))
-    save_json(paths["json"], trace.as_dict())
-    draw_trace(trace, paths["png"])
-    return paths
+    from bench.report.figures import draw_trace
 
-
-PANELS = (
-    ("test_accuracy", "test accuracy (%)", None),
-    ("test_loss", "test loss", None),
-    ("grad_norm", "gradient norm", None),
-    ("mean_abs_weight", "mean |w|", None),
-    ("sign_flip_fraction", "signs differing from W_0 (%)", 100.0),
-    (("distance_from_init", "distance_from_final"), "L2 distance", None),
-    (("cosine_to_init", "cosine_to_final"), "cosine similarity", None),
-)
-
-
-def draw_trace(trace: Trace, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
-    axes = axes.flatten()
-    colors = {"init": "tab:blue", "final": "tab:orange"}
-    many = len(trace.rows) > 1
-    for ax, (key, title, scale) in zip(axes, PANELS):
-        keys = key if isinstance(key, tuple) else (key,)
-        for k in keys:
-            which = "final" if k.endswith("final") else "init"
-            color = colors[which] if len(keys) > 1 else "tab:blue"
-            label = ("from W_0" if which == "init" else "from final") if k.startswith("distance") else \
-                ("to W_0" if which == "init" else "to final") if k.startswith("cosine") else None
-            series = []
-            for i, (seed, rows) in enumerate(sorted(trace.rows.items())):
-                pts = [(r["iteration"], r[k] * (scale or 1)) for r in rows if r.get(k) is not None]
-                series.append(dict(pts))
-                ax.plot(*zip(*pts), color=color, lw=0.8 if many else 1.4, alpha=0.4 if many else 1.0,
-                        label=label if (i == 0 and not many) else None)
-            if many:  # the mean over seeds on top of each seed's thin line
-                common = sorted(set.intersection(*(set(s) for s in series)))
-                ax.plot(common, [sum(s[x] for s in series) / len(series) for x in common], color=color, lw=1.6,
-                        label=label)
-        ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlim(left=0)
-        if 0 < trace.preset_k <= trace.iterations:
-            ax.axvline(trace.preset_k, color="gray", ls=":", lw=1)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
-        if len(keys) > 1:
-            ax.legend(fontsize=8)
-    axes[-1].axis("off")
-    axes[-1].text(0.0, 0.5, f"{trace.preset}\n{len(trace.rows)} seed{'s' if many else ''}, "
-                            f"iterations 0..{trace.iterations} of {trace.steps}\nrecorded every {trace.every} "
-                            f"(+ powers of 2)\ndotted: rewind point k = {trace.preset_k}\n"
-                            f"weights: prunable (conv, linear)", fontsize=9, va="center")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    files = {"csv": output / "trace.csv", "json": output / "trace.json", "png": output / "trace.png"}
+    write_csv(files["csv"], rows, ("seed", *COLUMNS))
+    save_json(files["json"], trace.as_dict())
+    draw_trace(trace, files["png"])
+    return files

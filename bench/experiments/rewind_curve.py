@@ -19,15 +19,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
+from bench import paths
 from bench.cache import load_json, load_tensors, save_json
 from bench.config import Experiment, config_hash, parse_step
 from bench.errors import BenchError
+from bench.experiments.setup import RunOptions, prepare
 from bench.presets import Preset
-from bench.runner import prepare
-from bench.stages import Env, Job, ProgressFactory, Replicate, _no_progress, execute, training_groups
+from bench.stages import Env, Job, Replicate, StageEvent, execute, training_groups
 from bench.stats import summarize
 
 
@@ -64,12 +65,7 @@ class CurveReplicate(Replicate):
         self.curve_ks = list(ks)
 
     def state_file(self, k: int) -> Path:
-        trunk = self.root / "trunk"
-        if k == 0:
-            return trunk / "w0.pt"
-        if k == self.k:
-            return trunk / "wk.pt"
-        return trunk / "states" / f"w-{k}.pt"
+        return paths.trunk_state_file(self.root, k, self.k)
 
     def extra_states(self) -> dict[int, Path]:
         return {k: self.state_file(k) for k in self.curve_ks if k not in (0, self.k)}
@@ -77,7 +73,7 @@ class CurveReplicate(Replicate):
     def trunk_job(self) -> Job | None:
         job = super().trunk_job()
         if job is not None:  # trained now: keep every requested state in this one dense run
-            root = self.root / "trunk"
+            root = self.stage_dir(0)
             job.snapshots.update({k: str(p.relative_to(root)) for k, p in self.extra_states().items()})
         return job
 
@@ -85,11 +81,11 @@ class CurveReplicate(Replicate):
         return CurveReplicate(self.exp, seed, self.env, self.curve_ks)
 
     def missing_states(self) -> dict[int, str]:
-        root = self.root / "trunk"
+        root = self.stage_dir(0)
         return {k: str(p.relative_to(root)) for k, p in self.extra_states().items() if not p.exists()}
 
     def rewind_folder(self, level: int, k: int) -> Path:
-        return self.root / (f"level-{level}" if level else "trunk") / "rewind" / f"k-{k}"
+        return paths.rewind_point_dir(self.root, level, k)
 
     def rewind_job(self, level: int, k: int) -> Job | None:
         """The level's mask with its survivors rewound to the trunk's state at k, trained k -> T."""
@@ -126,7 +122,7 @@ def ensure_states(reps: list[CurveReplicate]) -> int:
         end = max(k for m in missing for k in m)
         execute([rep.replay_job(end, m) for rep, m in zip(group, missing)], group[0].env)
         for rep in group:
-            rep.env.note(f"replayed: dense trunk 0 -> {end} seed {rep.seed}")
+            rep.env.note("replayed", f"dense trunk 0 -> {end}", rep.seed)
         replayed += end * len(group)
     return replayed
 
@@ -145,7 +141,7 @@ class Curve:
     dense: list[float]
     trunks_trained: int
     iterations_replayed: int
-    log: list[str] = field(default_factory=list)
+    events: list[StageEvent] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         points = []
@@ -165,74 +161,32 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def curve_folder(cache: Path, experiment: Experiment) -> Path:
-    return cache / "experiments" / config_hash(experiment) / "rewind-curve"
-
-
-def run_rewind_curve(preset: Preset, ks_text: str | None, *, seeds: int, level: int | None = None,
-                     sparsity: float | None = None, device: str = "auto", cache: Path,
-                     data_dir: Path | None = None, download: bool = False,
-                     progress: ProgressFactory = _no_progress, checkpoint_every: int | None = None,
-                     experiment: Experiment | None = None, group_size: int | None = None) -> Curve:
-    setup = prepare(preset, seeds=seeds, level=level, sparsity=sparsity, device=device, cache=cache,
-                    data_dir=data_dir, download=download, progress=progress, checkpoint_every=checkpoint_every,
-                    experiment=experiment, group_size=group_size)
+def run_rewind_curve(preset: Preset, ks_text: str | None, options: RunOptions, *, seeds: int | Sequence[int],
+                     level: int | None = None, sparsity: float | None = None,
+                     experiment: Experiment | None = None) -> Curve:
+    setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
     exp, env, lvl, table = setup.experiment, setup.env, setup.level, setup.table
     probe = Replicate(exp, 0, env)
     ks = parse_ks(ks_text, probe.k, probe.T, probe.per_epoch)
-    reps = [CurveReplicate(exp, seed, env, ks) for seed in range(seeds)]
+    reps = [CurveReplicate(exp, seed, env, ks) for seed in setup.seeds]
     for stage in range(lvl + 1):
         execute([rep.level_job(stage) for rep in reps], env)
     replayed = ensure_states(reps)
     for k in ks:
         execute([rep.rewind_job(lvl, k) for rep in reps], env)
-    trunks = sum(line.startswith("trained: dense trunk") for line in env.log)
+    trunks = sum(e.kind == "trained" and e.stage == "dense trunk" for e in env.events)
     return Curve(preset.name, exp, lvl, table[lvl][1], ks, probe.k, probe.T, [r.seed for r in reps],
                  {k: [rep.point(lvl, k)["accuracy"] for rep in reps] for k in ks},
-                 [rep.record(0)["accuracy"] for rep in reps], trunks, replayed, env.log)
+                 [rep.record(0)["accuracy"] for rep in reps], trunks, replayed, env.events)
 
 
 def save_curve(curve: Curve, output: Path | None, cache: Path) -> tuple[Path, Path]:
     """The curve's JSON beside the run and its plot (``output``, default beside the JSON)."""
-    folder = curve_folder(cache, curve.experiment)
+    from bench.report.figures import draw_curve
+
     data = curve.as_dict()
-    json_path = folder / f"level-{curve.level}.json"
+    json_path = paths.rewind_curve_file(cache, data["config_hash"], curve.level)
     save_json(json_path, data)
-    png = Path(output) if output else folder / f"level-{curve.level}.png"
+    png = Path(output) if output else paths.rewind_curve_file(cache, data["config_hash"], curve.level, ".png")
     draw_curve(data, png)
     return json_path, png
-
-
-def draw_curve(data: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ks = [p["k"] for p in data["points"]]
-    means = [p["mean"] for p in data["points"]]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for i, seed in enumerate(data["seeds"]):
-        ax.plot(ks, [p["accuracy"][i] for p in data["points"]], "o", color="tab:blue", alpha=0.3, ms=3,
-                label="per seed" if i == 0 else None)
-    lows = [p["ci_low"] for p in data["points"]]
-    if all(v is not None for v in lows):
-        highs = [p["ci_high"] for p in data["points"]]
-        ax.fill_between(ks, lows, highs, color="tab:blue", alpha=0.15, label="95% interval")
-    ax.plot(ks, means, "-o", color="tab:blue", label="ticket, rewound to k")
-    ax.axhline(data["dense"]["mean"], color="black", ls="--", lw=1, label="dense network")
-    ax.axvline(data["preset_k"], color="gray", ls=":", lw=1, label=f"preset k = {data['preset_k']}")
-    positive = [k for k in ks if k > 0]
-    if positive and max(positive) / min(positive) >= 8:  # a wide range reads better on a log axis
-        ax.set_xscale("symlog", linthresh=min(positive))
-        ax.set_xlim(-0.3 * min(positive), max(ks) * 1.3)  # symlog autoscaling clips the end points
-    ax.set_xlabel("rewind iteration k")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{data['preset']}: {data['percent_remaining']:.1f}% of weights remaining "
-                 f"(level {data['level']}), {len(data['seeds'])} seed{'s' if len(data['seeds']) != 1 else ''}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)

@@ -6,10 +6,14 @@ from pathlib import Path
 
 import click
 
+from bench import paths
 from bench.cache import cache_root
+from bench.cli.options import cache_dir_option
 from bench.errors import BenchError
-from bench.leaderboard import DEFAULT_MIN_SEEDS, FORMATS, Leaderboard, from_folders, render, rich_tables
-from bench.plot import PLOT_SUFFIXES, draw
+from bench.report.figures import PLOT_SUFFIXES, draw
+from bench.report.model import DEFAULT_MIN_SEEDS, Leaderboard, from_folders
+from bench.report.render import FORMATS, render
+from bench.report.terminal import rich_tables
 
 _SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".json": "json"}
 
@@ -19,8 +23,7 @@ def _common(command):
     options = [
         click.option("--results", "results", multiple=True, type=click.Path(), metavar="DIR",
                      help="Folder of result files, searched recursively (repeatable). Default: <cache>/results."),
-        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-                     help="Cache root whose results/ is read. Default: $BENCH_CACHE_DIR, else the user cache folder."),
+        cache_dir_option("Cache root whose results/ is read. Default: $BENCH_CACHE_DIR, else the user cache folder."),
         click.option("--preset", default=None, help="Only results of this preset."),
         click.option("--sparsity", type=float, default=None, metavar="PCT",
                      help="Only results with this percent of weights remaining (to 0.1)."),
@@ -40,7 +43,7 @@ def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -
         from bench.presets import get_preset
 
         get_preset(preset)  # an unknown name fails with a suggestion instead of an empty table
-    folders = [Path(r) for r in results] or [cache_root(cache_dir) / "results"]
+    folders = [Path(r) for r in results] or [paths.results_dir(cache_root(cache_dir))]
     lb = from_folders(folders, strict=strict, missing_ok=not results, preset=preset, sparsity=sparsity,
                       min_seeds=min_seeds, any_config=any_config)
     for problem in lb.problems:
@@ -100,3 +103,6 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
     chosen = PRESETS.get(presets[0])
     draw(lb, path, chosen.level if chosen else None)
     click.echo(f"Wrote {path}.", err=True)
+
+
+COMMANDS = (leaderboard, plot)

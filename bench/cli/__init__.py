@@ -1,0 +1,61 @@
+"""The ``bench`` command line: a thin layer over bench.experiments and bench.report.
+
+One module per command family (run, early, report); shared options in ``options``, shared output in
+``output``. Errors reach the user as one line (``BENCH_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import click
+
+from bench.cli import early, report, run, verify
+from bench.errors import BenchError
+
+
+class BenchGroup(click.Group):
+    """Shows BenchError (and anything unexpected) as one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(os.environ.get("BENCH_DEBUG"))
+        try:
+            return super().invoke(ctx)
+        except BenchError as exc:
+            if debug:
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted. Finished stages and checkpoints are saved: rerun the same command to resume.",
+                       err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (set BENCH_DEBUG=1 to see the traceback).",
+                       err=True)
+            ctx.exit(1)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"Warning: {message}", err=True)
+
+
+@click.group(cls=BenchGroup)
+@click.version_option(package_name="earlyphase-bench")
+def cli() -> None:
+    """Perturbation benchmark for the early phase of neural network training."""
+    warnings.showwarning = _show_warning
+
+
+for command in (*run.COMMANDS, *early.COMMANDS, *report.COMMANDS, *verify.COMMANDS):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="bench")

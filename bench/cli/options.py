@@ -1,0 +1,135 @@
+"""Options every command shares, each defined once, and the one place where run options are built."""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from bench.cache import cache_root
+from bench.errors import BenchError
+from bench.experiments.setup import DEFAULT_GROUP_SIZE, RunOptions
+from bench.presets import DEFAULT_PRESET
+
+
+def _stack(command: Callable, options: list[Callable]) -> Callable:
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def preset_option(command: Callable) -> Callable:
+    return click.option("--preset", default=DEFAULT_PRESET, show_default=True,
+                        help="Experiment preset (see `bench presets`).")(command)
+
+
+class Seeds(click.ParamType):
+    """``N`` (seeds 0..N-1), ``A-B`` (A..B inclusive) or ``A,B,C``."""
+
+    name = "seeds"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, list)):
+            return value
+        text = str(value).strip()
+        try:
+            if "," in text:
+                return [int(part) for part in text.split(",") if part.strip()]
+            if "-" in text.lstrip("-"):
+                low, high = (int(part) for part in text.split("-", 1))
+                if high < low:
+                    self.fail(f"'{text}' is an empty range; write the lower seed first, e.g. 10-14.", param, ctx)
+                return list(range(low, high + 1))
+            count = int(text)
+        except ValueError:
+            self.fail(f"'{text}' is not a seed count (3), range (10-14) or list (3,7,9).", param, ctx)
+        if count < 1:
+            self.fail(f"{count} seeds: give at least 1 (a count), or a range or list of seeds.", param, ctx)
+        return count
+
+
+def seeds_option(default: int | None = None) -> Callable:
+    help_ = ("Replicate seeds: a count N (seeds 0..N-1), a range 10-14 or a list 3,7,9."
+             + ("" if default else " Default: the preset's."))
+    return click.option("--seeds", type=Seeds(), default=default, show_default=default is not None, help=help_)
+
+
+class Percent(click.ParamType):
+    """A finite number in [0, 100] (NaN and infinities are refused, not silently matched to a level)."""
+
+    name = "pct"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number.", param, ctx)
+        if not math.isfinite(number) or not 0 <= number <= 100:
+            self.fail(f"{value} is not a percentage between 0 and 100.", param, ctx)
+        return number
+
+
+def level_options(command: Callable) -> Callable:
+    return _stack(command, [
+        click.option("--sparsity", type=Percent(), default=None, metavar="PCT",
+                     help="Percent of prunable weights remaining."),
+        click.option("--level", type=click.IntRange(min=0), default=None,
+                     help="IMP level (0 = dense). Default: the preset's."),
+    ])
+
+
+def json_option(help_: str = "Print one JSON object instead of a table.") -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help=help_)
+
+
+_RUN_KEYS = ("device", "cache_dir", "data_dir", "download", "checkpoint_every", "group_size", "compile_")
+
+
+def run_options(command: Callable) -> Callable:
+    """Where and how to train, the same for every training command; the command receives ``options``
+    (a RunOptions without progress: the command adds its progress bars)."""
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        values = {key: kwargs.pop(key) for key in _RUN_KEYS}
+        options = RunOptions(
+            cache=cache_root(values["cache_dir"]), device=values["device"],
+            data_dir=Path(values["data_dir"]) if values["data_dir"] else None, download=values["download"],
+            checkpoint_every=values["checkpoint_every"], group_size=values["group_size"], compile=values["compile_"])
+        return command(options=options, **kwargs)
+
+    return _stack(wrapper, [
+        click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto."),
+        cache_dir_option("Cache root. Default: $BENCH_CACHE_DIR, else the user cache folder."),
+        click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                     help="Where datasets live. Default: <cache>/data."),
+        click.option("--download", is_flag=True, help="Download CIFAR-10 if it is missing (needs internet)."),
+        click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+                     help="Checkpoint every N steps (default: each epoch)."),
+        click.option("--group-size", type=click.IntRange(min=1), default=DEFAULT_GROUP_SIZE, show_default=True,
+                     help="Most replicates trained together as one fused model (1 = one at a time)."),
+        click.option("--compile", "compile_", is_flag=True,
+                     help="torch.compile the model (worth it on long GPU runs)."),
+    ])
+
+
+def cache_dir_option(help_: str) -> Callable:
+    return click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help=help_)
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    """``--param key=value`` options as a dict."""
+    params = {}
+    for item in values:
+        if "=" not in item:
+            raise BenchError(f"--param expects key=value, got '{item}'.")
+        key, value = (part.strip() for part in item.split("=", 1))
+        if not key:
+            raise BenchError(f"--param expects key=value, got '{item}' (no key).")
+        if key in params:
+            raise BenchError(f"--param {key} is given twice ({params[key]!r} and {value!r}); give it once.")
+        params[key] = value
+    return params

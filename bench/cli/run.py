@@ -1,0 +1,107 @@
+"""``bench run`` and the listings: ``bench presets``, ``bench perturbations``, ``bench plugins``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import click
+from rich.table import Table
+
+from bench.cli.options import json_option, level_options, parse_params, preset_option, run_options, seeds_option
+from bench.cli.output import echo_json, out, outcome_json, registry_row, say_stages, seed_table, show_registry, \
+    stage_counts, ui
+from bench.errors import BenchError
+from bench.plugins import default_plugins
+from bench.presets import PRESETS, describe, get_preset
+
+
+RUN_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"), ("perturbed %", "perturbed"), ("drop (pts)", "drop"),
+               ("effective std", "effective_std"))
+
+
+@click.command()
+@click.option("--perturbation", "-p", "perturbations", multiple=True, default=("identity",), show_default=True,
+              help="Registered perturbation name; repeat to run several at one level, trained together.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Perturbation parameter (repeatable).")
+@preset_option
+@seeds_option()
+@level_options
+@click.option("--perturbation-seed", type=int, default=0, show_default=True,
+              help="Seed of the perturbation's own randomness (recorded in the result).")
+@run_options
+@json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations).")
+def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed, options, as_json):
+    """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop."""
+    from bench.experiments.perturb import run_perturbations
+
+    chosen = get_preset(preset)
+    raw = parse_params(params)
+    if raw and len(perturbations) > 1:
+        raise BenchError("--param applies to one perturbation: run perturbations with parameters one at a time.")
+    with ui(as_json) as progress:
+        outcomes = run_perturbations(
+            chosen, [(name, raw) for name in dict.fromkeys(perturbations)], replace(options, progress=progress),
+            seeds=chosen.seeds if seeds is None else seeds, level=level, sparsity=sparsity, perturbation_seed=perturbation_seed)
+    stages = stage_counts(outcomes[0].events)
+    if as_json:
+        objects = [outcome_json(o, stages, "perturbation") for o in outcomes]
+        echo_json(objects[0] if len(objects) == 1 else {"runs": objects})
+        return
+    say_stages(stages, options.cache)
+    for o in outcomes:
+        out.print(seed_table(o, RUN_COLUMNS))
+
+
+@click.command()
+@json_option("Print JSON.")
+def presets(as_json):
+    """List the experiment presets."""
+    rows = [describe(preset) for preset in PRESETS.values()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Presets")
+    for column in ("name", "dataset", "model", "params", "prunable", "T (it)", "k (it)", "prune/level", "levels",
+                   "default % left"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["name"], r["dataset"], r["model"], f"{r['parameters']:,}", f"{r['prunable']:,}",
+                      f"{r['iterations']:,}", str(r["rewind_iteration"]), f"{r['prune_fraction']:.0%}",
+                      str(r["levels"]), f"{r['default_percent_remaining']:.1f}% (level {r['default_level']})")
+    out.print(table)
+
+
+@click.command()
+@json_option("Print JSON.")
+def perturbations(as_json):
+    """List the registered perturbations."""
+    rows = [registry_row(name, reg.perturbation, reg.plugin) for name, reg in default_plugins().perturbations().items()]
+    show_registry("Perturbations", rows, as_json)
+
+
+@click.command()
+@json_option("Print JSON.")
+def plugins(as_json):
+    """List the loaded plugins, their hooks, and any that failed to load."""
+    loaded = default_plugins()
+    data = {
+        "loaded": [{"name": p.name, "distribution": p.dist, "version": p.version, "module": p.module,
+                    "hooks": list(p.hooks)} for p in loaded.loaded],
+        "failed": loaded.failed,
+        "skipped": loaded.skipped,
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    table = Table(title="Plugins")
+    for column in ("name", "distribution", "version", "hooks"):
+        table.add_column(column)
+    for p in data["loaded"]:
+        table.add_row(p["name"], p["distribution"], p["version"], ", ".join(p["hooks"]))
+    for f in data["failed"]:
+        table.add_row(f["name"], f["dist"], "-", f"[red]failed: {f['error']}[/red]")
+    out.print(table)
+
+
+COMMANDS = (run, presets, perturbations, plugins)

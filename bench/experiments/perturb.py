@@ -1,0 +1,78 @@
+"""``bench run`` without the command line: perturb the rewound weights, retrain, store one result per seed."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from bench import paths
+from bench.config import Experiment
+from bench.experiments.records import Outcome, base_record, plugin_fields, store
+from bench.experiments.setup import RunOptions, prepare
+from bench.perturbation import resolve_params
+from bench.plugins import Plugins, Registered, default_plugins
+from bench.presets import Preset
+from bench.stages import Replicate, execute, training_groups
+
+
+def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, str], options: RunOptions,
+                     **kwargs: Any) -> Outcome:
+    """One perturbation end to end (see :func:`run_perturbations`)."""
+    return run_perturbations(preset, [(perturbation, raw_params)], options, **kwargs)[0]
+
+
+def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]], options: RunOptions, *,
+                      seeds: int | Sequence[int], level: int | None = None, sparsity: float | None = None,
+                      perturbation_seed: int = 0, plugins: Plugins | None = None,
+                      experiment: Experiment | None = None) -> list[Outcome]:
+    """Several perturbations at one level, each over ``seeds`` replicates, sharing trunk and IMP levels.
+
+    Each stage trains its replicates together as fused groups of up to ``options.group_size``.
+    """
+    plugins = plugins or default_plugins()
+    chosen = []
+    for name, raw in requests:
+        registered = plugins.perturbation(name)
+        chosen.append((registered, resolve_params(registered.perturbation, raw)))
+    setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
+    exp, env, lvl = setup.experiment, setup.env, setup.level
+    reps = [Replicate(exp, seed, env) for seed in setup.seeds]
+    # stage by stage across replicates, so each stage's replicates train together as one fused model
+    for level_ in range(lvl + 1):
+        execute([rep.level_job(level_) for rep in reps], env)
+    # Each perturbation's branches train together like its tickets did (same seeds, same group), so a
+    # ticket and its branch follow the same numerical path; early training amplifies any rounding
+    # difference (docs/harness.md), and then identity would no longer drop exactly 0.
+    for registered, params in chosen:
+        for group in training_groups(reps, lvl):
+            execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in group], env)
+    outcomes = []
+    for registered, params in chosen:
+        out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered.perturbation.name,
+                      registered.plugin, params, events=env.events)
+        for rep in reps:
+            record = _record(preset, rep, registered, params, lvl, perturbation_seed)
+            out.records.append(store(paths.result_file(paths.results_dir(options.cache), record), record))
+        outcomes.append(out)
+    return outcomes
+
+
+def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict[str, Any], lvl: int,
+            perturbation_seed: int) -> dict:
+    """The stored result of one (configuration, perturbation, parameters, seed)."""
+    dense, ticket = rep.record(0), rep.record(lvl)
+    branch = rep.branch_record(registered.perturbation.name, params, lvl, perturbation_seed)
+    groups = {"trunk": dense.get("trained_with_seeds"), "ticket": ticket.get("trained_with_seeds"),
+              "branch": branch.get("trained_with_seeds")}
+    return base_record(preset, rep, lvl) | {
+        "perturbation": {
+            "name": registered.perturbation.name, "description": registered.perturbation.description,
+            "params": params, "seed": perturbation_seed, "generator_seed": branch["generator_seed"],
+            **plugin_fields(registered.plugin),
+        },
+        "accuracy": {"dense": dense["accuracy"], "ticket": ticket["accuracy"], "perturbed": branch["accuracy"]},
+        "drop": ticket["accuracy"] - branch["accuracy"],
+        "effective_std": branch["effective_std"],
+        "relative_change": branch["relative_change"],
+        "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],
+                    "replicas_trained_together": branch.get("replicas_trained_together", 1)},
+    } | ({"trained_with_seeds": groups} if None not in groups.values() else {})  # absent in older caches

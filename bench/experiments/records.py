@@ -1,0 +1,85 @@
+"""The stored result record: the fields every result shares, and the outcome of a run over seeds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.cache import load_json, save_json
+from bench.config import Experiment, full
+from bench.plugins import PluginInfo
+from bench.presets import Preset
+from bench.provenance import PROTOCOL_VERSION, environment
+from bench.stages import Replicate, StageEvent
+from bench.stats import Summary, summarize
+
+SCHEMA_VERSION = 2
+# what a rerun from the cache may not change; everything else (environment, created) is provenance
+_PROVENANCE = ("environment", "created", "timings")
+
+
+def base_record(preset: Preset, rep: Replicate, level: int) -> dict:
+    """The fields every stored result shares: where it comes from and what produced it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "protocol_version": PROTOCOL_VERSION,
+        "preset": preset.name,
+        "config_hash": rep.hash,
+        "config": full(rep.exp),
+        "seed": rep.seed,
+        "level": level,
+        "density": rep.record(level).get("sparsity", {}).get("density", 1.0),
+        "steps": rep.T,
+        "rewind_step": rep.k,
+        "environment": environment(rep.env.device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "fingerprints": rep.fingerprints(level),
+    }
+
+
+def store(path: Path, record: dict) -> dict:
+    """Write ``record`` unless the file already holds the same result, whose provenance (the machine, time
+    and code that trained it) a rerun from the cache must keep; return what the file holds."""
+    if path.exists():
+        try:
+            old = load_json(path)
+        except ValueError:
+            old = None  # unreadable: replaced by the result just assembled from the stages
+        if old is not None and _without_provenance(old) == _without_provenance(record):
+            return old
+    save_json(path, record)
+    return record
+
+
+def _without_provenance(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in _PROVENANCE}
+
+
+def plugin_fields(plugin: PluginInfo) -> dict[str, str]:
+    """Which plugin produced a result, for its record's ``perturbation`` object."""
+    return {"plugin": plugin.name, "distribution": plugin.dist, "version": plugin.version}
+
+
+def summarize_records(records: list[dict], key: str) -> Summary:
+    """n, mean and 95% interval over seeds of ``drop`` or of one accuracy (dense, ticket, perturbed, ...)."""
+    return summarize([r[key] if key == "drop" else r["accuracy"][key] for r in records])
+
+
+@dataclass
+class Outcome:
+    """One perturbation (or pre-training) over seeds at one level: its stored records, and what ran."""
+
+    preset: str
+    experiment: Experiment
+    level: int
+    percent_remaining: float
+    name: str  # the perturbation's name, or 'pretrain:<task>'
+    plugin: PluginInfo
+    params: dict[str, Any]
+    records: list[dict] = field(default_factory=list)
+    events: list[StageEvent] = field(default_factory=list)
+
+    def summary(self, key: str) -> Summary:
+        return summarize_records(self.records, key)

@@ -1,0 +1,85 @@
+"""What makes a result reproducible and checkable: the code, the protocol, the machine, the fingerprints.
+
+PROTOCOL_VERSION is bumped whenever the harness's numerics change on purpose (a new initialiser, a new data
+layout, a new kernel setting): results of another protocol are not comparable and the leaderboard shows them
+apart. Fingerprints are sha256 digests of tensors, so two results that claim the same W_k or mask can be
+checked without the tensors themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+import bench
+
+PROTOCOL_VERSION = 1
+
+
+def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes, in name order: equal iff the tensors are bit-identical."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict[str, Any]:
+    """The package version and, when bench runs from a git checkout, the commit and whether it was dirty."""
+    out: dict[str, Any] = {"bench_version": bench.__version__}
+    root = Path(bench.__file__).resolve().parent.parent
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    timeout=10).stdout.strip()
+            status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10).stdout
+            if commit:
+                out.update(git_commit=commit, git_dirty=bool(status.strip()))
+        except (OSError, subprocess.SubprocessError):
+            pass  # no git here: the package version is all there is to say
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware(device: torch.device) -> dict[str, Any]:
+    """The machine's class as far as rounding is concerned: on CPU the kernel capability torch dispatches
+    (AVX2, AVX512, ...) and the thread count; on CUDA the GPU model."""
+    from bench import numerics
+
+    if device.type == "cuda":
+        return {"device": str(device), "device_name": torch.cuda.get_device_name(device),
+                "cuda_version": torch.version.cuda}
+    return {"device": str(device), "device_name": cpu_model(), **numerics.describe()}
+
+
+def hardware_class(hw: Mapping[str, Any]) -> str:
+    """One string per class of machine whose results agree bit for bit (docs/reproducibility.md)."""
+    if str(hw.get("device", "cpu")).startswith("cuda"):
+        return f"cuda:{hw.get('device_name')}"
+    return f"cpu:{hw.get('cpu_capability')}"
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Versions and hardware, stored with every result."""
+    return {**code_version(), "protocol_version": PROTOCOL_VERSION, "torch_version": torch.__version__,
+            "python_version": platform.python_version(), "platform": sys.platform, **hardware(device)}

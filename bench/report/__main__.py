@@ -1,0 +1,3 @@
+from bench.report.committed import main
+
+raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""Every figure bench draws: the leaderboard plot, the rewind curve and the trace timeline.
+
+Drawn headless with a ``matplotlib.figure.Figure`` on its own Agg canvas: nothing here selects a
+backend or touches pyplot's global state, so importing bench never changes a caller's matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from bench.report.model import Board, Leaderboard, label as _label
+from bench.report.text import clean
+from bench.stats import Summary
+
+if TYPE_CHECKING:
+    from bench.experiments.trace import Trace
+
+
+def _figure(size: tuple[float, float]):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)  # Agg, never an interactive backend
+    return fig
+
+
+def _save(fig, path: Path, **kwargs: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------- leaderboard
+
+PLOT_SUFFIXES = (".png", ".svg")
+
+
+def _plot_label(text: str) -> str:
+    # '$' would start matplotlib mathtext; a hostile name must stay literal text (and not fail to parse)
+    return clean(text).replace("$", r"\$")
+
+
+def choose_board(boards: Sequence[Board], default_level: int | None) -> Board:
+    """The board drawn in the first panel: the preset's default level when it was run, else the board
+    with the most ranked rows (then the lowest level, for a stable choice)."""
+    at_default = [b for b in boards if b.level == default_level]
+    pool = at_default or list(boards)
+    return sorted(pool, key=lambda b: (-len(b.rows), b.level, b.config_hash))[0]
+
+
+def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Path:
+    """Mean drop with its 95% interval per perturbation; where several sparsities of the same configuration
+    were run, a second panel of perturbed accuracy against percent remaining. PNG or SVG by suffix."""
+    import matplotlib
+    import matplotlib.ticker
+
+    main = choose_board(lb.boards, default_level)
+    levels = sorted((b for b in lb.boards if b.config_hash == main.config_hash), key=lambda b: -b.percent_remaining)
+    second = len(levels) > 1
+    height = max(3.0, 0.45 * len(main.rows) + 1.6)
+    labels = [_plot_label(_label(r.name, r.params, r.perturbation_seed) + f" (n={r.n})") for r in main.rows]
+    width = max(7.5, 4.5 + 0.085 * max(map(len, labels), default=0))  # room for the longest label
+    fig = _figure((width + (5.5 if second else 0), height))
+    axes = fig.subplots(1, 2 if second else 1, squeeze=False)[0]
+
+    ax = axes[0]
+    rows = main.rows
+    ys = list(range(len(rows)))[::-1]  # rank 1 at the top
+    for y, row in zip(ys, rows):
+        s = row.drop
+        err = [[0.0], [0.0]] if math.isnan(s.low) else [[s.mean - s.low], [s.high - s.mean]]
+        color = "0.5" if row.control else "tab:blue"
+        ax.errorbar([s.mean], [y], xerr=err, fmt="o", color=color, ecolor=color, capsize=3)
+    ax.axvline(0, color="0.7", linewidth=0.8)
+    ax.set_yticks(ys, labels)
+    ax.set_xlabel("drop vs. ticket (points; mean, 95% CI)")
+    ax.set_title(_plot_label(f"{main.preset}: {main.percent_remaining:.1f}% remaining, k = {main.rewind_step}"))
+
+    if second:
+        ax = axes[1]
+        series: dict[str, list[tuple[float, Summary]]] = {}
+        for board in levels:
+            for row in board.rows:
+                series.setdefault(_label(row.name, row.params, row.perturbation_seed), []).append(
+                    (row.percent_remaining, row.perturbed))
+        ticket = [(b.percent_remaining, max(b.rows, key=lambda r: r.n).ticket) for b in levels]
+        lines = [("ticket (unperturbed)", ticket)] + sorted(series.items())
+        for i, (label, points) in enumerate(lines):
+            points.sort(key=lambda p: -p[0])
+            # a small horizontal offset per line so intervals at the same sparsity do not hide each other
+            shift = 1 + 0.012 * (i - (len(lines) - 1) / 2)
+            xs = [p * shift for p, _ in points]
+            means = [s.mean for _, s in points]
+            err = [[0.0 if math.isnan(s.low) else s.mean - s.low for _, s in points],
+                   [0.0 if math.isnan(s.high) else s.high - s.mean for _, s in points]]
+            style = {"linestyle": "--", "color": "black"} if i == 0 else {}
+            ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=_plot_label(label), **style)
+        ax.set_xscale("log")
+        ticks = [b.percent_remaining for b in levels]
+        ax.set_xticks(ticks, [f"{t:.1f}" for t in ticks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.invert_xaxis()  # sparser to the right, as in the paper's plots
+        ax.set_xlabel("percent of weights remaining")
+        ax.set_ylabel("test accuracy after the perturbation (%)")
+        ax.set_title(_plot_label(f"{main.preset}: accuracy against sparsity"))
+        ax.legend(fontsize="small")
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fmt = output.suffix[1:].lower()
+    # fixed salt and no date, so the same results give the same SVG
+    with matplotlib.rc_context({"svg.hashsalt": "earlyphase-bench"}):
+        fig.savefig(output, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    return output
+
+
+# ---------------------------------------------------------------------------------------- rewind curve
+
+def draw_curve(data: dict[str, Any], path: Path) -> None:
+    """Ticket accuracy against k, per seed and mean with its interval, from a curve's JSON data."""
+    ks = [p["k"] for p in data["points"]]
+    means = [p["mean"] for p in data["points"]]
+    fig = _figure((6.4, 4.2))
+    ax = fig.subplots()
+    for i, seed in enumerate(data["seeds"]):
+        ax.plot(ks, [p["accuracy"][i] for p in data["points"]], "o", color="tab:blue", alpha=0.3, ms=3,
+                label="per seed" if i == 0 else None)
+    lows = [p["ci_low"] for p in data["points"]]
+    if all(v is not None for v in lows):
+        highs = [p["ci_high"] for p in data["points"]]
+        ax.fill_between(ks, lows, highs, color="tab:blue", alpha=0.15, label="95% interval")
+    ax.plot(ks, means, "-o", color="tab:blue", label="ticket, rewound to k")
+    ax.axhline(data["dense"]["mean"], color="black", ls="--", lw=1, label="dense network")
+    ax.axvline(data["preset_k"], color="gray", ls=":", lw=1, label=f"preset k = {data['preset_k']}")
+    positive = [k for k in ks if k > 0]
+    if positive and max(positive) / min(positive) >= 8:  # a wide range reads better on a log axis
+        ax.set_xscale("symlog", linthresh=min(positive))
+        ax.set_xlim(-0.3 * min(positive), max(ks) * 1.3)  # symlog autoscaling clips the end points
+    ax.set_xlabel("rewind iteration k")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{data['preset']}: {data['percent_remaining']:.1f}% of weights remaining "
+                 f"(level {data['level']}), {len(data['seeds'])} seed{'s' if len(data['seeds']) != 1 else ''}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path, dpi=130)
+
+
+# ---------------------------------------------------------------------------------------- trace
+
+PANELS = (
+    ("test_accuracy", "test accuracy (%)", None),
+    ("test_loss", "test loss", None),
+    ("grad_norm", "gradient norm", None),
+    ("mean_abs_weight", "mean |w|", None),
+    ("sign_flip_fraction", "signs differing from W_0 (%)", 100.0),
+    (("distance_from_init", "distance_from_final"), "L2 distance", None),
+    (("cosine_to_init", "cosine_to_final"), "cosine similarity", None),
+)
+
+
+def draw_trace(trace: "Trace", path: Path) -> None:
+    """The Figure-1 style timeline of a trace: one panel per measurement, iterations on a log axis."""
+    fig = _figure((15, 6.5))
+    axes = fig.subplots(2, 4)
+    axes = axes.flatten()
+    colors = {"init": "tab:blue", "final": "tab:orange"}
+    many = len(trace.rows) > 1
+    for ax, (key, title, scale) in zip(axes, PANELS):
+        keys = key if isinstance(key, tuple) else (key,)
+        for k in keys:
+            which = "final" if k.endswith("final") else "init"
+            color = colors[which] if len(keys) > 1 else "tab:blue"
+            label = ("from W_0" if which == "init" else "from final") if k.startswith("distance") else \
+                ("to W_0" if which == "init" else "to final") if k.startswith("cosine") else None
+            series = []
+            for i, (seed, rows) in enumerate(sorted(trace.rows.items())):
+                pts = [(r["iteration"], r[k] * (scale or 1)) for r in rows if r.get(k) is not None]
+                series.append(dict(pts))
+                ax.plot(*zip(*pts), color=color, lw=0.8 if many else 1.4, alpha=0.4 if many else 1.0,
+                        label=label if (i == 0 and not many) else None)
+            if many:  # the mean over seeds on top of each seed's thin line
+                common = sorted(set.intersection(*(set(s) for s in series)))
+                ax.plot(common, [sum(s[x] for s in series) / len(series) for x in common], color=color, lw=1.6,
+                        label=label)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlim(left=0)
+        if 0 < trace.preset_k <= trace.iterations:
+            ax.axvline(trace.preset_k, color="gray", ls=":", lw=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        if len(keys) > 1:
+            ax.legend(fontsize=8)
+    axes[-1].axis("off")
+    axes[-1].text(0.0, 0.5, f"{trace.preset}\n{len(trace.rows)} seed{'s' if many else ''}, "
+                            f"iterations 0..{trace.iterations} of {trace.steps}\nrecorded every {trace.every} "
+                            f"(+ powers of 2)\ndotted: rewind point k = {trace.preset_k}\n"
+                            f"weights: prunable (conv, linear)", fontsize=9, va="center")
+    _save(fig, path, dpi=120)

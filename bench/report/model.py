@@ -1,0 +1,318 @@
+"""The leaderboard's data model: replicate statistics over stored result records, grouped and ranked.
+
+Records are grouped by (preset, config hash, level, perturbation, parameters, perturbation seed). Each
+record's drop is already paired (ticket minus perturbed accuracy of the same replicate seed), so a group's
+statistic is the mean of its per-seed drops with a 95% t-interval (bench.stats.summarize). Rows are ranked
+within a board (one preset, configuration and level) by mean drop, largest first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from bench.provenance import PROTOCOL_VERSION
+from bench.report.results import Problem, Result, load_results
+from bench.stats import Summary, summarize
+
+CONTROLS = ("identity", "rewind-to-init", "reinit")
+BUILTIN_DIST = "earlyphase-bench"  # only the harness's own controls count as controls
+DEFAULT_MIN_SEEDS = 2  # the fewest seeds that give an interval
+COMMITTED_MIN_SEEDS = 3  # what the committed leaderboard (and a submission) needs
+SPARSITY_TOLERANCE = 0.05  # --sparsity matches percent remaining to one decimal
+
+
+@dataclass
+class Row:
+    preset: str
+    config_hash: str
+    level: int
+    percent_remaining: float
+    rewind_step: int
+    steps: int
+    name: str
+    params: dict[str, Any]
+    perturbation_seed: int
+    plugin: str
+    distribution: str
+    version: str
+    seeds: tuple[int, ...]
+    drop: Summary
+    ticket: Summary
+    perturbed: Summary
+    effective_std: float  # mean over seeds
+    control: bool
+    sources: tuple[str, ...]
+    description: str = ""  # the plugin's one-line description, when the records carry it
+    pretraining: bool = False  # a pre-training entry (bench pretrain): the rewind point itself was replaced
+    protocol: int = PROTOCOL_VERSION  # the lowest protocol version among the row's records
+    rank: int | None = None
+    tied_with: list[int] = field(default_factory=list)  # ranks of neighbours whose interval overlaps
+    reason: str | None = None  # why the row is not ranked
+
+    @property
+    def n(self) -> int:
+        return self.drop.n
+
+    @property
+    def tied(self) -> bool:
+        return bool(self.tied_with)
+
+    def sort_key(self) -> tuple:
+        return (self.name, _params_key(self.params), self.perturbation_seed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank, "preset": self.preset, "config_hash": self.config_hash, "level": self.level,
+            "percent_remaining": self.percent_remaining, "rewind_step": self.rewind_step, "steps": self.steps,
+            "perturbation": self.name, "params": self.params, "perturbation_seed": self.perturbation_seed,
+            "plugin": self.plugin, "distribution": self.distribution, "version": self.version,
+            "control": self.control, "tied": self.tied, "tied_with": self.tied_with,
+            "n": self.n, "mean_drop": self.drop.mean, "ci_low": self.drop.low, "ci_high": self.drop.high,
+            "std_drop": self.drop.std,
+            "per_seed": [{"seed": s, "drop": d, "ticket": t, "perturbed": p} for s, d, t, p in
+                         zip(self.seeds, self.drop.values, self.ticket.values, self.perturbed.values)],
+            "mean_ticket": self.ticket.mean, "mean_perturbed": self.perturbed.mean,
+            "mean_effective_std": self.effective_std, "reason": self.reason, "files": list(self.sources),
+            "description": self.description,
+        }
+
+
+@dataclass
+class Board:
+    """The ranked rows of one preset, configuration and IMP level: only these are comparable."""
+
+    preset: str
+    config_hash: str
+    level: int
+    percent_remaining: float
+    rewind_step: int
+    rows: list[Row]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset, "config_hash": self.config_hash, "level": self.level,
+                "percent_remaining": self.percent_remaining, "rewind_step": self.rewind_step,
+                "rows": [r.as_dict() for r in self.rows]}
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    label: str
+    seed: int
+    kept: str
+    dropped: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (f"seed {self.seed} of {self.label} appears in {len(self.dropped) + 1} files; kept {self.kept}, "
+                f"ignored {', '.join(self.dropped)}")
+
+
+@dataclass
+class Leaderboard:
+    boards: list[Board]
+    ineligible: list[Row]
+    duplicates: list[Duplicate]
+    problems: list[Problem]
+    files: int
+    min_seeds: int
+    preset: str | None = None
+    sparsity: float | None = None
+
+    @property
+    def rows(self) -> list[Row]:
+        return [r for b in self.boards for r in b.rows]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "leaderboard_version": 1,
+            "filters": {"preset": self.preset, "sparsity": self.sparsity, "min_seeds": self.min_seeds},
+            "files": self.files,
+            "boards": [b.as_dict() for b in self.boards],
+            "ineligible": [r.as_dict() for r in self.ineligible],
+            "duplicates": [{"perturbation": d.label, "seed": d.seed, "kept": d.kept, "ignored": list(d.dropped)}
+                           for d in self.duplicates],
+            "problems": [{"file": p.source, "problem": p.message} for p in self.problems],
+        }
+
+
+# ------------------------------------------------------------------------------------------ building
+
+
+def _params_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+def matches_sparsity(percent: float, wanted: float) -> bool:
+    return abs(percent - wanted) <= SPARSITY_TOLERANCE + 1e-9 or round(percent, 1) == round(wanted, 1)
+
+
+def is_control(name: str, distribution: str) -> bool:
+    return name in CONTROLS and distribution == BUILTIN_DIST
+
+
+def _preset_hashes() -> dict[str, str]:
+    from bench.config import config_hash
+    from bench.presets import PRESETS
+
+    return {name: config_hash(p.experiment) for name, p in PRESETS.items()}
+
+
+def _joined(values: Iterable[str]) -> str:
+    return ", ".join(sorted(set(values)))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _row(results: list[Result]) -> Row:
+    first = results[0].data
+    pert = first["perturbation"]
+    recs = [r.data for r in results]
+    return Row(
+        preset=first["preset"], config_hash=first["config_hash"], level=first["level"],
+        percent_remaining=100 * _mean([r["density"] for r in recs]),
+        rewind_step=first["rewind_step"], steps=first["steps"],
+        name=pert["name"], params=dict(sorted(pert["params"].items())), perturbation_seed=pert["seed"],
+        plugin=_joined(r["perturbation"]["plugin"] for r in recs),
+        distribution=_joined(r["perturbation"]["distribution"] for r in recs),
+        version=_joined(r["perturbation"]["version"] for r in recs),
+        seeds=tuple(r["seed"] for r in recs),
+        drop=summarize([r["drop"] for r in recs]),
+        ticket=summarize([r["accuracy"]["ticket"] for r in recs]),
+        perturbed=summarize([r["accuracy"]["perturbed"] for r in recs]),
+        effective_std=_mean([r["effective_std"] for r in recs]),
+        control=all(is_control(r["perturbation"]["name"], r["perturbation"]["distribution"]) for r in recs),
+        sources=tuple(r.source for r in results),
+        description=_joined(r["perturbation"].get("description", "") for r in recs),
+        pretraining=all(r.get("kind") == "pretraining" for r in recs),
+        protocol=min(protocol(r) for r in recs),
+    )
+
+
+def params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(params.items()))
+
+
+def label(name: str, params: dict[str, Any], pseed: int) -> str:
+    text = name + (f" ({params_text(params)})" if params else "")
+    return text + (f" p-seed {pseed}" if pseed else "")
+
+
+def _dedupe(group: list[Result], duplicates: list[Duplicate]) -> list[Result]:
+    """One record per seed. Several files for one seed keep the earliest created (the original run; ties
+    broken by file and content), so the choice does not depend on the order the files were found in."""
+    by_seed: dict[int, list[Result]] = {}
+    for res in group:
+        by_seed.setdefault(res.data["seed"], []).append(res)
+    kept = []
+    for seed in sorted(by_seed):
+        candidates = sorted(by_seed[seed], key=lambda r: (r.data["created"], r.source,
+                                                           json.dumps(r.data, sort_keys=True)))
+        kept.append(candidates[0])
+        if len(candidates) > 1:
+            pert = candidates[0].data["perturbation"]
+            duplicates.append(Duplicate(label(pert["name"], pert["params"], pert["seed"]), seed,
+                                        candidates[0].source, tuple(c.source for c in candidates[1:])))
+    return kept
+
+
+def _mark_ties(rows: list[Row]) -> None:
+    for a, b in zip(rows, rows[1:]):
+        if _overlap(a.drop, b.drop):
+            a.tied_with.append(b.rank)
+            b.tied_with.append(a.rank)
+
+
+def _overlap(a: Summary, b: Summary) -> bool:
+    if any(math.isnan(x) for x in (a.low, a.high, b.low, b.high)):
+        return False  # a single seed has no interval, so there is nothing to overlap
+    return a.low <= b.high and b.low <= a.high
+
+
+def protocol(record: dict[str, Any]) -> int:
+    """The record's protocol version; 0 for records written before protocol versions existed."""
+    return record.get("protocol_version", 0)
+
+
+def _unpaired(results: Sequence[Result]) -> dict[str, Problem]:
+    """Files that claim the same replicate (config, level, seed) as another file but not the same W_k or mask:
+    their drops would not be paired, so every file of such a replicate is named and left out."""
+    claims: dict[tuple, list[Result]] = {}
+    for res in results:
+        fp = res.data.get("fingerprints")
+        if fp:  # older records carry none: nothing to check
+            claims.setdefault((res.data["config_hash"], res.data["level"], res.data["seed"]), []).append(res)
+    out: dict[str, Problem] = {}
+    for (config, level, seed), members in claims.items():
+        if len({(m.data["fingerprints"]["wk"], m.data["fingerprints"]["mask"]) for m in members}) > 1:
+            names = ", ".join(sorted(m.source for m in members))
+            for m in members:
+                out[m.source] = Problem(m.path, m.source, f"config {config}, level {level}, seed {seed}: the files "
+                                        f"{names} disagree on the W_k or mask fingerprint, so their drops are not "
+                                        f"paired; rerun them in one cache")
+    return out
+
+
+def build(results: Iterable[Result], *, preset: str | None = None, sparsity: float | None = None,
+          min_seeds: int = DEFAULT_MIN_SEEDS, any_config: bool = False,
+          problems: Sequence[Problem] = (), files: int | None = None) -> Leaderboard:
+    """Group, summarise, filter and rank. ``any_config`` also ranks rows whose configuration is not their
+    preset's (otherwise they are listed as ineligible)."""
+    results = list(results)
+    problems = list(problems)
+    unpaired = _unpaired(results)
+    problems += unpaired.values()
+    chosen = [r for r in results
+              if r.source not in unpaired
+              and (preset is None or r.data["preset"] == preset)
+              and (sparsity is None or matches_sparsity(100 * r.data["density"], sparsity))]
+    groups: dict[tuple, list[Result]] = {}
+    for res in chosen:
+        d, p = res.data, res.data["perturbation"]
+        key = (d["preset"], d["config_hash"], d["level"], p["name"], _params_key(p["params"]), p["seed"],
+               protocol(d))  # another protocol's results are another row, shown apart
+        groups.setdefault(key, []).append(res)
+    duplicates: list[Duplicate] = []
+    rows = [_row(_dedupe(groups[key], duplicates)) for key in sorted(groups)]
+
+    hashes = _preset_hashes()
+    ranked: dict[tuple, list[Row]] = {}
+    ineligible = []
+    for row in rows:
+        if not any_config and row.preset not in hashes:
+            row.reason = f"preset '{row.preset}' is not one this bench defines"
+        elif not any_config and hashes[row.preset] != row.config_hash:
+            row.reason = (f"configuration {row.config_hash} differs from preset '{row.preset}' "
+                          f"({hashes[row.preset]})")
+        elif row.protocol != PROTOCOL_VERSION:
+            row.reason = (f"protocol {row.protocol}, but this bench computes protocol {PROTOCOL_VERSION}: results of "
+                          f"different protocols are not comparable; rerun them with this version")
+        elif row.n < min_seeds:
+            row.reason = f"{row.n} seed{'s' if row.n != 1 else ''}, fewer than the minimum {min_seeds}"
+        if row.reason:
+            ineligible.append(row)
+        else:
+            ranked.setdefault((row.preset, row.level, row.config_hash), []).append(row)
+
+    boards = []
+    for key in sorted(ranked):
+        members = sorted(ranked[key], key=lambda r: (-r.drop.mean, r.sort_key()))
+        for i, row in enumerate(members, 1):
+            row.rank = i
+        _mark_ties(members)
+        first = members[0]
+        boards.append(Board(first.preset, first.config_hash, first.level,
+                            _mean([r.percent_remaining for r in members]), first.rewind_step, members))
+    ineligible.sort(key=lambda r: (r.preset, r.level, r.config_hash, r.sort_key()))
+    return Leaderboard(boards, ineligible, duplicates, list(problems),
+                       len(results) + len(problems) if files is None else files, min_seeds, preset, sparsity)
+
+
+def from_folders(folders: Sequence[str | Path], *, strict: bool = False, missing_ok: bool = False,
+                 **options: Any) -> Leaderboard:
+    loaded = load_results(folders, strict=strict, missing_ok=missing_ok)
+    return build(loaded.results, problems=loaded.problems, files=loaded.files, **options)

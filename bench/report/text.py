@@ -1,0 +1,96 @@
+"""Text shared by every renderer: cells, titles and notes, with every string from a result file made
+harmless (control and format characters shown as escapes)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from typing import Any
+
+from bench.report.model import Board, Leaderboard, Row, params_text
+from bench.stats import Summary
+
+
+def clean(value: Any) -> str:
+    """Any value from a result file as one line of visible text: control and format characters (terminal
+    escapes, newlines, bidirectional overrides) become visible escapes instead of acting."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return "".join(c if unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp") else f"\\u{ord(c):04x}"
+                   for c in text)
+
+
+def num(value: float | None, digits: int = 2) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    text = f"{value:.{digits}f}"
+    return text[1:] if re.fullmatch(r"-0\.0*", text) else text  # no "-0.00"
+
+
+def interval(s: Summary) -> str:
+    return "-" if math.isnan(s.low) else f"[{num(s.low)}, {num(s.high)}]"
+
+
+def per_seed(row: Row) -> str:
+    return ", ".join(num(v) for v in row.drop.values)
+
+
+def plugin_text(row: Row) -> str:
+    return f"{row.plugin} ({row.distribution} {row.version})"
+
+
+def notes(row: Row) -> str:
+    parts = []
+    if row.control:
+        parts.append("control")
+    if row.pretraining:
+        parts.append("pre-training entry")
+    if row.tied_with:
+        parts.append("tied with " + ", ".join(f"#{r}" for r in sorted(row.tied_with)))
+    return "; ".join(parts)
+
+
+def board_title(b: Board) -> str:
+    return (f"{b.preset}: {b.percent_remaining:.1f}% of weights remaining (level {b.level}), k = {b.rewind_step}, "
+            f"config {b.config_hash}")
+
+
+COLUMNS = ("#", "perturbation", "params", "p-seed", "n", "mean drop", "95% CI", "drop per seed", "% remaining",
+           "k", "effective std", "plugin", "notes")
+# right-aligned wherever a renderer aligns
+NUMERIC_COLUMNS = {"#", "p-seed", "n", "mean drop", "% remaining", "k", "effective std", "level"}
+INELIGIBLE_COLUMNS = ("preset", "level", "perturbation", "params", "p-seed", "n", "mean drop", "reason")
+
+EXPLANATION = (
+    "Drop = accuracy of the unperturbed ticket minus accuracy after the perturbation, for the same replicate "
+    "seed (percentage points), so larger means more damaging. Mean over seeds with a 95% t-interval. "
+    "Tied: the interval overlaps a neighbour's, so the order of those rows is not established. "
+    "Controls (identity, rewind-to-init, reinit) are the harness's references."
+)
+
+
+def cells(row: Row) -> list[str]:
+    return [str(row.rank), clean(row.name), clean(params_text(row.params)) or "-", str(row.perturbation_seed),
+            str(row.n), num(row.drop.mean), interval(row.drop), per_seed(row), f"{row.percent_remaining:.1f}",
+            str(row.rewind_step), num(row.effective_std, 4), clean(plugin_text(row)), notes(row)]
+
+
+def ineligible_cells(row: Row) -> list[str]:
+    return [clean(row.preset), str(row.level), clean(row.name), clean(params_text(row.params)) or "-",
+            str(row.perturbation_seed), str(row.n), num(row.drop.mean), clean(row.reason)]
+
+
+def summary_line(lb: Leaderboard) -> str:
+    filters = [f"minimum seeds {lb.min_seeds}"]
+    if lb.preset:
+        filters.append(f"preset {lb.preset}")
+    if lb.sparsity is not None:
+        filters.append(f"{lb.sparsity:g}% remaining")
+    return f"{lb.files} result file{'s' if lb.files != 1 else ''}; {'; '.join(filters)}."
+
+
+def note_lines(lb: Leaderboard) -> list[str]:
+    lines = [f"Duplicate: {d}." for d in lb.duplicates]
+    lines += [f"Skipped {p.source}: {p.message}" for p in lb.problems]
+    return [clean(line) for line in lines]

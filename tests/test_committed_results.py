@@ -1,0 +1,75 @@
+"""CI proves the committed results: a change to the numerics that is not followed by regenerated results fails.
+
+* leaderboard/smoke/ holds `smoke` preset results committed for this purpose: re-run from scratch with
+  `bench verify`, every one must come back exactly (fingerprints and accuracies).
+* The default preset's committed results are too long to re-run here, so their W_0 and W_k are recomputed
+  (a k-iteration replay of each recorded trunk group) and compared with the fingerprints they record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bench import stages
+from bench.cli import cli
+from bench.config import from_dict
+from bench.data import load_dataset
+from bench.provenance import PROTOCOL_VERSION, fingerprint
+from bench.report.results import load_results
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "leaderboard" / "smoke"
+RESULTS = ROOT / "leaderboard" / "results"
+REGENERATE = "the numerics changed: regenerate the committed results (see leaderboard/README.md)"
+
+
+def test_committed_smoke_results_reproduce_exactly(data_dir):
+    out = CliRunner().invoke(cli, ["verify", "--results", str(SMOKE), "--data-dir", str(data_dir), "--json"])
+    report = json.loads(out.stdout)
+    bad = [f for f in report["files"] if f["status"] != "exact"]
+    assert out.exit_code == 0 and not bad and report["verified"] >= 4, f"{REGENERATE}: {bad}"
+
+
+def _default_records() -> list[dict]:
+    return [r.data for r in load_results([RESULTS], strict=True).results]
+
+
+def test_committed_results_are_of_this_protocol():
+    records = _default_records()
+    assert records and all(r.get("protocol_version") == PROTOCOL_VERSION for r in records), REGENERATE
+
+
+def test_default_preset_w0_and_wk_fingerprints_recompute(tmp_path, data_dir):
+    """W_0 and W_k of every committed replicate, replayed for k iterations in the recorded trunk group."""
+    records = _default_records()
+    recorded: dict[tuple, dict] = {}
+    for r in records:
+        key = (json.dumps(r["config"], sort_keys=True), tuple(r["trained_with_seeds"]["trunk"]))
+        recorded.setdefault(key, {})[r["seed"]] = r["fingerprints"]
+    cpu = torch.device("cpu")
+    for i, ((config, group), fingerprints) in enumerate(sorted(recorded.items())):
+        exp = from_dict(json.loads(config))
+        env = stages.Env(cache=tmp_path / str(i), device=cpu, data=load_dataset(exp.data, data_dir, cpu))
+        reps = [stages.Replicate(exp, seed, env) for seed in group]
+        jobs = []
+        for rep in reps:
+            job = rep.trunk_job()
+            job.end = rep.k  # only the first k iterations: W_k, not the whole dense run
+            job.finish = lambda accuracy, seconds, seeds: {}
+            jobs.append(job)
+        stages.execute(jobs, env)
+        for rep in reps:
+            if rep.seed in fingerprints:
+                w0 = fingerprint(torch.load(rep.stage_dir(0) / "w0.pt", weights_only=True))
+                wk = fingerprint(torch.load(rep.stage_dir(0) / "wk.pt", weights_only=True))
+                assert w0 == fingerprints[rep.seed]["w0"], f"W_0 of seed {rep.seed}: {REGENERATE}"
+                assert wk == fingerprints[rep.seed]["wk"], f"W_k of seed {rep.seed}: {REGENERATE}"
+
+
+if not SMOKE.is_dir():  # pragma: no cover - the folder is committed
+    pytestmark = pytest.mark.skip(reason="leaderboard/smoke is missing")
