@@ -202,7 +202,7 @@ def test_params_convert_to_their_declared_types():
     ({"strength": "abc"}, r"Parameter 'strength' of perturbation 'x' must be float, got 'abc'"),
     ({"count": "1.5"}, r"Parameter 'count' of perturbation 'x' must be int"),
     ({"flag": "maybe"}, r"Parameter 'flag' of perturbation 'x' must be bool"),
-    ({"strength": "nan"}, r"'strength' of 'x' must be finite"),
+    ({"strength": "nan"}, r"'strength' of perturbation 'x' must be finite"),
     ({"strenght": "1"}, r"has no parameter 'strenght'; its parameters: strength, count, flag"),
 ])
 def test_param_conversion_errors(raw, pattern):
