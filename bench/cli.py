@@ -326,3 +326,7 @@ cli.add_command(pretrain_command)
 cli.add_command(pretrainings_command)
 cli.add_command(rewind_curve_command)
 cli.add_command(trace_command)
+
+from bench.sweep_cli import sweep_command  # noqa: E402
+
+cli.add_command(sweep_command)

@@ -145,10 +145,11 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
                       perturbation_seed: int = 0, progress: ProgressFactory = _no_progress,
                       checkpoint_every: int | None = None, plugins: Plugins | None = None,
                       experiment: Experiment | None = None, group_size: int = 16,
-                      compile: bool = False) -> list[Outcome]:
+                      compile: bool = False, seed_list: list[int] | None = None) -> list[Outcome]:
     """Several perturbations at one level, each over ``seeds`` replicates, sharing trunk and IMP levels.
 
-    Each stage trains its replicates together as fused groups of up to ``group_size``.
+    Each stage trains its replicates together as fused groups of up to ``group_size``. ``seed_list``
+    names the replicate seeds explicitly (``bench sweep``'s seed groups); by default they are 0..seeds-1.
     """
     plugins = plugins or default_plugins()
     chosen = []
@@ -159,7 +160,7 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
                     data_dir=data_dir, download=download, progress=progress, checkpoint_every=checkpoint_every,
                     experiment=experiment, group_size=group_size, compile=compile)
     exp, env, lvl = setup.experiment, setup.env, setup.level
-    reps = [Replicate(exp, seed, env) for seed in range(seeds)]
+    reps = [Replicate(exp, seed, env) for seed in (range(seeds) if seed_list is None else seed_list)]
     # stage by stage across replicates, so each stage's replicates train together as one fused model
     for level_ in range(lvl + 1):
         execute([rep.level_job(level_) for rep in reps], env)

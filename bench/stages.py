@@ -29,6 +29,7 @@ from bench import fused, models
 from bench.cache import load_json, load_tensors, save_json, save_tensors
 from bench.config import Experiment, config_hash, digest, parse_step
 from bench.data import BatchStream, Dataset
+from bench.hardware import hardware_class
 from bench.perturbation import Context, perturb
 from bench.pruning import ones_like, prune, report
 from bench.seeding import derive_seed, generator
@@ -123,7 +124,8 @@ class Replicate:
         def finish(accuracy: float, seconds: float, group: list[int]) -> dict:
             # the group is part of a result's identity: grouped kernels round differently per group
             record = {**fields, "accuracy": accuracy, "seconds": seconds, "replicas_trained_together": len(group),
-                      "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed}
+                      "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed,
+                      "hardware": hardware_class(self.env.device)}  # bench sweep pairs only within one class
             save_json(folder / "done.json", record)
             self.env.note(f"trained: {label} seed {self.seed}")
             return record
