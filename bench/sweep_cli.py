@@ -137,8 +137,9 @@ def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, 
             for table in rich_tables(from_folders(files)):
                 out.print(table)
         for r in failed:
-            err.print(Text(f"failed: {r['id']} on node {r['node'] or 'unknown'}: {r['error']}"
-                           + (f" (log: {r['log']})" if r["log"] else "")))
+            # one plain line per failure (no wrapping), so it can be grepped and copied
+            click.echo(f"failed: {r['id']} on node {r['node'] or 'unknown'}: {r['error']}"
+                       + (f" (log: {r['log']})" if r["log"] else ""), err=True)
     if failed:
         raise BenchError(f"{len(failed)} of {len(rows)} units failed; rerun the same command to retry only what "
                          f"failed or is missing (finished stages are cached).")

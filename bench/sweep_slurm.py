@@ -59,6 +59,15 @@ def _executor(folder: Path, params: dict):
     return executor
 
 
+def _jobs_named(name: str) -> list[str]:
+    try:
+        text = subprocess.run(["squeue", "-h", "-r", "-n", name, "-o", "%i"], capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"squeue failed ({exc}): is SLURM reachable from this machine?") from None
+    return text.split()
+
+
 def _squeue() -> dict[str, tuple[str, str]]:
     """job id -> (state, node) for every job SLURM still knows; array tasks one per line (-r)."""
     try:
@@ -80,6 +89,13 @@ def run_slurm(units: list[dict], report: Report, folder: Path, params: dict, on_
     if not todo:
         return
     logs = folder / "slurm"
+    # a killed driver leaves its jobs in SLURM; submitting the same units again would train the same stages
+    # twice at once, so the jobs carry the sweep's name and a second driver waits for none of them: it refuses
+    params = {**params, "name": f"bench-sweep-{folder.name}"}
+    still = _jobs_named(params["name"])
+    if still:
+        raise BenchError(f"Jobs of this sweep are still in SLURM ({', '.join(still[:10])}): wait for them to end "
+                         f"or scancel them, then rerun to run what is missing.")
     executor = _executor(logs, params)
     jobs: dict[str, Any] = {}  # unit id -> submitit job
     tickets = [u for u in todo if u["kind"] == "tickets"]
