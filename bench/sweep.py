@@ -28,6 +28,8 @@ from typing import Any
 
 from bench.config import Experiment, config_hash, digest, parse_step
 from bench.errors import BenchError, unknown
+# the one touch point with the harness: a unit only calls what `bench run` calls
+from bench.runner import levels_table, prepare, resolve_device, resolve_level, run_perturbations
 
 TOP_KEYS = ("presets", "seeds", "levels", "sparsities", "perturbations", "perturbation_seed", "overrides", "run",
             "slurm", "estimate")
@@ -237,7 +239,6 @@ def _shape(exp: Experiment) -> tuple[int, int, int]:
 
 def levels_of(sweep: Sweep, preset: str) -> list[int]:
     from bench.presets import get_preset
-    from bench.runner import levels_table, resolve_level
 
     exp = experiment_of(sweep, preset)
     in_ch, classes, _ = _shape(exp)
@@ -280,7 +281,6 @@ def plan(sweep: Sweep, cache: Path) -> list[dict]:
     """Every unit of the sweep, tickets units before their branches, each marked cached or not."""
     from bench.perturbation import resolve_params
     from bench.plugins import default_plugins
-    from bench.presets import get_preset
 
     known = default_plugins().perturbations()
     units: list[dict] = []
@@ -384,7 +384,6 @@ def run_unit(unit: dict) -> dict:
 
     from bench.hardware import hardware_class
     from bench.presets import get_preset
-    from bench.runner import prepare, resolve_device, run_perturbations
     from bench.stages import Replicate, execute
 
     # a fixed thread count: kernels may split reductions per thread, and the local and slurm executors must
@@ -464,7 +463,7 @@ class Report:
 
     def fail(self, unit: dict, error: str, node: str | None, log: str | None) -> None:
         self.state[unit["id"]] = "failed"
-        self.info[unit["id"]] = {"error": error, "node": node or "unknown", "log": log}
+        self.info[unit["id"]] = {"error": error, "node": node, "log": log}
 
 
 def sweep_dir(cache: Path, sweep: Sweep) -> Path:

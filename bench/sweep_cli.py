@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 import click
 from rich.console import Console, Group
@@ -117,9 +116,9 @@ def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, 
             from bench.sweep_slurm import options, run_slurm
 
             flags = {"partition": partition, "time_min": time_min, "gpus_per_node": gpus_per_node, "mem_gb": mem_gb,
-                     "cpus_per_task": cpus_per_task if cpus_per_task is not None else sweep.threads,
+                     "cpus_per_task": cpus_per_task,
                      "array_parallelism": array_parallelism, "constraint": constraint}
-            run_slurm(units, report, folder, options(sweep.slurm, flags), refresh)
+            run_slurm(units, report, folder, options(sweep.slurm, flags, sweep.threads), refresh)
     rows = summary(report)
     tally = report.tally()
     results = results_of(units)
@@ -138,7 +137,7 @@ def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, 
                 out.print(table)
         for r in failed:
             # one plain line per failure (no wrapping), so it can be grepped and copied
-            click.echo(f"failed: {r['id']} on node {r['node'] or 'unknown'}: {r['error']}"
+            click.echo(f"failed: {r['id']}" + (f" on node {r['node']}" if r["node"] else "") + f": {r['error']}"
                        + (f" (log: {r['log']})" if r["log"] else ""), err=True)
     if failed:
         raise BenchError(f"{len(failed)} of {len(rows)} units failed; rerun the same command to retry only what "

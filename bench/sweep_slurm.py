@@ -9,6 +9,7 @@ stage checkpoints. The driver polls ``squeue`` and the result files submitit wri
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -31,11 +32,11 @@ class UnitTask(submitit.helpers.Checkpointable):
         return run_unit(unit)
 
 
-def options(sweep_slurm: dict, flags: dict) -> dict:
+def options(sweep_slurm: dict, flags: dict, threads: int = 1) -> dict:
     """submitit parameters from the sweep file's [slurm] table, overridden by command-line flags."""
     cfg = {**sweep_slurm, **{k: v for k, v in flags.items() if v is not None}}
     params: dict[str, Any] = {"timeout_min": int(cfg.get("time_min", 60)),
-                              "cpus_per_task": int(cfg.get("cpus_per_task", 1)),
+                              "cpus_per_task": int(cfg.get("cpus_per_task", threads)),  # a core per torch thread
                               "slurm_array_parallelism": int(cfg.get("array_parallelism", 64)),
                               "name": "bench-sweep"}
     if cfg.get("partition"):
@@ -88,6 +89,9 @@ def run_slurm(units: list[dict], report: Report, folder: Path, params: dict, on_
     todo = [u for u in units if not u["cached"]]
     if not todo:
         return
+    if shutil.which("sbatch") is None:
+        raise BenchError("sbatch not found: run the slurm executor where SLURM's commands are (a login node), "
+                         "or use --executor local.")
     logs = folder / "slurm"
     # a killed driver leaves its jobs in SLURM; submitting the same units again would train the same stages
     # twice at once, so the jobs carry the sweep's name and a second driver waits for none of them: it refuses

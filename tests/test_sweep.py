@@ -161,6 +161,34 @@ def test_rerun_after_partial_run_runs_only_the_missing_unit(local_run, tmp_path)
     assert per_seed(again) == per_seed(local_run[1])  # the same numbers: same seed group, same path
 
 
+def test_killed_driver_resumes_without_retraining_finished_stages(local_run, tmp_path):
+    """Kill the driver and its workers (as a lost login session would) once the tickets are done; the rerun
+    trains only what had not finished and ends with the same numbers."""
+    import os
+    import signal
+    import sys
+    import time
+
+    cache = tmp_path / "cache"
+    env = dict(os.environ, CI="1")
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "sweep", str(SMOKE), "--cache-dir", str(cache)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(cache.glob("experiments/*/seed-*/level-2/done.json"))) < 2:
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes, at once
+        proc.wait()
+    finished = len(list(cache.glob("experiments/*/seed-*/level-2/branch/*/done.json")))
+    again = sweep_json(SMOKE, "--cache-dir", cache)
+    assert again["units"][0]["state"] == "cached"  # trunk and both levels: nothing retrained
+    assert sum(u["trained"] for u in again["units"]) == 4 - finished  # only the branches not yet finished
+    assert per_seed(again) == per_seed(local_run[1])
+
+
 def test_branch_on_another_hardware_class_is_refused_naming_unit_node_and_log(local_run, tmp_path):
     cache = tmp_path / "cache"
     shutil.copytree(local_run[0], cache)
