@@ -85,7 +85,7 @@ def _squeue() -> dict[str, tuple[str, str]]:
 
 
 def run_slurm(units: list[dict], report: Report, folder: Path, params: dict, on_change=lambda: None,
-              poll_s: float = 2.0) -> None:
+              poll_s: float = 1.0) -> None:
     todo = [u for u in units if not u["cached"]]
     if not todo:
         return

@@ -170,6 +170,11 @@ def test_killed_driver_resumes_without_retraining_finished_stages(local_run, tmp
     import time
 
     cache = tmp_path / "cache"
+    shutil.copytree(local_run[0], cache)
+    # start from trunk and level 1 done (to keep the test short): the killed run trains level 2, then is killed
+    for seed_dir in cache.glob("experiments/*/seed-*"):
+        shutil.rmtree(seed_dir / "level-2")
+    shutil.rmtree(cache / "results")
     env = dict(os.environ, CI="1")
     proc = subprocess.Popen([sys.executable, "-m", "bench", "sweep", str(SMOKE), "--cache-dir", str(cache)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -183,7 +188,7 @@ def test_killed_driver_resumes_without_retraining_finished_stages(local_run, tmp
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes, at once
         proc.wait()
     finished = len(list(cache.glob("experiments/*/seed-*/level-2/branch/*/done.json")))
-    again = sweep_json(SMOKE, "--cache-dir", cache)
+    again = sweep_json(SMOKE, "--cache-dir", cache, "--jobs", 2)
     assert again["units"][0]["state"] == "cached"  # trunk and both levels: nothing retrained
     assert sum(u["trained"] for u in again["units"]) == 4 - finished  # only the branches not yet finished
     assert per_seed(again) == per_seed(local_run[1])
