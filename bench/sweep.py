@@ -349,7 +349,7 @@ def _check_marker(unit: dict) -> None:
         seen = None
     if seen != unit["token"]:
         raise BenchError(f"Node {socket.gethostname()} cannot see the sweep's cache at {unit['cache']} (marker "
-                         f"{marker} {'missing' if seen is None else 'from another run'}): the cache must be on a file "
+                         f"{marker} {'missing' if seen is None else 'differs'}): the cache must be on a file "
                          f"system shared by the driver and every node; pass --cache-dir on shared storage "
                          f"(docs/cluster.md).")
 
@@ -477,9 +477,11 @@ def prepare_units(sweep: Sweep, units: list[dict], cache: Path) -> Path:
     token = secrets.token_hex(8)
     from bench.cache import _atomic
 
-    _atomic(folder / "marker", lambda h: h.write(token.encode()))
+    # one marker per driver run, so two drivers on one cache never overwrite each other's token
+    marker = folder / "markers" / token
+    _atomic(marker, lambda h: h.write(token.encode()))
     for u in units:
-        u.update(cache=str(cache), sweep=str(sweep.path), marker=str(folder / "marker"), token=token,
+        u.update(cache=str(cache), sweep=str(sweep.path), marker=str(marker), token=token,
                  status_dir=str(folder / "status"), log=str(folder / "logs" / f"{_slug(u['id'])}.log"))
     return folder
 

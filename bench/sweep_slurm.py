@@ -60,6 +60,13 @@ def _executor(folder: Path, params: dict):
     return executor
 
 
+def _submit(executor, units: list[dict]) -> list:
+    try:
+        return executor.map_array(UnitTask(), units)
+    except Exception as exc:  # sbatch's own message says what it refused (partition, time, memory, ...)
+        raise BenchError(f"SLURM refused the sweep's jobs: {_last_line(str(exc))}") from None
+
+
 def _jobs_named(name: str) -> list[str]:
     try:
         text = subprocess.run(["squeue", "-h", "-r", "-n", name, "-o", "%i"], capture_output=True, text=True,
@@ -104,7 +111,7 @@ def run_slurm(units: list[dict], report: Report, folder: Path, params: dict, on_
     jobs: dict[str, Any] = {}  # unit id -> submitit job
     tickets = [u for u in todo if u["kind"] == "tickets"]
     if tickets:
-        jobs.update(zip([u["id"] for u in tickets], executor.map_array(UnitTask(), tickets)))
+        jobs.update(zip([u["id"] for u in tickets], _submit(executor, tickets)))
     by_dep: dict[str, list[dict]] = {}
     for u in todo:
         if u["kind"] == "branches":
@@ -114,7 +121,7 @@ def run_slurm(units: list[dict], report: Report, folder: Path, params: dict, on_
         if dep in jobs:  # else the tickets are cached: nothing to wait for
             extra["dependency"] = f"afterok:{jobs[dep].job_id}"
         executor.update_parameters(slurm_additional_parameters=extra)
-        jobs.update(zip([u["id"] for u in branch_units], executor.map_array(UnitTask(), branch_units)))
+        jobs.update(zip([u["id"] for u in branch_units], _submit(executor, branch_units)))
     by_id = {u["id"]: u for u in todo}
     missing_since: dict[str, float] = {}
     while True:
