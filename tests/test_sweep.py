@@ -241,11 +241,15 @@ def _slurm_reason() -> str | None:
     return None
 
 
-@pytest.mark.slurm
-def test_slurm_executor_matches_local_exactly(local_run, tmp_path):
+@pytest.fixture(scope="session")  # session scope: pytest sets it up before the module-scoped local run
+def slurm_up():
     reason = _slurm_reason()
     if reason:
         pytest.skip(reason)
+
+
+@pytest.mark.slurm
+def test_slurm_executor_matches_local_exactly(slurm_up, local_run, tmp_path):
     cache = tmp_path / "slurm-cache"  # on this machine, so the one node sees it: the shared-cache check passes
     data = sweep_json(SMOKE, "--executor", "slurm", "--cache-dir", cache)
     assert data["states"]["done"] == 3 and data["states"]["failed"] == 0
