@@ -72,11 +72,14 @@ def hardware(device: torch.device) -> dict[str, Any]:
     return {"device": str(device), "device_name": cpu_model(), **numerics.describe()}
 
 
-def hardware_class(hw: Mapping[str, Any]) -> str:
-    """One string per class of machine whose results agree bit for bit (docs/reproducibility.md)."""
-    if str(hw.get("device", "cpu")).startswith("cuda"):
-        return f"cuda:{hw.get('device_name')}"
-    return f"cpu:{hw.get('cpu_capability')}"
+def hardware_class(device: torch.device | str) -> str:
+    """One string per class of machine whose kernels round alike (docs/reproducibility.md): on CPU the kernel
+    capability torch dispatches (AVX2, AVX512, ...), on CUDA the GPU model. A branch must train in its
+    ticket's class: early training amplifies rounding, so across classes a drop would measure the hardware."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return f"cpu:{torch.backends.cpu.get_cpu_capability()}"
 
 
 def environment(device: torch.device) -> dict[str, Any]:

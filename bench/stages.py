@@ -26,7 +26,7 @@ from bench.cache import load_json, load_tensors, save_json, save_tensors
 from bench.config import Experiment, config_hash, parse_step
 from bench.data import BatchStream, Dataset
 from bench.perturbation import Context, perturb
-from bench.provenance import fingerprint, hardware, hardware_class
+from bench.provenance import fingerprint, hardware_class
 from bench.pruning import ones_like, prune, report
 from bench.seeding import derive_seed, generator
 from bench.training import Schedule, Trainer, run
@@ -140,7 +140,7 @@ class Replicate:
             # differently per group, and kernels differ per CPU capability and GPU model
             record = {**fields, "accuracy": accuracy, "seconds": seconds, "replicas_trained_together": len(group),
                       "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed,
-                      "hardware": hardware_class(hardware(self.env.device))}
+                      "hardware": hardware_class(self.env.device)}
             save_json(folder / "done.json", record)
             self.env.note("trained", label, self.seed)
             return record

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 from click.testing import CliRunner
@@ -15,7 +13,6 @@ from click.testing import CliRunner
 from bench.cli import cli
 from bench.provenance import PROTOCOL_VERSION, fingerprint
 from bench.report.model import from_folders
-from bench.seeding import generator
 from bench.testing import tiny_context
 
 
