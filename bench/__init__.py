@@ -2,7 +2,14 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from bench.hookspecs import hookimpl
+# first, before anything imports torch: pin the kernels and the thread count the numbers depend on, so a
+# result reproduces bit for bit on any x86-64 CPU with AVX2 (docs/reproducibility.md)
+from bench import numerics
+
+numerics.pin()
+numerics.pin_threads()  # imports torch, after the pins
+
+from bench.hookspecs import hookimpl  # noqa: E402
 
 try:
     __version__ = version("earlyphase-bench")

@@ -51,25 +51,18 @@ def code_version() -> dict[str, Any]:
     return out
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def hardware(device: torch.device) -> dict[str, Any]:
-    """The machine's class as far as rounding is concerned: on CPU the kernel capability torch dispatches
-    (AVX2, AVX512, ...) and the thread count; on CUDA the GPU model."""
+    """The machine as far as rounding is concerned: on CPU its model, the kernel capability torch dispatches
+    (AVX2, AVX512, ...), the thread count and the pinned library settings; on CUDA the GPU model."""
     from bench import numerics
 
     if device.type == "cuda":
         return {"device": str(device), "device_name": torch.cuda.get_device_name(device),
                 "cuda_version": torch.version.cuda}
-    return {"device": str(device), "device_name": cpu_model(), **numerics.describe()}
+    info = numerics.describe()
+    settings = {k.lower(): v for k, v in info.pop("env").items() if v is not None}
+    info.pop("torch", None)  # recorded as torch_version
+    return {"device": str(device), "device_name": info.pop("cpu_model"), **info, **settings}
 
 
 def hardware_class(device: torch.device | str) -> str:
@@ -79,7 +72,8 @@ def hardware_class(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{torch.backends.cpu.get_cpu_capability()}"
+    # oneDNN splits its reductions by thread count, so the count is part of the class
+    return f"cpu:{torch.backends.cpu.get_cpu_capability()}:threads={torch.get_num_threads()}"
 
 
 def environment(device: torch.device) -> dict[str, Any]:

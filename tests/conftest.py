@@ -1,6 +1,7 @@
 import pytest
-import torch
 
+import bench  # noqa: F401  (first: it pins the numerics before torch runs anything)
+import torch
 from bench.plugins import default_plugins
 
 
