@@ -49,6 +49,7 @@ class Row:
     description: str = ""  # the plugin's one-line description, when the records carry it
     pretraining: bool = False  # a pre-training entry (bench pretrain): the rewind point itself was replaced
     protocol: int = PROTOCOL_VERSION  # the lowest protocol version among the row's records
+    hardware: str = ""  # the kernel class its records were trained on (hardware_class)
     rank: int | None = None
     tied_with: list[int] = field(default_factory=list)  # ranks of neighbours whose interval overlaps
     reason: str | None = None  # why the row is not ranked
@@ -83,7 +84,8 @@ class Row:
 
 @dataclass
 class Board:
-    """The ranked rows of one preset, configuration and IMP level: only these are comparable."""
+    """The ranked rows of one preset, configuration, IMP level and hardware class: only these are comparable
+    (across kernel classes a seed's drop moves by as much as across seeds: docs/reproducibility.md)."""
 
     preset: str
     config_hash: str
@@ -91,9 +93,11 @@ class Board:
     percent_remaining: float
     rewind_step: int
     rows: list[Row]
+    hardware: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"preset": self.preset, "config_hash": self.config_hash, "level": self.level,
+                "hardware": self.hardware,
                 "percent_remaining": self.percent_remaining, "rewind_step": self.rewind_step,
                 "rows": [r.as_dict() for r in self.rows]}
 
@@ -190,6 +194,7 @@ def _row(results: list[Result]) -> Row:
         description=_joined(r["perturbation"].get("description", "") for r in recs),
         pretraining=all(r.get("kind") == "pretraining" for r in recs),
         protocol=min(protocol(r) for r in recs),
+        hardware=_joined(hardware_class(r) for r in recs),
     )
 
 
@@ -233,6 +238,16 @@ def _overlap(a: Summary, b: Summary) -> bool:
     return a.low <= b.high and b.low <= a.high
 
 
+def hardware_class(record: dict[str, Any]) -> str:
+    """The kernel class a record was trained on, from its environment (bench.provenance.hardware_class)."""
+    env = record.get("environment", {})
+    if str(env.get("device", "")).startswith("cuda"):
+        return f"cuda:{env.get('device_name')}"
+    if "cpu_capability" not in env:
+        return "cpu:unrecorded"  # records before provenance was recorded
+    return f"cpu:{env['cpu_capability']}:threads={env.get('threads')}"
+
+
 def protocol(record: dict[str, Any]) -> int:
     """The record's protocol version; 0 for records written before protocol versions existed."""
     return record.get("protocol_version", 0)
@@ -245,9 +260,11 @@ def _unpaired(results: Sequence[Result]) -> dict[str, Problem]:
     for res in results:
         fp = res.data.get("fingerprints")
         if fp:  # older records carry none: nothing to check
-            claims.setdefault((res.data["config_hash"], res.data["level"], res.data["seed"]), []).append(res)
+            # another kernel class computes other W_k legitimately (it is ranked on its own board)
+            key = (res.data["config_hash"], res.data["level"], res.data["seed"], hardware_class(res.data))
+            claims.setdefault(key, []).append(res)
     out: dict[str, Problem] = {}
-    for (config, level, seed), members in claims.items():
+    for (config, level, seed, _), members in claims.items():
         if len({(m.data["fingerprints"]["wk"], m.data["fingerprints"]["mask"]) for m in members}) > 1:
             names = ", ".join(sorted(m.source for m in members))
             for m in members:
@@ -274,7 +291,7 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
     for res in chosen:
         d, p = res.data, res.data["perturbation"]
         key = (d["preset"], d["config_hash"], d["level"], p["name"], _params_key(p["params"]), p["seed"],
-               protocol(d))  # another protocol's results are another row, shown apart
+               protocol(d), hardware_class(d))  # another protocol's or class's results: another row
         groups.setdefault(key, []).append(res)
     duplicates: list[Duplicate] = []
     rows = [_row(_dedupe(groups[key], duplicates)) for key in sorted(groups)]
@@ -296,7 +313,7 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         if row.reason:
             ineligible.append(row)
         else:
-            ranked.setdefault((row.preset, row.level, row.config_hash), []).append(row)
+            ranked.setdefault((row.preset, row.level, row.config_hash, row.hardware), []).append(row)
 
     boards = []
     for key in sorted(ranked):
@@ -306,7 +323,7 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         _mark_ties(members)
         first = members[0]
         boards.append(Board(first.preset, first.config_hash, first.level,
-                            _mean([r.percent_remaining for r in members]), first.rewind_step, members))
+                            _mean([r.percent_remaining for r in members]), first.rewind_step, members, first.hardware))
     ineligible.sort(key=lambda r: (r.preset, r.level, r.config_hash, r.sort_key()))
     return Leaderboard(boards, ineligible, duplicates, list(problems),
                        len(results) + len(problems) if files is None else files, min_seeds, preset, sparsity)

@@ -53,7 +53,7 @@ def notes(row: Row) -> str:
 
 def board_title(b: Board) -> str:
     return (f"{b.preset}: {b.percent_remaining:.1f}% of weights remaining (level {b.level}), k = {b.rewind_step}, "
-            f"config {b.config_hash}")
+            f"config {b.config_hash}" + (f", {b.hardware}" if b.hardware else ""))
 
 
 COLUMNS = ("#", "perturbation", "params", "p-seed", "n", "mean drop", "95% CI", "drop per seed", "% remaining",
