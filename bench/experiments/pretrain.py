@@ -268,6 +268,10 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
                         "pretrain_s": pre["seconds"], "pretrained_trunk_s": vdense["seconds"]},
         }
         record["fingerprints"]["pretrained"] = var.fingerprints(lvl)  # the variant's own rewind point and ticket
+        # the seed groups fix the rounding path: what `bench verify` needs to re-run this result exactly
+        record["trained_with_seeds"] = {"trunk": dense.get("trained_with_seeds"),
+                                        "ticket": ticket.get("trained_with_seeds"),
+                                        "branch": vticket.get("trained_with_seeds")}
         # the rank name has a ':', which is not valid in every file system's folder names
         folder = f"pretrain-{registered.pretraining.name}"
         out.records.append(store(paths.result_file(paths.results_dir(options.cache), record, folder), record))
