@@ -46,7 +46,7 @@ def levels_table(experiment: Experiment, in_channels: int, num_classes: int) -> 
     model = models.build_model(experiment.model, in_channels, num_classes)
     params = dict(model.named_parameters())
     total = sum(params[n].numel() for n in models.prunable_names(model))
-    return [(lvl, 100 * expected_density(experiment.prune.fraction, lvl, total))
+    return [(lvl, 100 * expected_density(experiment.prune.fraction, lvl, total, experiment.prune.ties))
             for lvl in range(experiment.prune.levels + 1)]
 
 
