@@ -60,7 +60,7 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], *, se
                     group_size: int | None = None) -> PretrainOutcome:
     plugins = plugins or default_plugins()
     registered = get_pretraining(plugins, name)
-    params = resolve(registered.pretraining, raw_params)
+    params = resolve(registered.pretraining, raw_params, preset.pretrain_steps)
     parse_step(params[STEPS.name], 1)  # a malformed step string fails before any data is loaded
     setup = prepare(preset, seeds=seeds, level=level, sparsity=sparsity, device=device, cache=cache,
                     data_dir=data_dir, download=download, progress=progress, checkpoint_every=checkpoint_every,
