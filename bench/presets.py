@@ -53,9 +53,9 @@ PRESETS = {
             ),
             level=8,
             seeds=1,
-            # about 32x k = 500 (protocol: blur/rotation need about 32x the iterations), i.e. 15,640
-            # iterations; the paper's Section 5 plots pre-training in epochs up to about 40 (unverified)
-            pretrain_steps="40ep",
+            # 32 x k = 500: the paper finds blur/rotation need about 32x the supervised iterations
+            # (protocol.md, unverified); 16,000 iterations is about 41 epochs (docs/paper-recipe.md)
+            pretrain_steps="16000it",
         ),
         Preset(
             "smoke",

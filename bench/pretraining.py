@@ -347,8 +347,13 @@ class PretrainedReplicate(Replicate):
         if task.outputs is not None:
             head = nn.Linear(real_head.in_features, task.outputs)
             with torch.no_grad():  # seeded like every other draw, from the model's own initialiser
-                models.init_tensor(f"{head_name}.weight", head.weight, generator(self.generator_seed, "head"))
-                head.bias.zero_()
+                gen = generator(self.generator_seed, "head")
+                models.init_tensor(f"{head_name}.weight", head.weight, gen)
+                if self.exp.model.fc_bias_init == "pytorch":  # as the real head's bias (OpenLTH's default)
+                    bound = 1 / math.sqrt(head.in_features)
+                    nn.init.uniform_(head.bias, -bound, bound, generator=gen)
+                else:
+                    head.bias.zero_()
             _set_module(model, head_name, head.to(self.env.device))
         data = task_data(self.env.data, task, outputs, self.who)
         stream = TaskStream(BatchStream(data, self.exp.train.batch_size, self.seed), task, outputs, self.who,

@@ -71,6 +71,9 @@ class Trainer:
         self.apply_masks()
         model.train()  # set once: evaluation happens only after training, in its own mode
         dtype = autocast_dtype(cfg.precision, self.device.type)
+        if self.device.type == "cuda":
+            # fp32 means fp32 convolutions too: PyTorch lets cuDNN use TF32 by default on Ampere and later
+            torch.backends.cudnn.allow_tf32 = cfg.precision != "fp32"
         self.autocast = (torch.autocast(self.device.type, dtype=dtype) if dtype is not None
                          else contextlib.nullcontext())
 

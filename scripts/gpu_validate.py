@@ -109,7 +109,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_replicas(exp, data, device: torch.device, replicas: int, iterations: int, warmup: int) -> dict:
+def time_replicas(exp, data, device: torch.device, replicas: int, iterations: int, warmup: int,
+                  compile: bool = False) -> dict:
     """Seconds per iteration of ``replicas`` seeds trained as one fused model, masks applied (as in a level)."""
     model = fused.build(exp.model, 3, 10, replicas).to(device).to(memory_format=torch.channels_last)
     states = []
@@ -120,7 +121,7 @@ def time_replicas(exp, data, device: torch.device, replicas: int, iterations: in
     model.load_state_dict(fused.fuse(states))
     names = models.prunable_names(models.build_model(exp.model, 3, 10))
     masks = fused.fuse([ones_like({n: s[n] for n in names}) for s in states])
-    trainer = Trainer(model, exp.train, Schedule(exp.train.lr, exp.train.gamma, ()), masks)
+    trainer = Trainer(model, exp.train, Schedule(exp.train.lr, exp.train.gamma, ()), masks, compile=compile)
     stream = fused.FusedStream([BatchStream(data, exp.train.batch_size, s) for s in range(replicas)])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -136,6 +137,7 @@ def time_replicas(exp, data, device: torch.device, replicas: int, iterations: in
     per_it = (time.perf_counter() - t0) / iterations
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return {"replicas": replicas, "iterations": iterations, "warmup_iterations": warmup,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None,
             "warmup_s": round(warm, 3), "s_per_iteration": per_it,
             "s_per_iteration_per_replica": per_it / replicas, "final_loss": float(loss),
             "peak_gpu_memory_gb": None if peak is None else round(peak, 2)}

@@ -241,7 +241,7 @@ def test_pretraining_steps_default_per_preset():
     from earlyphase_bench_plugins.pretraining import Blur
 
     assert PRESETS["mnist1d-resnet"].pretrain_steps == "10ep"  # its committed results used 10ep
-    assert PRESETS["cifar10-resnet20"].pretrain_steps == "40ep"
-    assert resolve(Blur(), {}, PRESETS["cifar10-resnet20"].pretrain_steps)["steps"] == "40ep"
-    assert resolve(Blur(), {"steps": "60it"}, "40ep")["steps"] == "60it"
+    assert PRESETS["cifar10-resnet20"].pretrain_steps == "16000it"
+    assert resolve(Blur(), {}, PRESETS["cifar10-resnet20"].pretrain_steps)["steps"] == "16000it"
+    assert resolve(Blur(), {"steps": "60it"}, "16000it")["steps"] == "60it"
     assert resolve(Blur(), {})["steps"] == "10ep"
