@@ -33,6 +33,10 @@ class DataConfig:
     train_examples: int = 8000  # mnist1d only: examples generated for training
     test_examples: int = 2000  # mnist1d only
     augment: bool = False  # cifar10: random crop (pad 4) + horizontal flip, in batch on the device
+    # cifar10 only. Defaults are this harness's original choices (so existing hashes hold); the paper
+    # preset sets OpenLTH's: ImageNet statistics, and a crop padded with black before normalising.
+    normalization: str = "cifar10"  # cifar10 | imagenet: the mean/std inputs are normalised with
+    pad: str = "zero-normalized"  # zero-normalized (0 after normalising: mean grey) | black (pixel 0)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class ModelConfig:
     name: str = "resnet1d"  # resnet1d | cifar_resnet
     widths: tuple[int, ...] = (8, 16, 32)
     blocks_per_stage: int = 2
+    batchnorm_init: str = "ones"  # ones | uniform: BatchNorm weight 1, or uniform [0, 1) as OpenLTH
+    fc_bias_init: str = "zeros"  # zeros | pytorch: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) as nn.Linear
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,17 @@ class TrainConfig:
     weight_decay: float = 1e-4
     milestones: tuple[str, ...] = ()  # step strings where the learning rate is multiplied by gamma
     gamma: float = 0.1
+    # auto: bf16 autocast on CUDA, fp32 elsewhere (the original behaviour); fp32 (the paper, OpenLTH); bf16
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     fraction: float = 0.2  # of the surviving prunable weights removed per level
     levels: int = 8
+    # exact: exactly ceil(fraction * surviving) removed, ties by position; threshold: OpenLTH's
+    # sparse_global, every weight at or below the (count+1)-th smallest surviving magnitude removed
+    ties: str = "exact"
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,33 @@ class Experiment:
     def with_overrides(self, **sections: dict[str, Any]) -> "Experiment":
         updated = {name: replace(getattr(self, name), **values) for name, values in sections.items() if values}
         return replace(self, **updated)
+
+
+CHOICES = {
+    ("data", "normalization"): ("cifar10", "imagenet"),
+    ("data", "pad"): ("zero-normalized", "black"),
+    ("model", "batchnorm_init"): ("ones", "uniform"),
+    ("model", "fc_bias_init"): ("zeros", "pytorch"),
+    ("train", "precision"): ("auto", "fp32", "bf16"),
+    ("prune", "ties"): ("exact", "threshold"),
+}
+
+
+def validate(experiment: Experiment) -> None:
+    """One-line refusals for enumerated fields with a value the code does not know."""
+    for (section, name), allowed in CHOICES.items():
+        value = getattr(getattr(experiment, section), name)
+        if value not in allowed:
+            raise BenchError(f"Unknown {section}.{name} '{value}'. Known: {', '.join(allowed)}.")
+
+
+def check_schedule(steps: int, rewind: int, per_epoch: int) -> None:
+    """Refuse a rewind point that is not strictly inside training, with the numbers."""
+    if not 0 <= rewind < steps:
+        raise BenchError(
+            f"rewind point k = {rewind} iterations is not before the end of training T = {steps} iterations "
+            f"({per_epoch} iterations per epoch); use an earlier rewind point, more training steps, or more "
+            f"training examples.")
 
 
 def canonical(obj: Any) -> Any:

@@ -24,6 +24,9 @@ from bench.seeding import generator
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # OpenLTH normalises CIFAR-10 with these
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALIZATIONS = {"cifar10": (CIFAR_MEAN, CIFAR_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 MNIST1D_SEED = 42  # the dataset itself is fixed; replicate seeds vary only training
 
 
@@ -35,21 +38,23 @@ class Dataset:
     y_test: torch.Tensor
     num_classes: int
     augment: bool = False
+    pad_value: torch.Tensor | None = None  # per-channel fill of the crop's padding; None = 0
 
     @property
     def in_channels(self) -> int:
         return self.x_train.shape[1]
 
     def to(self, device: torch.device) -> "Dataset":
+        pad = None if self.pad_value is None else self.pad_value.to(device)
         return Dataset(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)),
-                       self.num_classes, self.augment)
+                       self.num_classes, self.augment, pad)
 
 
 def load_dataset(cfg: DataConfig, data_dir: Path, device: torch.device, download: bool = False) -> Dataset:
     if cfg.dataset == "mnist1d":
         data = _mnist1d(cfg, data_dir)
     elif cfg.dataset == "cifar10":
-        data = _cifar10(data_dir, download)
+        data = cifar_dataset(_cifar10(data_dir, download), cfg)
     else:
         raise BenchError(f"Unknown dataset '{cfg.dataset}'. Known: cifar10, mnist1d.")
     data.augment = cfg.augment
@@ -87,12 +92,15 @@ def _generate_mnist1d(train: int, test: int) -> dict[str, torch.Tensor]:
     }
 
 
-def _cifar10(data_dir: Path, download: bool) -> Dataset:
+def _cifar10(data_dir: Path, download: bool) -> dict[str, torch.Tensor]:
+    """The raw CIFAR-10 images (uint8, NCHW) and labels, converted once into a tensor file."""
     root = data_dir / "cifar10"
     cached = root / "cifar10-tensors.pt"
     if not cached.exists():
         import torchvision
 
+        if not download:
+            check_cifar10_files(root)
         try:
             train = torchvision.datasets.CIFAR10(str(root), train=True, download=download)
             test = torchvision.datasets.CIFAR10(str(root), train=False, download=download)
@@ -110,14 +118,56 @@ def _cifar10(data_dir: Path, download: bool) -> Dataset:
             "x_test": torch.from_numpy(test.data).permute(0, 3, 1, 2).contiguous(),
             "y_test": torch.tensor(test.targets),
         })
-    raw = load_tensors(cached)
-    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    return load_tensors(cached)
+
+
+def check_cifar10_files(root: Path) -> None:
+    """A present but damaged 'cifar-10-batches-py' (e.g. a truncated download) is named as such.
+
+    torchvision reports it as "not found or corrupted"; telling the two apart saves a wrong fix. An
+    absent folder is left to torchvision (and its "not found" message)."""
+    import torchvision
+    from torchvision.datasets.utils import check_integrity
+
+    cls = torchvision.datasets.CIFAR10
+    folder = root / cls.base_folder
+    if not folder.is_dir():
+        return
+    bad = [name for name, md5 in (*cls.train_list, *cls.test_list) if not check_integrity(str(folder / name), md5)]
+    if bad:
+        raise BenchError(f"CIFAR-10 files in {folder} are corrupt or incomplete (md5 check failed: {', '.join(bad)}): "
+                         f"delete that folder and download again (--download, or copy a fresh "
+                         f"'cifar-10-batches-py' there).")
+
+
+def normalization(cfg: DataConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel (mean, std) that CIFAR inputs are normalised with."""
+    if cfg.normalization not in NORMALIZATIONS:
+        raise BenchError(f"Unknown data.normalization '{cfg.normalization}'. Known: {', '.join(NORMALIZATIONS)}.")
+    return NORMALIZATIONS[cfg.normalization]
+
+
+def pad_value(cfg: DataConfig) -> torch.Tensor | None:
+    """The crop padding's per-channel value after normalising: None (0, the mean) or normalised black."""
+    if cfg.pad == "zero-normalized":
+        return None
+    if cfg.pad == "black":  # OpenLTH pads the PIL image with 0 before Normalize: (0 - mean) / std
+        mean, std = normalization(cfg)
+        return (0 - torch.tensor(mean)) / torch.tensor(std)
+    raise BenchError(f"Unknown data.pad '{cfg.pad}'. Known: zero-normalized, black.")
+
+
+def cifar_dataset(raw: dict[str, torch.Tensor], cfg: DataConfig) -> Dataset:
+    """Normalised float tensors from raw uint8 CIFAR-shaped images (real or synthetic)."""
+    mean_, std_ = normalization(cfg)
+    mean = torch.tensor(mean_).view(1, 3, 1, 1)
+    std = torch.tensor(std_).view(1, 3, 1, 1)
 
     def norm(x: torch.Tensor) -> torch.Tensor:
         return (x.float() / 255 - mean) / std
 
-    return Dataset(norm(raw["x"]), raw["y"].long(), norm(raw["x_test"]), raw["y_test"].long(), 10)
+    return Dataset(norm(raw["x"]), raw["y"].long(), norm(raw["x_test"]), raw["y_test"].long(), 10,
+                   pad_value=pad_value(cfg))
 
 
 class BatchStream:
@@ -140,16 +190,23 @@ class BatchStream:
         idx = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
         x, y = self.data.x_train[idx], self.data.y_train[idx]
         if self.data.augment:
-            x = augment(x, generator(self.seed, "augment", step))
+            x = augment(x, generator(self.seed, "augment", step), fill=self.data.pad_value)
         return x, y
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random crop with zero padding and horizontal flip, for a whole NCHW batch at once."""
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Random crop with padding and horizontal flip, for a whole NCHW batch at once.
+
+    The padding is 0 (the mean, inputs being normalised), or ``fill[c]`` per channel c (e.g. the
+    normalised value of black, which is what padding before normalising gives)."""
     n, _, h, w = x.shape
     shifts = torch.randint(0, 2 * pad + 1, (2, n), generator=gen).to(x.device)
     flips = (torch.rand(n, generator=gen) < 0.5).to(x.device)
-    padded = F.pad(x, (pad, pad, pad, pad))
+    if fill is None:
+        padded = F.pad(x, (pad, pad, pad, pad))
+    else:  # copy x into a filled canvas: x's own values stay bit-exact
+        padded = fill.to(x.device, x.dtype).view(1, -1, 1, 1).expand(n, -1, h + 2 * pad, w + 2 * pad).clone()
+        padded[:, :, pad:pad + h, pad:pad + w] = x
     rows = (shifts[0].view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1)
     cols = (shifts[1].view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w)
     cols = torch.where(flips.view(n, 1, 1, 1), cols.flip(-1), cols)

@@ -83,14 +83,29 @@ def init_std(tensor: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def initialize(model: nn.Module, gen: torch.Generator) -> None:
-    """Seeded initialisation: prunable weights Kaiming normal, biases zero, BatchNorm to (1, 0)."""
+def initialize(model: nn.Module, gen: torch.Generator, cfg: ModelConfig | None = None) -> None:
+    """Seeded initialisation: prunable weights Kaiming normal, biases zero, BatchNorm to (1, 0).
+
+    ``cfg`` may ask for OpenLTH's choices instead: BatchNorm weights uniform in [0, 1)
+    (``batchnorm_init="uniform"``) and the linear layer's bias left at PyTorch's default
+    distribution (``fc_bias_init="pytorch"``). Every draw comes from ``gen``, in parameter
+    order; the defaults draw nothing beyond the Kaiming weights, so their numerics never change.
+    """
+    bn_init = cfg.batchnorm_init if cfg is not None else "ones"
+    bias_init = cfg.fc_bias_init if cfg is not None else "zeros"
     prunable = set(prunable_names(model))
+    modules = dict(model.named_modules())
     for name, param in model.named_parameters():
+        owner = modules[name.rpartition(".")[0]]
         if name in prunable:
             init_tensor(name, param, gen)
+        elif isinstance(owner, nn.Linear) and name.endswith("bias") and bias_init == "pytorch":
+            bound = 1 / math.sqrt(owner.in_features)  # nn.Linear.reset_parameters' bias bound
+            nn.init.uniform_(param, -bound, bound, generator=gen)
         elif name.endswith("bias"):
             param.zero_()
+        elif bn_init == "uniform":
+            nn.init.uniform_(param, 0.0, 1.0, generator=gen)  # BatchNorm weight, as OpenLTH
         else:
             param.fill_(1.0)  # BatchNorm weight
     for module in model.modules():

@@ -6,7 +6,12 @@ A perturbation is any object with
 * ``description``: one line shown by ``bench perturbations``;
 * ``params``: a sequence of :class:`Param` (may be empty);
 * ``apply(ctx)``: returns ``{tensor_name: new_value}`` for some or all of the
-  prunable tensors in ``ctx.names``. Tensors it leaves out keep W_k.
+  prunable tensors in ``ctx.names``. Tensors it leaves out keep W_k;
+* ``start`` (optional): ``"rewind"`` (the default) or ``"init"``. With ``"rewind"`` the branch
+  starts from W_k's full state (BatchNorm parameters and statistics, biases) at step k and
+  trains k -> T with the schedule resumed at k. With ``"init"`` it starts from W_0's full state
+  at step 0 and trains 0 -> T with the full schedule (the classic lottery ticket); ``apply``'s
+  weights (masked) still replace the prunable tensors, and ``ctx.rewind`` is still W_k.
 
 The plugin never has to apply the mask or validate its output: the harness
 (:func:`perturb`) checks names, shapes, dtypes and finiteness, fails with a
@@ -105,6 +110,17 @@ class Applied:
     weights: dict[str, torch.Tensor]
     effective_std: float
     relative_change: float
+
+
+STARTS = ("rewind", "init")
+
+
+def start_point(perturbation: Any) -> str:
+    """Where a perturbation's branch starts: ``"rewind"`` (W_k at step k) or ``"init"`` (W_0 at step 0)."""
+    start = getattr(perturbation, "start", "rewind")
+    if start not in STARTS:
+        raise PluginError(f"Perturbation '{perturbation.name}' has start = {start!r}; expected 'rewind' or 'init'.")
+    return start
 
 
 def resolve_params(item: Any, raw: Mapping[str, Any], kind: str = "perturbation",

@@ -6,6 +6,7 @@ A pre-training is any object with
 * ``description``: one line shown by ``bench pretrainings``;
 * ``params``: a sequence of :class:`bench.perturbation.Param` (may be empty). The harness adds
   ``steps`` (the pre-training length as a step string, e.g. ``200it`` or ``2ep``) to every one;
+  left out, it is the preset's ``pretrain_steps`` (bench.presets);
 * ``prepare(ctx)``: returns a :class:`Task` describing the changed task, given a :class:`PretrainContext`.
 
 The protocol (the harness's, not the plugin's): from the replicate's own W_0, train ``steps``
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # only for annotations: the contract must not load the harnes
     from bench.data import Dataset
 
 PREFIX = "pretrain:"  # results rank under this prefix so they never collide with a perturbation's name
-STEPS = Param("steps", str, "10ep", "pre-training length as a step string: '200it' or '2ep'")
+STEPS = Param("steps", str, "10ep", "pre-training length as a step string: '200it' or '2ep' (default: the preset's)")
 
 BatchFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -65,7 +66,8 @@ class Task:
     outputs: a temporary head with this many outputs is trained instead of the real one, which
              is put back (at W_0) afterwards; None keeps and trains the real head.
     x_train: replacement training inputs, the shape of the real ones (e.g. blurred), applied
-             before the usual augmentation.
+             before the usual augmentation (for a transform that must follow augmentation, as
+             blur does on CIFAR, use ``batch``).
     y_train: replacement training labels, one per example (e.g. fixed random labels).
     batch:   ``batch(x, y, gen) -> (x, y)``, applied to each batch after augmentation; ``gen`` is
              a CPU generator seeded from (replicate, pre-training seed, step).
@@ -91,7 +93,10 @@ def declared_params(pretraining: Any) -> tuple[Param, ...]:
     return (*getattr(pretraining, "params", ()), STEPS)
 
 
-def resolve(pretraining: Any, raw: Mapping[str, Any]) -> dict[str, Any]:
+def resolve(pretraining: Any, raw: Mapping[str, Any], default_steps: str | None = None) -> dict[str, Any]:
+    """The parameters with defaults filled in; ``steps`` defaults to ``default_steps`` (the preset's) if given."""
+    if default_steps is not None and STEPS.name not in raw:
+        raw = {**raw, STEPS.name: default_steps}
     return resolve_params(pretraining, raw, kind="pre-training", declared=declared_params(pretraining))
 
 

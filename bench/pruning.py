@@ -1,8 +1,14 @@
 """The pruning rule: global magnitude pruning of a fixed fraction of the surviving weights.
 
-All prunable tensors compete in one ranking (global, not per layer). Exactly
-``ceil(fraction * surviving)`` weights are removed per level, the ones of
-smallest magnitude; ties are broken by position so the result is deterministic.
+All prunable tensors compete in one ranking (global, not per layer). Two tie rules:
+
+* ``exact`` (the default): exactly ``ceil(fraction * surviving)`` weights are removed per
+  level, the ones of smallest magnitude; ties are broken by position so the result is
+  deterministic.
+* ``threshold`` (OpenLTH's sparse_global): with ``count = ceil(fraction * surviving)``, the
+  threshold is the magnitude at 0-based position ``count`` of the sorted surviving magnitudes,
+  and only weights strictly above it survive. Every weight tied with the threshold goes, so on
+  distinct magnitudes one weight more than ``count`` is removed per level.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import torch
 
 if TYPE_CHECKING:
     from bench.config import Experiment
+from bench.errors import BenchError
 
 Masks = dict[str, torch.Tensor]
 
@@ -22,17 +29,29 @@ def ones_like(weights: dict[str, torch.Tensor]) -> Masks:
     return {name: torch.ones_like(w) for name, w in weights.items()}
 
 
-def prune(weights: dict[str, torch.Tensor], masks: Masks, fraction: float) -> Masks:
+TIES = ("exact", "threshold")
+
+
+def prune(weights: dict[str, torch.Tensor], masks: Masks, fraction: float, ties: str = "exact") -> Masks:
     """The next level's masks: drop the lowest-magnitude ``fraction`` of the surviving weights."""
+    if ties not in TIES:
+        raise BenchError(f"Unknown prune.ties '{ties}'. Known: {', '.join(TIES)}.")
     names = list(masks)
-    alive = torch.cat([masks[n].flatten() for n in names]).bool()
+    alive = torch.cat([masks[n].flatten() for n in names]).bool().cpu()
     magnitude = torch.cat([weights[n].detach().abs().flatten().float().cpu() for n in names])
     count = math.ceil(fraction * int(alive.sum()))
-    # pruned weights rank last so they are never counted twice
-    score = torch.where(alive.cpu(), magnitude, torch.full_like(magnitude, math.inf))
-    order = torch.sort(score, stable=True).indices
-    keep = alive.cpu().clone()
-    keep[order[:count]] = False
+    keep = alive.clone()
+    if ties == "threshold":
+        surviving = torch.sort(magnitude[alive]).values
+        if count < surviving.numel():
+            keep &= magnitude > surviving[count]
+        else:  # nothing lies above the last magnitude: everything goes
+            keep[:] = False
+    else:
+        # pruned weights rank last so they are never counted twice
+        score = torch.where(alive, magnitude, torch.full_like(magnitude, math.inf))
+        order = torch.sort(score, stable=True).indices
+        keep[order[:count]] = False
     out, offset = {}, 0
     for n in names:
         size = masks[n].numel()
@@ -55,11 +74,16 @@ def report(masks: Masks) -> dict:
     return {"total": total, "remaining": remaining, "density": remaining / total, "layers": layers}
 
 
-def expected_density(fraction: float, level: int, total: int) -> float:
-    """Density after ``level`` levels, with the same rounding as :func:`prune`."""
+def expected_density(fraction: float, level: int, total: int, ties: str = "exact") -> float:
+    """Density after ``level`` levels, with the same rounding as :func:`prune`.
+
+    Exact for ``exact``. For ``threshold`` it assumes distinct magnitudes (one weight beyond the
+    count goes per level): true of trained float weights except by rare coincidence, so it is the
+    expected value; planted ties remove more."""
+    extra = 1 if ties == "threshold" else 0
     alive = total
     for _ in range(level):
-        alive -= math.ceil(fraction * alive)
+        alive -= min(alive, math.ceil(fraction * alive) + extra)
     return alive / total
 
 
@@ -70,5 +94,5 @@ def levels_table(experiment: Experiment, in_channels: int, num_classes: int) -> 
     model = models.build_model(experiment.model, in_channels, num_classes)
     params = dict(model.named_parameters())
     total = sum(params[n].numel() for n in models.prunable_names(model))
-    return [(lvl, 100 * expected_density(experiment.prune.fraction, lvl, total))
+    return [(lvl, 100 * expected_density(experiment.prune.fraction, lvl, total, experiment.prune.ties))
             for lvl in range(experiment.prune.levels + 1)]

@@ -23,9 +23,9 @@ from filelock import FileLock
 
 from bench import fused, models, paths
 from bench.cache import load_json, load_tensors, save_json, save_tensors
-from bench.config import Experiment, config_hash, parse_step
+from bench.config import Experiment, check_schedule, config_hash, parse_step, validate
 from bench.data import BatchStream, Dataset
-from bench.perturbation import Context, perturb
+from bench.perturbation import Context, perturb, start_point
 from bench.provenance import fingerprint, hardware_class
 from bench.pruning import ones_like, prune, report
 from bench.seeding import derive_seed, generator
@@ -99,6 +99,8 @@ class Replicate:
         self.per_epoch = experiment.iterations_per_epoch(train_size)
         self.T = parse_step(experiment.train.steps, self.per_epoch)
         self.k = parse_step(experiment.rewind, self.per_epoch)
+        validate(experiment)
+        check_schedule(self.T, self.k, self.per_epoch)  # refused here, before anything trains
         milestones = tuple(parse_step(m, self.per_epoch) for m in experiment.train.milestones)
         self.schedule = Schedule(experiment.train.lr, experiment.train.gamma, milestones)
         self.every = env.checkpoint_every or self.per_epoch
@@ -113,7 +115,7 @@ class Replicate:
         """The network at W_0: a seeded draw from the model's initialiser, the same for every stage."""
         # drawn on the CPU (the generator lives there), so W_0 is the same on every device
         model = models.build_model(self.exp.model, self.env.data.in_channels, self.env.data.num_classes)
-        models.initialize(model, generator(self.seed, "init"))
+        models.initialize(model, generator(self.seed, "init"), self.exp.model)
         return model.to(self.env.device)
 
     def prunable(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -171,7 +173,7 @@ class Replicate:
         if not masks_path.exists():
             prev_weights = self.prunable(load_tensors(previous / "final.pt"))
             prev_masks = ones_like(prev_weights) if level == 1 else load_tensors(previous / "mask.pt")
-            save_tensors(masks_path, prune(prev_weights, prev_masks, self.exp.prune.fraction))
+            save_tensors(masks_path, prune(prev_weights, prev_masks, self.exp.prune.fraction, self.exp.prune.ties))
         masks = load_tensors(masks_path, self.env.device)
         fields = {"stage": "level", "level": level, "sparsity": report(masks)}
         return Job(self, f"IMP level {level}", folder, self.k, self.state("wk.pt"), masks,
@@ -213,7 +215,10 @@ class Replicate:
         return paths.branch_dir(self.root, level, name, params, perturbation_seed)
 
     def branch_job(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> Job | None:
-        """Perturb the level's rewound weights W' = M * P(W_k) and retrain k -> T like the ticket."""
+        """Perturb the level's rewound weights W' = M * P(W_k) and retrain k -> T like the ticket.
+
+        A perturbation with ``start = "init"`` starts from W_0's full state at step 0 instead, and
+        trains 0 -> T (bench.perturbation)."""
         pert = registered.perturbation
         folder = self.branch_folder(pert.name, params, level, perturbation_seed)
         label = f"{pert.name} at level {level}"
@@ -246,6 +251,8 @@ class Replicate:
             (folder / "final.pt").unlink(missing_ok=True)  # branch weights are never reused
             return finish(accuracy, seconds, group) | {"drop": ticket["accuracy"] - accuracy}
 
+        if start_point(pert) == "init":
+            return Job(self, label, folder, 0, {**self.state("w0.pt"), **applied.weights}, masks, finish_branch)
         return Job(self, label, folder, self.k, {**wk, **applied.weights}, masks, finish_branch)
 
     # -- one stage for this replicate alone (convenience; runs its prerequisites) ---------------

@@ -5,7 +5,9 @@ the protocol). On images they are the paper's tasks. On 1D signals (MNIST-1D) th
 analogues, documented in docs/early-phase.md:
 
 * blur: average over windows of ``factor`` samples and interpolate back linearly (the 1D case of
-  the 2D downsample-upsample);
+  the 2D downsample-upsample). On augmented data (CIFAR) it is applied to each batch after crop
+  and flip, as OpenLTH does; on MNIST-1D (no augmentation) the whole set is blurred once, which
+  gives the same numbers;
 * rotation: a 1D signal has no 90-degree rotation, so the four classes are the four rigid
   symmetries of the signal's plot, {identity, reversal, reversal + negation, negation}; like the
   four rotations of a square image they form a group of four, and reversal + negation is exactly
@@ -26,10 +28,16 @@ _GROUP = Param("group", str, "auto",
                "auto (rot90 for images, flips for 1D signals), rot90 (images) or flips (1D signals)")
 
 
-def _rotation_batch(group: str):
+def _rotation_batch(group: str, factor: int = 1):
     def batch(x, y, gen):
         labels = torch.randint(4, (x.shape[0],), generator=gen)  # one transform per example, fresh each step
-        return rotate(x, labels, group), labels.to(y.device)
+        return rotate(blur(x, factor), labels, group), labels.to(y.device)
+    return batch
+
+
+def _blur_batch(factor: int):
+    def batch(x, y, gen):
+        return blur(x, factor), y
     return batch
 
 
@@ -60,8 +68,12 @@ class Blur:
     params = (_FACTOR,)
 
     def prepare(self, ctx):
-        check_blur(ctx.data.x_train, ctx.params["factor"])
-        return Task(x_train=blur(ctx.data.x_train, ctx.params["factor"]))
+        factor = ctx.params["factor"]
+        check_blur(ctx.data.x_train, factor)
+        if ctx.data.augment:  # after crop and flip, as OpenLTH (the padding is blurred in too)
+            return Task(batch=_blur_batch(factor))
+        # no augmentation: blurring the whole set once is the same numbers, and cheaper
+        return Task(x_train=blur(ctx.data.x_train, factor))
 
 
 class BlurRotation:
@@ -70,9 +82,12 @@ class BlurRotation:
     params = (_FACTOR, _GROUP)
 
     def prepare(self, ctx):
-        check_blur(ctx.data.x_train, ctx.params["factor"])
+        factor = ctx.params["factor"]
+        check_blur(ctx.data.x_train, factor)
         group = rotation_group(ctx.data.x_train, ctx.params["group"])
-        return Task(outputs=4, x_train=blur(ctx.data.x_train, ctx.params["factor"]), batch=_rotation_batch(group))
+        if ctx.data.augment:  # blur after crop and flip (as OpenLTH), then rotate
+            return Task(outputs=4, batch=_rotation_batch(group, factor))
+        return Task(outputs=4, x_train=blur(ctx.data.x_train, factor), batch=_rotation_batch(group))
 
 
 PRETRAININGS = [RandomLabels(), Rotation(), Blur(), BlurRotation()]

@@ -33,3 +33,28 @@ def test_smoke_run_on_cuda(tmp_path, data_dir):
         masks, final = load_tensors(level / "mask.pt"), load_tensors(level / "final.pt")
         for name, mask in masks.items():
             assert torch.all(final[name][mask == 0] == 0), name
+
+
+def test_paper_preset_trains_in_fp32_on_cuda_bf16_on_request():
+    import contextlib
+    from dataclasses import replace
+
+    import torch
+
+    from bench import models
+    from bench.presets import get_preset
+    from bench.seeding import generator
+    from bench.training import Schedule, Trainer
+
+    exp = get_preset("cifar10-resnet20").experiment
+    for precision, fp32 in (("fp32", True), ("bf16", False)):
+        model = models.build_model(exp.model, 3, 10)
+        models.initialize(model, generator(0, "init"), exp.model)
+        model = model.cuda().to(memory_format=torch.channels_last)
+        trainer = Trainer(model, replace(exp.train, precision=precision), Schedule(0.1, 0.1, ()))
+        assert isinstance(trainer.autocast, contextlib.nullcontext) == fp32
+        assert torch.backends.cudnn.allow_tf32 == (not fp32)  # fp32 convolutions, not TF32
+        x = torch.randn(16, 3, 32, 32, device="cuda").to(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (16,), device="cuda")
+        loss = trainer.step(0, x, y)
+        assert torch.isfinite(loss) and (loss.dtype == torch.float32)

@@ -16,7 +16,7 @@ from bench.testing import check_perturbation
 BUILTINS = {
     "identity", "rewind-to-init", "reinit", "reinit-keep-sign", "init-magnitude-keep-sign",
     "keep-magnitude-init-sign", "random-sign", "shuffle-layer", "shuffle-layer-keep-sign", "shuffle-filter",
-    "gaussian-noise",
+    "gaussian-noise", "lottery-ticket",
 }
 STOCHASTIC = {"reinit", "reinit-keep-sign", "random-sign", "shuffle-layer", "shuffle-layer-keep-sign",
               "shuffle-filter", "gaussian-noise"}

@@ -1,7 +1,9 @@
 import math
 
+import pytest
 import torch
 
+from bench.errors import BenchError
 from bench.pruning import density, expected_density, ones_like, prune, report
 
 
@@ -78,3 +80,68 @@ def test_report():
     r = report(prune(w, ones_like(w), 0.5))
     assert r["total"] == sum(t.numel() for t in w.values())
     assert r["remaining"] == sum(v["remaining"] for v in r["layers"].values())
+
+
+# -- tie rules (issue 12): expectations written by hand or by brute force over ranks ---------------------
+def _brute_exact(values, alive, count):
+    """Pruned iff fewer than ``count`` surviving weights come before it in (magnitude, position) order."""
+    out = []
+    for i, (v, a) in enumerate(zip(values, alive)):
+        before = sum(1 for j, (u, b) in enumerate(zip(values, alive)) if b and (abs(u), j) < (abs(v), i))
+        out.append(int(a and before >= count))
+    return out
+
+
+def _brute_threshold(values, alive, count):
+    """OpenLTH: pruned iff at most ``count`` surviving weights are strictly smaller in magnitude
+    (then it is at or below the magnitude at sorted position ``count``)."""
+    out = []
+    for v, a in zip(values, alive):
+        smaller = sum(1 for u, b in zip(values, alive) if b and abs(u) < abs(v))
+        out.append(int(a and smaller > count))
+    return out
+
+
+def test_planted_ties_by_hand():
+    w = {"x.weight": torch.tensor([1., -2., 2., 2., 3., 4., 5., 6., 7., 8.])}
+    # count = ceil(0.2 * 10) = 2; the magnitude at sorted position 2 is 2, tied three ways
+    assert prune(w, ones_like(w), 0.2, "exact")["x.weight"].tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert prune(w, ones_like(w), 0.2, "threshold")["x.weight"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    flat = {"x.weight": torch.ones(10)}
+    assert prune(flat, ones_like(flat), 0.3, "exact")["x.weight"].tolist() == [0, 0, 0] + [1] * 7
+    assert prune(flat, ones_like(flat), 0.3, "threshold")["x.weight"].tolist() == [0] * 10  # every tie goes
+    distinct = {"x.weight": torch.arange(1., 11.)}
+    # no ties: OpenLTH removes one more than the count (its threshold is the (count+1)-th smallest)
+    assert prune(distinct, ones_like(distinct), 0.2, "threshold")["x.weight"].tolist() == [0, 0, 0] + [1] * 7
+
+
+@pytest.mark.parametrize("ties", ["exact", "threshold"])
+def test_ties_match_brute_force_across_levels(ties):
+    g = torch.Generator().manual_seed(3)
+    # small integers: many ties, across two tensors and both signs
+    w = {"a.weight": torch.randint(-4, 5, (5, 6), generator=g).float(),
+         "b.weight": torch.randint(-4, 5, (17,), generator=g).float()}
+    masks = ones_like(w)
+    values = torch.cat([t.flatten() for t in w.values()]).tolist()
+    for _ in range(3):
+        alive = torch.cat([m.flatten() for m in masks.values()]).bool().tolist()
+        count = math.ceil(0.25 * sum(alive))
+        expected = (_brute_exact if ties == "exact" else _brute_threshold)(values, alive, count)
+        masks = prune(w, masks, 0.25, ties)
+        assert torch.cat([m.flatten() for m in masks.values()]).int().tolist() == expected
+
+
+def test_threshold_density_table_on_distinct_weights():
+    w = _weights(2)  # continuous random weights: no ties
+    total = sum(t.numel() for t in w.values())
+    masks = ones_like(w)
+    for level in range(1, 5):
+        masks = prune(w, masks, 0.2, "threshold")
+        assert density(masks) == expected_density(0.2, level, total, "threshold")
+        assert density(masks) < expected_density(0.2, level, total, "exact")
+
+
+def test_unknown_tie_rule():
+    w = _weights()
+    with pytest.raises(BenchError, match="Unknown prune.ties 'nearest'"):
+        prune(w, ones_like(w), 0.2, "nearest")

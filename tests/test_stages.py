@@ -64,3 +64,56 @@ def test_rerun_uses_cache(replicate):
     assert stages.StageEvent("cached", "identity at level 1", 0) in fresh.env.events
     assert not any(e.kind == "trained" for e in fresh.env.events)
     assert first["drop"] == 0.0
+
+
+def _spy_starts(monkeypatch) -> dict:
+    starts = {}
+    real_run = stages.run
+
+    def spy(trainer, stream, start, end, **kw):
+        starts[start] = ({n: p.detach().clone() for n, p in trainer.model.state_dict().items()},
+                         [trainer.schedule.lr_at(s) for s in (start, end - 1)])
+        return real_run(trainer, stream, start, end, **kw)
+
+    monkeypatch.setattr(stages, "run", spy)
+    return starts
+
+
+def test_lottery_ticket_starts_at_step_0_from_w0_times_mask(replicate, monkeypatch):
+    replicate.level(1)
+    starts = _spy_starts(monkeypatch)
+    record = replicate.branch(default_plugins().perturbation("lottery-ticket"), {}, 1, 0)
+    assert list(starts) == [0]  # trained 0 -> T, not k -> T
+    state, (lr_first, lr_last) = starts[0]
+    w0, masks = replicate.state("w0.pt"), replicate.masks(1)
+    for name, value in w0.items():
+        expected = value * masks[name] if name in masks else value  # BatchNorm and biases at W_0 too
+        assert torch.equal(state[name], expected), name
+    assert lr_first == replicate.exp.train.lr and lr_last < lr_first  # the full schedule, from its start
+    assert record["stage"] == "branch" and record["perturbation"] == "lottery-ticket"
+    stored = replicate.branch_record("lottery-ticket", {}, 1, 0)
+    assert stored["accuracy"] == record["accuracy"] and "drop" in stored
+
+
+def test_rewind_to_init_keeps_batchnorm_at_wk_and_starts_at_k(replicate, monkeypatch):
+    replicate.level(1)
+    starts = _spy_starts(monkeypatch)
+    replicate.branch(default_plugins().perturbation("rewind-to-init"), {}, 1, 0)
+    assert list(starts) == [replicate.k]
+    state = starts[replicate.k][0]
+    w0, wk, masks = replicate.state("w0.pt"), replicate.state("wk.pt"), replicate.masks(1)
+    for name in wk:
+        expected = w0[name] * masks[name] if name in masks else wk[name]
+        assert torch.equal(state[name], expected), name
+
+
+def test_bad_start_attribute_names_the_plugin():
+    from bench.errors import PluginError
+    from bench.perturbation import start_point
+
+    class Odd:
+        name = "odd"
+        start = "middle"
+
+    with pytest.raises(PluginError, match="Perturbation 'odd' has start = 'middle'"):
+        start_point(Odd())

@@ -18,6 +18,7 @@ pre-training reads, the variant replicate whose rewind point it produces, and th
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -89,7 +90,7 @@ def task_data(data: Dataset, task: Task, outputs: int, who: str) -> Dataset:
             raise PluginError(f"{who} returned y_train shaped {tuple(task.y_train.shape)}; expected {tuple(y.shape)}.")
         _check_labels(task.y_train, outputs, who)
         y = task.y_train.to(y.device)
-    return Dataset(x, y, data.x_test, data.y_test, data.num_classes, data.augment)
+    return Dataset(x, y, data.x_test, data.y_test, data.num_classes, data.augment, data.pad_value)
 
 
 def classifier(model: nn.Module) -> tuple[str, nn.Linear]:
@@ -172,8 +173,13 @@ class PretrainedReplicate(Replicate):
         if task.outputs is not None:
             head = nn.Linear(real_head.in_features, task.outputs)
             with torch.no_grad():  # seeded like every other draw, from the model's own initialiser
-                models.init_tensor(f"{head_name}.weight", head.weight, generator(self.generator_seed, "head"))
-                head.bias.zero_()
+                gen = generator(self.generator_seed, "head")
+                models.init_tensor(f"{head_name}.weight", head.weight, gen)
+                if self.exp.model.fc_bias_init == "pytorch":  # as the real head's bias (OpenLTH's default)
+                    bound = 1 / math.sqrt(head.in_features)
+                    nn.init.uniform_(head.bias, -bound, bound, generator=gen)
+                else:
+                    head.bias.zero_()
             _set_module(model, head_name, head.to(self.env.device))
         data = task_data(self.env.data, task, outputs, self.who)
         stream = TaskStream(BatchStream(data, self.exp.train.batch_size, self.seed), task, outputs, self.who,
@@ -228,7 +234,7 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
     """The normal ticket and its pre-trained variant for every seed, stored as result records."""
     plugins = plugins or default_plugins()
     registered = plugins.pretraining(name)
-    params = resolve(registered.pretraining, raw_params)
+    params = resolve(registered.pretraining, raw_params, preset.pretrain_steps)
     parse_step(params[STEPS.name], 1)  # a malformed step string fails before any data is loaded
     setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
     exp, env, lvl = setup.experiment, setup.env, setup.level

@@ -18,7 +18,7 @@ from bench.provenance import PROTOCOL_VERSION
 from bench.report.results import Problem, Result, load_results
 from bench.stats import Summary, summarize
 
-CONTROLS = ("identity", "rewind-to-init", "reinit")
+CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket")
 BUILTIN_DIST = "earlyphase-bench"  # only the harness's own controls count as controls
 DEFAULT_MIN_SEEDS = 2  # the fewest seeds that give an interval
 COMMITTED_MIN_SEEDS = 3  # what the committed leaderboard (and a submission) needs

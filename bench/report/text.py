@@ -66,7 +66,7 @@ EXPLANATION = (
     "Drop = accuracy of the unperturbed ticket minus accuracy after the perturbation, for the same replicate "
     "seed (percentage points), so larger means more damaging. Mean over seeds with a 95% t-interval. "
     "Tied: the interval overlaps a neighbour's, so the order of those rows is not established. "
-    "Controls (identity, rewind-to-init, reinit) are the harness's references."
+    "Controls (identity, rewind-to-init, reinit, lottery-ticket) are the harness's references."
 )
 
 
