@@ -156,7 +156,7 @@ def test_fused_replicates_step(benchmark, report, replicas):
 
     def loop(r):
         m = fused.build(exp.model, 1, 10, r)
-        trainer = Trainer(m, exp.train, Schedule(0.1, 0.1, ()))
+        trainer = Trainer(m, exp.train, Schedule(0.1, 0.1, ()), loss=fused.loss)
         stream = fused.FusedStream([BatchStream(data, 128, s) for s in range(r)])
         for step in range(steps):
             trainer.step(step, *stream.batch(step))

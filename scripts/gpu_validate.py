@@ -121,7 +121,8 @@ def time_replicas(exp, data, device: torch.device, replicas: int, iterations: in
     model.load_state_dict(fused.fuse(states))
     names = models.prunable_names(models.build_model(exp.model, 3, 10))
     masks = fused.fuse([ones_like({n: s[n] for n in names}) for s in states])
-    trainer = Trainer(model, exp.train, Schedule(exp.train.lr, exp.train.gamma, ()), masks, compile=compile)
+    trainer = Trainer(model, exp.train, Schedule(exp.train.lr, exp.train.gamma, ()), masks, compile=compile,
+                      loss=fused.loss)
     stream = fused.FusedStream([BatchStream(data, exp.train.batch_size, s) for s in range(replicas)])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

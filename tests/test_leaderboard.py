@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import html
+import hashlib
 import json
 import math
 import pickle
@@ -18,6 +19,7 @@ from bench.cli import cli
 from bench.config import config_hash, full
 from bench.errors import BenchError
 from bench.paths import result_file as result_path
+from bench.provenance import PROTOCOL_VERSION
 from bench.presets import get_preset
 from bench.report.html import render_html
 from bench.report.markdown import render_markdown
@@ -30,21 +32,29 @@ SMOKE = get_preset("smoke").experiment
 HOSTILE = "<script>alert(1)</script>"
 
 
+def _fp(*parts) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
 def record(name="identity", *, seed=0, drop=0.0, ticket=60.0, params=None, pseed=0, level=2,
            density=0.25, dist="earlyphase-bench", plugin="builtin-controls", version="0.1.0", preset="smoke",
            experiment=SMOKE, created="2026-01-01T00:00:00Z", effective_std=0.0, **extra):
-    """A valid result record shaped exactly like runner.run_perturbation's."""
+    """A valid result record shaped exactly like bench.experiments.perturb's (schema 2, this protocol)."""
     rec = {
-        "schema_version": 1, "preset": preset, "config_hash": config_hash(experiment), "config": full(experiment),
+        "schema_version": 2, "protocol_version": PROTOCOL_VERSION, "preset": preset, "config_hash": config_hash(experiment), "config": full(experiment),
         "seed": seed, "level": level, "density": density, "steps": 40, "rewind_step": 5,
         "perturbation": {"name": name, "params": params or {}, "seed": pseed, "generator_seed": 12345,
                          "plugin": plugin, "distribution": dist, "version": version},
         "accuracy": {"dense": 70.0, "ticket": ticket, "perturbed": ticket - drop},
         "drop": drop, "effective_std": effective_std, "relative_change": 0.0,
         "timings": {"trunk_s": 1.0, "ticket_s": 1.0, "branch_s": 1.0},
-        "environment": {"bench_version": "0.1.0", "torch_version": "2.4.0", "python_version": "3.11.7",
-                        "platform": "linux", "device": "cpu", "device_name": "x86_64"},
+        "environment": {"bench_version": "0.1.0", "protocol_version": PROTOCOL_VERSION, "torch_version": "2.4.0",
+                        "python_version": "3.11.7", "platform": "linux", "device": "cpu", "device_name": "x86_64",
+                        "cpu_capability": "AVX2", "threads": 1},
         "created": created,
+        # one replicate per (config, level, seed): its W_k and mask, whatever the perturbation
+        "fingerprints": {"w0": _fp("w0", seed), "wk": _fp("wk", seed), "mask": _fp("mask", seed, level),
+                         "ticket": _fp("ticket", seed, level)},
     }
     rec.update(extra)
     return rec

@@ -190,7 +190,7 @@ def _pretrain_ctx(data: Dataset, factor: int = 4):
 
 
 def _stream(data: Dataset, task):
-    from bench.pretraining import TaskStream, task_data
+    from bench.experiments.pretrain import TaskStream, task_data
 
     outputs = task.outputs or 10
     return TaskStream(BatchStream(task_data(data, task, outputs, "t"), 16, 3), task, outputs, "t", 7)
