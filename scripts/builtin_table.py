@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-ORDER = ["identity", "rewind-to-init", "reinit", "reinit-keep-sign", "init-magnitude-keep-sign",
+ORDER = ["identity", "rewind-to-init", "lottery-ticket", "reinit", "reinit-keep-sign", "init-magnitude-keep-sign",
          "keep-magnitude-init-sign", "random-sign", "shuffle-layer", "shuffle-layer-keep-sign", "shuffle-filter"]
 
 

@@ -12,7 +12,7 @@ export CI=1  # no progress bars in logs
 b() { .venv/bin/bench "$@" --cache-dir "$cache"; }
 # two workers (each process uses one thread, docs/reproducibility.md); they share the trunk and the IMP
 # levels through the cache, whose stage locks make one train while the other waits
-(for p in identity rewind-to-init reinit reinit-keep-sign init-magnitude-keep-sign keep-magnitude-init-sign \
+(for p in identity rewind-to-init lottery-ticket reinit reinit-keep-sign init-magnitude-keep-sign keep-magnitude-init-sign \
           random-sign shuffle-layer shuffle-layer-keep-sign shuffle-filter; do
    b run --perturbation "$p" --json > /dev/null
  done) & first=$!
