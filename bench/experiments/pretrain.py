@@ -183,8 +183,10 @@ class PretrainedReplicate(Replicate):
         checkpoint = folder / "pretrain-checkpoint.pt"
         update = self.env.progress(f"pre-training {self.name} seed {self.seed}", self.pretrain_steps)
         t0 = time.perf_counter()
+        identity = {"stages": [folder.name], "pretrain": self.name, "seed": self.seed, "end": self.pretrain_steps}
         run(trainer, stream, 0, self.pretrain_steps, checkpoint=checkpoint, checkpoint_every=self.every,
-            progress=update)
+            progress=update, identity=identity,
+            accept=lambda state: None if state.get("identity") == identity else "it belongs to another pre-training")
         seconds = time.perf_counter() - t0
         if task.outputs is not None:
             _set_module(model, head_name, real_head)  # untouched since W_0: it was not in the optimizer
