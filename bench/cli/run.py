@@ -8,7 +8,7 @@ from dataclasses import replace
 import click
 from rich.table import Table
 
-from bench.cli.options import json_option, level_options, parse_params, preset_option, run_options, seeds_option
+from bench.cli.options import Seconds, json_option, level_options, parse_params, preset_option, run_options, seeds_option
 from bench.cli.output import echo_json, out, outcome_json, registry_row, say_stages, seed_table, show_registry, \
     stage_counts, ui
 from bench.errors import BenchError
@@ -29,7 +29,7 @@ RUN_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"), ("perturbed %", "pe
 @level_options
 @click.option("--perturbation-seed", type=int, default=0, show_default=True,
               help="Seed of the perturbation's own randomness (recorded in the result).")
-@click.option("--apply-timeout", type=click.FloatRange(min=0, max=1e6, min_open=True), default=None, metavar="SECONDS",
+@click.option("--apply-timeout", type=Seconds(), default=None, metavar="SECONDS",
               help="Fail, naming the plugin, when a perturbation's apply() runs longer than this.")
 @run_options
 @json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations).")
