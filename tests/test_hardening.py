@@ -273,6 +273,17 @@ def test_a_checkpoint_of_another_stage_or_a_corrupt_one_is_moved_aside(tmp_path,
         crash_run(tmp_path, data_dir, 1)
 
 
+@pytest.mark.parametrize("content", ["{", '{"seconds": 1}', '{"accuracy": 150}', '{"accuracy": -1}',
+                                     '{"accuracy": NaN}', '{"accuracy": Infinity}', '{"accuracy": "90"}',
+                                     '{"accuracy": true}', "[]", "\xff"])
+def test_invalid_stage_records_are_recognised(tmp_path, content):
+    done = tmp_path / "done.json"
+    done.write_text(content, encoding="latin-1")
+    assert read_record(done)[1] is not None
+    done.write_text('{"accuracy": 87.5}')
+    assert read_record(done) == ({"accuracy": 87.5}, None)
+
+
 def test_an_invalid_done_json_is_moved_aside_and_the_stage_recomputed(tmp_path, data_dir):
     rep = replicate(tmp_path, data_dir)
     done = rep.stage_dir(0) / "done.json"
