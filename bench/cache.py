@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 import torch
+
+from bench.errors import BenchError
 
 ENV_CACHE = "BENCH_CACHE_DIR"
 
@@ -51,4 +56,46 @@ def save_tensors(path: Path, data: Any) -> None:
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> Any:
     # weights_only: a checkpoint is data and must never run code when loaded
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        # only the type: torch's own message advises weights_only=False, wrong advice for a file that may be hostile
+        raise BenchError(f"{path} cannot be read ({type(exc).__name__}): it is corrupt or not a bench file; "
+                         f"delete it or run `bench cache doctor --fix`.") from None
+
+
+def record_problem(record: Any) -> str | None:
+    """Why a stage's done.json content cannot be trusted, or None: a hand-edited or damaged accuracy would
+    otherwise become a silently wrong drop."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, found {type(record).__name__}"
+    acc = record.get("accuracy")
+    if isinstance(acc, bool) or not isinstance(acc, (int, float)):
+        return "no numeric 'accuracy'"
+    if not math.isfinite(acc) or not 0 <= acc <= 100:
+        return f"accuracy {acc} is not a percentage in [0, 100]"
+    return None
+
+
+def read_record(path: Path) -> tuple[Any, str | None]:
+    """A done.json's content and why it is unusable (None when it is usable)."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, f"not readable JSON ({type(exc).__name__})"
+    return record, record_problem(record)
+
+
+def move_aside(path: Path, why: str) -> Path:
+    """Rename a bad file to ``<name>.corrupt-<UTC time>`` (kept for inspection, no longer used) and say so."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    os.replace(path, target)
+    warnings.warn(f"{path}: {why}; moved aside to {target.name}, recomputing.", stacklevel=2)
+    return target

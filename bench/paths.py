@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from bench.config import digest
+from bench.errors import BenchError
 
 
 def data_dir(cache: Path) -> Path:
@@ -44,7 +45,15 @@ def stage_dir(replicate: Path, level: int) -> Path:
 
 
 def variant_key(name: str, params: dict[str, Any], seed: int) -> str:
-    """A perturbation or pre-training with its parameters and its own seed, as one folder name."""
+    """A perturbation or pre-training with its parameters and its own seed, as one folder name.
+
+    The name is checked again here (bench.plugins validates it at registration): a path is never built
+    from text that could leave the cache or make two variants share a folder."""
+    from bench.plugins import name_problem  # here, not at the top: bench.plugins imports much of bench
+
+    problem = name_problem(name)
+    if problem or not isinstance(seed, int):
+        raise BenchError(f"Refusing to build a cache path: {problem or f'seed {seed!r} is not an integer'}.")
     return f"{name}-{digest(params, 8)}-p{seed}"
 
 

@@ -24,6 +24,7 @@ result is reproducible.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -141,16 +142,43 @@ def resolve_params(item: Any, raw: Mapping[str, Any], kind: str = "perturbation"
     return values
 
 
-def perturb(perturbation: Perturbation, ctx: Context) -> Applied:
+def _call(apply: Callable[[Context], Any], ctx: Context, timeout: float | None, who: str) -> Any:
+    """``apply(ctx)``, in a worker thread when ``timeout`` is set, so a plugin that never returns is named.
+
+    Python cannot kill a thread: on timeout the worker is abandoned (a daemon thread, so it does not keep
+    the process alive) and the error ends the command."""
+    if timeout is None:
+        return apply(ctx)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["out"] = apply(ctx)
+        except BaseException as exc:  # handed to the caller's thread, which reports it
+            box["exc"] = exc
+
+    worker = threading.Thread(target=work, name=f"apply {who}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise PluginError(f"{who} did not return from apply() within {timeout:g} s (--apply-timeout); its thread "
+                          f"cannot be stopped, so the command stops here.")
+    if "exc" in box:
+        raise box["exc"]
+    return box["out"]
+
+
+def perturb(perturbation: Perturbation, ctx: Context, timeout: float | None = None) -> Applied:
     """Run a plugin's ``apply`` and enforce the contract on what it returns.
 
     The harness keeps its own copies of the inputs: a plugin that changes them in place, or draws from
-    torch's global generator (unseeded by the harness, so its result would not reproduce), is refused."""
+    torch's global generator (unseeded by the harness, so its result would not reproduce), is refused.
+    ``timeout`` (seconds) bounds how long ``apply`` may run."""
     who = f"Perturbation '{perturbation.name}'"
     pristine = {part: {n: t.clone() for n, t in getattr(ctx, part).items()} for part in ("rewind", "init", "mask")}
     rng_before = torch.get_rng_state()
     try:
-        out = perturbation.apply(ctx)
+        out = _call(perturbation.apply, ctx, timeout, who)
     except BenchError:
         raise
     except Exception as exc:  # a plugin bug must name the plugin, not show our stack

@@ -8,6 +8,7 @@ to import is reported once, by name, and everything else keeps working.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,12 +18,30 @@ from typing import Any
 import pluggy
 
 from bench import hookspecs
-from bench.errors import PluginError, unknown
+from bench.errors import BenchError, PluginError, unknown
 from bench.pretraining import PREFIX, STEPS
 
 GROUP = "bench"
 BUILTIN_DIST = "earlyphase-bench"
 ENV_LOAD = "BENCH_LOAD_PLUGINS"
+# names become folder names (bench.paths): only lower-case words joined by single hyphens, so no name can
+# hold a path separator, a dot-dot, a space or markup
+NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+MAX_NAME = 64
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a registered name, or None when it can."""
+    if not isinstance(name, str):
+        return f"a name must be a string, got {type(name).__name__}"
+    if len(name) > MAX_NAME or not NAME.fullmatch(name):
+        shown = name if len(name) <= MAX_NAME else name[:MAX_NAME] + "..."
+        return f"name {shown!r} is not kebab-case (lower-case letters and digits joined by '-', at most {MAX_NAME})"
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,10 @@ class Plugins:
     loaded: list[PluginInfo] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # name -> why it is disabled (malformed or clashing registration); only an error when that name is asked for
+    broken: dict[str, str] = field(default_factory=dict)
+    hook_errors: list[str] = field(default_factory=list)  # hook implementations that raised, by plugin
+    _collected: dict[str, dict[str, tuple[Any, PluginInfo]]] = field(default_factory=dict, repr=False)
 
     def info(self, plugin: object) -> PluginInfo:
         name = self.manager.get_name(plugin)
@@ -69,26 +92,60 @@ class Plugins:
     def collect(self, hook: str, kind: str, required: tuple[str, ...]) -> dict[str, tuple[Any, PluginInfo]]:
         """Everything registered through ``hook``, by name, with the plugin that registered it.
 
-        Each implementation is called on its own so every item is attributed to its plugin. An item
-        missing a ``required`` attribute, or a name registered twice, is an error naming the plugins.
-        """
+        Each implementation is called on its own so every item is attributed to its plugin. A bad item (a
+        missing ``required`` attribute, a malformed name, a name registered twice) or a hook that raises
+        disables only what it concerns, with a warning naming the plugin: one faulty plugin must not stop
+        the others. Asking for a disabled name is an error with the same message (``broken``).
+        Collected once per Plugins, so each warning is shown once."""
+        if hook in self._collected:
+            return self._collected[hook]
         found: dict[str, tuple[Any, PluginInfo]] = {}
+        clashes: set[str] = set()
+
+        def disable(name: str | None, message: str) -> None:
+            warnings.warn(message + " It was disabled.", stacklevel=3)
+            if name is not None:
+                self.broken[name] = message
+
         for impl in getattr(self.manager.hook, hook).get_hookimpls():
             info = self.info(impl.plugin)
+            who = f"Plugin '{info.name}' ({info.dist})"
             collected: list[Any] = []
-            impl.function(register=collected.append)
+            try:
+                impl.function(register=collected.append)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit included: a plugin never ends the tool
+                message = f"{who} failed in {hook}(): {_describe(exc)}."
+                self.hook_errors.append(message)
+                disable(None, message)
+                continue
             for item in collected:
                 missing = [attr for attr in required if not hasattr(item, attr)]
+                name = getattr(item, "name", None)
+                known = name if isinstance(name, str) and name_problem(name) is None else None
                 if missing:
-                    raise PluginError(f"Plugin '{info.name}' ({info.dist}) registered a {kind} without '{missing[0]}'.")
-                if item.name in found:
-                    other = found[item.name][1]
-                    raise PluginError(
-                        f"{kind.capitalize()} '{item.name}' is registered by two plugins: "
-                        f"'{other.name}' ({other.dist}) and '{info.name}' ({info.dist}); uninstall one."
-                    )
-                found[item.name] = (item, info)
-        return dict(sorted(found.items()))
+                    disable(known, f"{who} registered a {kind} without '{missing[0]}'.")
+                elif known is None:
+                    disable(None, f"{who} registered a {kind} whose {name_problem(name)}.")
+                elif known in found or known in clashes:
+                    other = found.pop(known, (None, None))[1]
+                    clashes.add(known)
+                    by = f"'{other.name}' ({other.dist}) and " if other else "another plugin and "
+                    disable(known, f"{kind.capitalize()} '{known}' is registered by two plugins: "
+                                   f"{by}'{info.name}' ({info.dist}); uninstall one.")
+                else:
+                    found[known] = (item, info)
+        self._collected[hook] = dict(sorted(found.items()))
+        return self._collected[hook]
+
+    def _unknown(self, kind: str, name: str, known: list[str]) -> BenchError:
+        if name in self.broken:
+            return PluginError(self.broken[name])
+        error = unknown(kind, name, known)
+        if self.hook_errors:  # the name may be one a failing plugin would have registered
+            return BenchError(f"{error} Also: {' '.join(self.hook_errors)}")
+        return error
 
     def perturbations(self) -> dict[str, Registered]:
         """Every registered perturbation by name."""
@@ -98,15 +155,19 @@ class Plugins:
     def perturbation(self, name: str) -> Registered:
         known = self.perturbations()
         if name not in known:
-            raise unknown("perturbation", name, list(known))
+            raise self._unknown("perturbation", name, list(known))
         return known[name]
 
     def pretrainings(self) -> dict[str, RegisteredPretraining]:
         """Every registered pre-training by name; ``steps`` is the harness's, so no task may declare it."""
         found = self.collect("register_pretraining", "pre-training", ("name", "description", "prepare"))
-        for item, _ in found.values():
-            if any(p.name == STEPS.name for p in getattr(item, "params", ())):
-                raise PluginError(f"Pre-training '{item.name}' declares 'steps', which the harness provides.")
+        for name, (item, info) in list(found.items()):
+            if any(getattr(p, "name", None) == STEPS.name for p in getattr(item, "params", ())):
+                message = f"Pre-training '{name}' of plugin '{info.name}' declares 'steps', which the harness provides."
+                if name not in self.broken:
+                    warnings.warn(message + " It was disabled.", stacklevel=2)
+                self.broken[name] = message
+                del found[name]
         return {name: RegisteredPretraining(item, info) for name, (item, info) in found.items()}
 
     def pretraining(self, name: str) -> RegisteredPretraining:
@@ -114,7 +175,7 @@ class Plugins:
         known = self.pretrainings()
         bare = name[len(PREFIX):] if name.startswith(PREFIX) else name
         if bare not in known:
-            raise unknown("pre-training", bare, list(known))
+            raise self._unknown("pre-training", bare, list(known))
         return known[bare]
 
 
@@ -135,7 +196,12 @@ def load_plugins() -> Plugins:
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager)
     allowed = _allowed()
-    for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
+    entry_points = sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name)
+    if allowed:  # a typo must not silently leave only the built-ins
+        dists = sorted({ep.dist.name for ep in entry_points if ep.dist} | {BUILTIN_DIST})
+        for name in sorted(allowed - {_norm(d) for d in dists}):
+            raise BenchError(f"{ENV_LOAD}: {unknown('plugin distribution', name, dists)}")
+    for ep in entry_points:
         dist = ep.dist.name if ep.dist else "unknown"
         version = ep.dist.version if ep.dist else "unknown"
         if allowed is not None and _norm(dist) != BUILTIN_DIST and _norm(dist) not in allowed:
@@ -146,8 +212,10 @@ def load_plugins() -> Plugins:
         try:
             module = ep.load()
             manager.register(module, name=ep.name)
-        except Exception as exc:  # any import-time failure must not take the tool down
-            message = f"{type(exc).__name__}: {exc}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # any import-time failure, SystemExit included, must not take the tool down
+            message = _describe(exc)
             plugins.failed.append({"name": ep.name, "dist": dist, "error": message})
             warnings.warn(f"Plugin '{ep.name}' ({dist}) failed to load and was skipped: {message}", stacklevel=2)
             continue

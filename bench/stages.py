@@ -22,7 +22,7 @@ import torch
 from filelock import FileLock
 
 from bench import fused, models, paths
-from bench.cache import load_json, load_tensors, save_json, save_tensors
+from bench.cache import load_json, load_tensors, move_aside, read_record, save_json, save_tensors
 from bench.config import Experiment, check_schedule, config_hash, parse_step, validate
 from bench.data import BatchStream, Dataset
 from bench.perturbation import Context, perturb, start_point
@@ -59,6 +59,7 @@ class Env:
     checkpoint_every: int | None = None  # steps; default one epoch
     group_size: int = 16  # most replicates trained together in one fused model; 1 = one at a time
     compile: bool = False  # torch.compile the model (pays back only on long runs)
+    apply_timeout: float | None = None  # seconds a perturbation's apply() may take (None: no limit)
     events: list[StageEvent] = field(default_factory=list)
 
     def note(self, kind: str, stage: str, seed: int) -> None:
@@ -130,10 +131,15 @@ class Replicate:
         return paths.stage_dir(self.root, level)
 
     def _cached(self, folder: Path, label: str) -> dict | None:
+        """The stage's record, or None when it must be (re)computed: a done.json that is not a valid record
+        is moved aside, so the stage is trained again instead of its number being trusted."""
         done = folder / "done.json"
         if done.exists():
-            self.env.note("cached", label, self.seed)
-            return load_json(done)
+            record, problem = read_record(done)
+            if problem is None:
+                self.env.note("cached", label, self.seed)
+                return record
+            move_aside(done, problem)
         return None
 
     def _finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[[float, float, list[int]], dict]:
@@ -240,7 +246,7 @@ class Replicate:
             initializer=models.init_tensor,
             init_stds={n: models.init_std(t) for n, t in rewind.items()},
         )
-        applied = perturb(pert, ctx)
+        applied = perturb(pert, ctx, timeout=self.env.apply_timeout)
         fields = {"stage": "branch", "perturbation": pert.name, "params": params,
                   "perturbation_seed": perturbation_seed, "generator_seed": ctx_seed, "level": level,
                   "ticket_accuracy": ticket["accuracy"], "effective_std": applied.effective_std,
@@ -330,6 +336,13 @@ def stage_locks(folders: list[Path]) -> Iterator[None]:
         yield
 
 
+def _relative(folder: Path, root: Path) -> str:
+    try:
+        return folder.relative_to(root).as_posix()
+    except ValueError:
+        return str(folder)
+
+
 def _train_group(jobs: list[Job], env: Env) -> None:
     rep = jobs[0].replicate
     replicas = len(jobs)
@@ -361,12 +374,27 @@ def _train_group(jobs: list[Job], env: Env) -> None:
                     states = states or fused.unfuse(model.state_dict(), replicas)
                     save_tensors(job.folder / name, states[jobs.index(job)])
 
+    # a checkpoint carries its stage's identity: one found in the wrong folder, or copied from another
+    # configuration or group, is not resumed
+    identity = {"stages": [_relative(j.folder, env.cache) for j in jobs], "group": [j.replicate.seed for j in jobs],
+                "start": jobs[0].start, "end": end}
+
+    def accept(state: dict) -> str | None:
+        if state.get("identity") != identity:
+            return "it belongs to another stage or group"
+        # a snapshot step already passed whose file is gone (deleted by hand after a crash) cannot be
+        # produced by resuming: train from the start instead of "finishing" without W_0/W_k
+        lost = [j.folder / j.snapshots[s] for j in jobs for s in j.snapshots
+                if s < int(state["step"]) and not (j.folder / j.snapshots[s]).exists()]
+        return f"{lost[0]} it should have saved is missing" if lost else None
+
     label = jobs[0].label + (f" seed {jobs[0].replicate.seed}" if replicas == 1
                              else f" seeds {','.join(str(j.replicate.seed) for j in jobs)}")
     update = env.progress(label + (" (resumed)" if checkpoint.exists() else ""), end - jobs[0].start)
     t0 = time.perf_counter()
     run(trainer, stream, jobs[0].start, end, checkpoint=checkpoint, checkpoint_every=rep.every,
-        snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: update(step - jobs[0].start))
+        snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: update(step - jobs[0].start),
+        identity=identity, accept=accept)
     seconds = time.perf_counter() - t0
     accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
     group = [j.replicate.seed for j in jobs]

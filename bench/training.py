@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.cache import load_tensors, save_tensors
+from bench.cache import load_tensors, move_aside, save_tensors
 from bench.config import TrainConfig
 from bench.data import BatchStream
 from bench.errors import BenchError
@@ -116,17 +116,34 @@ class Trainer:
 def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
         checkpoint: Path | None = None, checkpoint_every: int = 0,
         snapshot: Callable[[int], None] | None = None, snapshot_steps: tuple[int, ...] = (),
-        progress: Callable[[int], None] | None = None) -> None:
+        progress: Callable[[int], None] | None = None, identity: dict | None = None,
+        accept: Callable[[dict], str | None] | None = None) -> None:
     """Train steps [start, end). Resumes from ``checkpoint`` if one exists there.
 
     ``snapshot(step)`` is called with the model at each of ``snapshot_steps``
     (before that step is trained; ``end`` means after the last), e.g. to keep
     W_0 and W_k of the dense trunk. It must be idempotent: after a resume it
     may see a step it already saved.
+
+    ``identity`` is saved in every checkpoint; ``accept(state)`` returns why a found checkpoint must not
+    be resumed (None to resume it). A checkpoint that cannot be loaded or is refused is moved aside and
+    training starts at ``start``.
     """
     step = start
     if checkpoint is not None and checkpoint.exists():
-        step = trainer.load(load_tensors(checkpoint, trainer.device))
+        try:
+            state = load_tensors(checkpoint, trainer.device)
+            problem = accept(state) if accept else None
+        except (BenchError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            state, problem = None, f"cannot be loaded ({type(exc).__name__})"
+        if problem is None:
+            try:
+                step = trainer.load(state)
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # wrong shapes or keys
+                problem = f"does not fit this model ({type(exc).__name__})"
+                step = start
+        if problem is not None:
+            move_aside(checkpoint, f"checkpoint not resumed: {problem}")
     while step < end:
         if snapshot and step in snapshot_steps:
             snapshot(step)
@@ -136,7 +153,7 @@ def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
         if progress:
             progress(step)
         if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < end:
-            save_tensors(checkpoint, trainer.state(step))
+            save_tensors(checkpoint, {**trainer.state(step), "identity": identity})
     if snapshot and end in snapshot_steps:
         snapshot(end)
 

@@ -118,8 +118,8 @@ def test_bench_load_plugins_restricts_outside_distributions_but_builtins_always_
 
 def test_two_plugins_registering_one_name_is_an_error_naming_both(monkeypatch):
     install(monkeypatch, ep("first", "dist-one", "same"), ep("second", "dist-two", "same"))
-    with pytest.raises(PluginError) as info:
-        load_plugins().perturbations()
+    with pytest.raises(PluginError) as info, pytest.warns(UserWarning, match="disabled"):
+        load_plugins().perturbation("same")
     message = str(info.value)
     assert "'same'" in message
     assert all(word in message for word in ("first", "dist-one", "second", "dist-two"))

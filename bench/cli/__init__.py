@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from bench.cli import early, report, run, sweep, verify
+from bench.cli import cache, early, report, run, sweep, verify
 from bench.errors import BenchError
 
 
@@ -53,7 +53,8 @@ def cli() -> None:
     warnings.showwarning = _show_warning
 
 
-for command in (*run.COMMANDS, *early.COMMANDS, *report.COMMANDS, *sweep.COMMANDS, *verify.COMMANDS):
+for command in (*run.COMMANDS, *early.COMMANDS, *report.COMMANDS, *sweep.COMMANDS, *verify.COMMANDS,
+                *cache.COMMANDS):
     cli.add_command(command)
 
 

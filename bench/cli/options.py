@@ -72,6 +72,21 @@ class Percent(click.ParamType):
         return number
 
 
+class Seconds(click.ParamType):
+    """A finite number of seconds above 0 (click's FloatRange lets NaN through: NaN fails every comparison)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number.", param, ctx)
+        if not math.isfinite(number) or not 0 < number <= 1e6:
+            self.fail(f"{value} is not a number of seconds above 0.", param, ctx)
+        return number
+
+
 def level_options(command: Callable) -> Callable:
     return _stack(command, [
         click.option("--sparsity", type=Percent(), default=None, metavar="PCT",

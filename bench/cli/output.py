@@ -49,7 +49,9 @@ def ui(as_json: bool):
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}" if abs(value) >= 1e6 else f"{value:.{digits}f}"  # never hundreds of digits
 
 
 def interval_text(summary) -> str:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import click
 from rich.table import Table
 
-from bench.cli.options import json_option, level_options, parse_params, preset_option, run_options, seeds_option
+from bench.cli.options import Seconds, json_option, level_options, parse_params, preset_option, run_options, seeds_option
 from bench.cli.output import echo_json, out, outcome_json, registry_row, say_stages, seed_table, show_registry, \
     stage_counts, ui
 from bench.errors import BenchError
@@ -29,9 +29,11 @@ RUN_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"), ("perturbed %", "pe
 @level_options
 @click.option("--perturbation-seed", type=int, default=0, show_default=True,
               help="Seed of the perturbation's own randomness (recorded in the result).")
+@click.option("--apply-timeout", type=Seconds(), default=None, metavar="SECONDS",
+              help="Fail, naming the plugin, when a perturbation's apply() runs longer than this.")
 @run_options
 @json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations).")
-def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed, options, as_json):
+def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed, apply_timeout, options, as_json):
     """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop."""
     from bench.experiments.perturb import run_perturbations
 
@@ -41,7 +43,8 @@ def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed
         raise BenchError("--param applies to one perturbation: run perturbations with parameters one at a time.")
     with ui(as_json) as progress:
         outcomes = run_perturbations(
-            chosen, [(name, raw) for name in dict.fromkeys(perturbations)], replace(options, progress=progress),
+            chosen, [(name, raw) for name in dict.fromkeys(perturbations)],
+            replace(options, progress=progress, apply_timeout=apply_timeout),
             seeds=chosen.seeds if seeds is None else seeds, level=level, sparsity=sparsity, perturbation_seed=perturbation_seed)
     stages = stage_counts(outcomes[0].events)
     if as_json:

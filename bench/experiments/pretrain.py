@@ -38,7 +38,7 @@ from bench.plugins import Plugins, RegisteredPretraining, default_plugins
 from bench.presets import Preset
 from bench.pretraining import STEPS, PretrainContext, Task, resolve, spatial_dims
 from bench.seeding import derive_seed, generator
-from bench.stages import Env, Job, Replicate, execute
+from bench.stages import Env, Job, Replicate, _relative, execute
 from bench.training import Schedule, Trainer, evaluate, run
 
 
@@ -189,8 +189,10 @@ class PretrainedReplicate(Replicate):
         checkpoint = folder / "pretrain-checkpoint.pt"
         update = self.env.progress(f"pre-training {self.name} seed {self.seed}", self.pretrain_steps)
         t0 = time.perf_counter()
+        identity = {"stages": [_relative(folder, self.env.cache)], "pretrain": self.name, "seed": self.seed, "end": self.pretrain_steps}
         run(trainer, stream, 0, self.pretrain_steps, checkpoint=checkpoint, checkpoint_every=self.every,
-            progress=update)
+            progress=update, identity=identity,
+            accept=lambda state: None if state.get("identity") == identity else "it belongs to another pre-training")
         seconds = time.perf_counter() - t0
         if task.outputs is not None:
             _set_module(model, head_name, real_head)  # untouched since W_0: it was not in the optimizer

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.cache import load_json, save_json
+from bench.errors import BenchError
 from bench.config import Experiment, full
 from bench.plugins import PluginInfo
 from bench.presets import Preset
+from bench.report.results import validate
 from bench.provenance import PROTOCOL_VERSION, environment
 from bench.stages import Replicate, StageEvent
 from bench.stats import Summary, summarize
@@ -41,7 +44,13 @@ def base_record(preset: Preset, rep: Replicate, level: int) -> dict:
 
 def store(path: Path, record: dict) -> dict:
     """Write ``record`` unless the file already holds the same result, whose provenance (the machine, time
-    and code that trained it) a rerun from the cache must keep; return what the file holds."""
+    and code that trained it) a rerun from the cache must keep; return what the file holds.
+
+    The record is validated first, as the leaderboard will read it: an invalid result is an error, never a file."""
+    problems = _non_finite(record) or validate(record)
+    if problems:
+        raise BenchError(f"The result for {path} is invalid and was not written: {'; '.join(problems[:3])}. "
+                         f"Its stages may be corrupt: run `bench cache doctor`.")
     if path.exists():
         try:
             old = load_json(path)
@@ -51,6 +60,17 @@ def store(path: Path, record: dict) -> dict:
             return old
     save_json(path, record)
     return record
+
+
+def _non_finite(value: Any, where: str = "") -> list[str]:
+    """Where ``value`` holds NaN or an infinity (JSON has no such numbers; a file would carry a bare NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{where or '<record>'} is {value}"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, f"{where}[{i}]")]
+    return []
 
 
 def _without_provenance(record: dict) -> dict:

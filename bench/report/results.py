@@ -156,6 +156,9 @@ def load_results(folders: Iterable[str | Path], *, strict: bool = False, missing
             seen.add(real)
             source = path.name if path == folder else path.relative_to(folder).as_posix()
             try:
+                size = path.stat().st_size  # before reading: a huge file is refused without loading it
+                if size > MAX_BYTES:
+                    raise ValueError(f"file is {size:,} bytes; a result record is at most {MAX_BYTES:,}")
                 record = parse(path.read_bytes())
                 reasons = validate(record)
             except (OSError, ValueError) as exc:

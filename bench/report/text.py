@@ -24,6 +24,8 @@ def clean(value: Any) -> str:
 def num(value: float | None, digits: int = 2) -> str:
     if value is None or math.isnan(value):
         return "-"
+    if math.isinf(value) or abs(value) >= 1e6:  # a hostile 1e308 prints as 1e+308, not 309 digits
+        return f"{value:.{digits}g}"
     text = f"{value:.{digits}f}"
     return text[1:] if re.fullmatch(r"-0\.0*", text) else text  # no "-0.00"
 
