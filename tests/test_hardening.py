@@ -26,7 +26,7 @@ from bench.report.results import MAX_BYTES, load_results
 from bench.report.text import num
 from bench.cli.output import fmt
 from bench.stages import Replicate, execute
-from tests.test_plugins import BUILTIN, Dummy, FakeDist, FakeEntryPoint, ep, install
+from test_plugins import BUILTIN, Dummy, FakeDist, FakeEntryPoint, ep, install
 
 
 def module_registering(*items, fail: BaseException | None = None) -> types.ModuleType:
