@@ -19,6 +19,7 @@ from bench.config import config_hash, full
 from bench.errors import BenchError
 from bench.paths import result_file as result_path
 from bench.presets import get_preset
+from bench.provenance import PROTOCOL_VERSION
 from bench.report.html import render_html
 from bench.report.markdown import render_markdown
 from bench.report.model import build, from_folders
@@ -44,7 +45,7 @@ def record(name="identity", *, seed=0, drop=0.0, ticket=60.0, params=None, pseed
         "timings": {"trunk_s": 1.0, "ticket_s": 1.0, "branch_s": 1.0},
         "environment": {"bench_version": "0.1.0", "torch_version": "2.4.0", "python_version": "3.11.7",
                         "platform": "linux", "device": "cpu", "device_name": "x86_64"},
-        "created": created,
+        "created": created, "protocol_version": PROTOCOL_VERSION,
     }
     rec.update(extra)
     return rec
@@ -205,11 +206,20 @@ def test_markdown(tmp_path):
     assert "| smoke | 2 | few |" in text
 
 
-def test_html_is_one_static_page(tmp_path):
+def test_html_is_one_self_contained_page(tmp_path):
+    from bench.report.html import _SCRIPT, script_hash
+
     page = render_html(_mixed(tmp_path))
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
-    assert "<script" not in page.lower() and "http://" not in page and "https://" not in page
+    # one inline script, allowed by its own hash and nothing else; no remote resource
+    assert page.lower().count("<script") == 1 and f"<script>{_SCRIPT}</script>" in page
+    assert f"script-src '{script_hash()}'" in page and "default-src 'none'" in page
+    assert "http://" not in page and ' src="' not in page
     assert '<tr class="control' in page and "Not ranked" in page
+    assert page.count("<svg") == 3  # the board's axis and one interval bar per ranked row
+    assert 'href="../plugins/"' in page and 'href="https://pypi.org/project/o/"' in page
+    assert "Same for every row: p-seed 0, n 3, % remaining 25.0, k 5." in page  # constant columns left the table
+    assert '<div id="controls" hidden>' in page  # shown by the script only: without it every board shows
 
 
 def test_json(tmp_path):
@@ -246,7 +256,8 @@ def test_hostile_strings_are_escaped_everywhere(tmp_path):
         path.write_text(json.dumps(rec))
     lb = from_folders([tmp_path], any_config=True)
     page = render_html(lb)
-    assert "<script" not in page.lower() and "<img" not in page and 'onmouseover="' not in page
+    assert page.lower().count("<script") == 1  # the page's own script only
+    assert "<img" not in page and 'onmouseover="' not in page
     assert html.escape(HOSTILE) in page
     text = render_markdown(lb)
     assert "<script" not in text.lower() and "<img" not in text and "<b>" not in text
