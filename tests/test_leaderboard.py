@@ -372,6 +372,33 @@ def test_cli_formats_and_output(tmp_path):
     assert unknown.exit_code == 1 and "Did you mean 'smoke'" in unknown.stderr
 
 
+def test_csv_one_row_per_result_file(tmp_path):
+    import csv
+    import io
+
+    from bench.report.render import CSV_COLUMNS
+
+    write_series(tmp_path / "r", "noise", [1.0, 2.0], params={"scale": 0.5, "a,b": 'q"'}, dist="o")
+    write(tmp_path / "r", record("identity", seed=0, fingerprints={"w0": "a" * 64, "wk": "b" * 64, "mask": None,
+                                                                    "ticket": "c" * 64}))
+    write(tmp_path / "r", record("few", seed=7, drop=3.0, dist="o"))  # one seed: not ranked, still exported
+    result = CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 4
+    assert [(r["perturbation"], r["seed"]) for r in rows] == [("few", "7"), ("identity", "0"), ("noise", "0"),
+                                                               ("noise", "1")]
+    few, ident, noise = rows[0], rows[1], rows[3]
+    assert json.loads(noise["params"]) == {"scale": 0.5, "a,b": 'q"'}  # a comma and a quote survive quoting
+    assert (float(noise["ticket"]) - float(noise["perturbed"]), float(noise["drop"])) == (2.0, 2.0)
+    assert (few["level"], few["density"], few["dense"], few["perturbation_seed"]) == ("2", "0.25", "70.0", "0")
+    assert (ident["fingerprint_w0"], ident["fingerprint_mask"]) == ("a" * 64, "")
+    assert few["fingerprint_w0"] == "" and few["file"].endswith(".json")
+    out = tmp_path / "seeds.csv"  # the suffix picks the format
+    assert CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--output", str(out)]).exit_code == 0
+    assert out.read_text() == result.stdout
+
+
 def test_plot_png_and_svg(tmp_path):
     root = tmp_path / "r"
     for level, density in ((1, 0.5), (2, 0.25)):

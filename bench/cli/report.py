@@ -15,7 +15,7 @@ from bench.report.model import DEFAULT_MIN_SEEDS, Leaderboard, from_folders
 from bench.report.render import FORMATS, render
 from bench.report.terminal import rich_tables
 
-_SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".json": "json"}
+_SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".json": "json", ".csv": "csv"}
 
 
 def _common(command):
@@ -60,7 +60,8 @@ def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -
 @click.command()
 @_common
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format. Default: from the --output suffix (.md, .html, .json), else table.")
+              help="Output format; csv is one row per result file. Default: from the --output suffix (.md, .html, "
+                   ".json, .csv), else table.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
 def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output):
     """Rank perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results."""
