@@ -52,10 +52,16 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def interval_text(summary) -> str:
+ACCURACIES = ("dense", "ticket", "perturbed", "pretrained_dense")
+
+
+def interval_text(summary, key: str = "drop") -> str:
+    """The 95% interval, clipped to what the quantity can be: a t-interval over two seeds can reach past
+    100% accuracy, and the part outside [0, 100] (or [-100, 100] for a drop) says nothing."""
     if math.isnan(summary.low):
-        return "n=1, no interval"
-    return f"[{summary.low:.2f}, {summary.high:.2f}]"
+        return "-"
+    bound = (0.0, 100.0) if key in ACCURACIES else (-100.0, 100.0)
+    return f"[{max(summary.low, bound[0]):.2f}, {min(summary.high, bound[1]):.2f}]"
 
 
 def echo_json(payload) -> None:
@@ -86,11 +92,18 @@ def outcome_json(outcome: Outcome, stages: dict[str, int], kind: str) -> dict:
             "results": outcome.records}
 
 
-def seed_table(outcome: Outcome, columns: tuple[tuple[str, str], ...]) -> Table:
-    """One row per seed, then the mean and 95% interval of every column that has one."""
+def _where(outcome: Outcome) -> str:
+    return f"{outcome.preset}: level {outcome.level}, {outcome.percent_remaining:.1f}% of weights remaining"
+
+
+def _label(outcome: Outcome) -> str:
     params_text = ", ".join(f"{k}={v}" for k, v in outcome.params.items())
-    table = Table(title=f"{outcome.name}{' (' + params_text + ')' if params_text else ''} on {outcome.preset}: "
-                        f"level {outcome.level}, {outcome.percent_remaining:.1f}% of weights remaining")
+    return f"{outcome.name}{' (' + params_text + ')' if params_text else ''}"
+
+
+def seed_table(outcome: Outcome, columns: tuple[tuple[str, str], ...], title: str | None = None) -> Table:
+    """One row per seed, then (from two seeds on) the mean and 95% interval of every column that has one."""
+    table = Table(title=title or f"{_label(outcome)} on {_where(outcome)}")
     table.add_column("seed", justify="right")
     for header, _ in columns:
         table.add_column(header, justify="right")
@@ -102,11 +115,41 @@ def seed_table(outcome: Outcome, columns: tuple[tuple[str, str], ...]) -> Table:
 
     for r in outcome.records:
         table.add_row(str(r["seed"]), *(value(r, key) for _, key in columns))
+    if len(outcome.records) < 2:
+        return table  # one seed: its row is the mean, and there is no interval
     summaries = {key: outcome.summary(key) for _, key in columns if key in SUMMARIZED}
     table.add_section()
     table.add_row("mean", *(fmt(summaries[k].mean) if k in summaries else "" for _, k in columns))
-    table.add_row("95% CI", *(interval_text(summaries[k]) if k in summaries else "" for _, k in columns))
+    table.add_row("95% CI", *(interval_text(summaries[k], k) if k in summaries else "" for _, k in columns))
     return table
+
+
+def comparison_table(outcomes: list[Outcome]) -> Table:
+    """Several perturbations of the same seeds and level: one row each (the dense and ticket numbers they
+    share are printed once, by seed_table)."""
+    n = len(outcomes[0].records)
+    table = Table(title=f"{len(outcomes)} perturbations on {_where(outcomes[0])}, {n} seed{'s' if n != 1 else ''}")
+    table.add_column("perturbation")
+    headers = ("mean drop", "95% CI", "drop per seed", "perturbed %") if n >= 2 else ("drop (pts)", "perturbed %")
+    for header in headers:
+        table.add_column(header, justify="right")
+    for o in outcomes:
+        drop, perturbed = o.summary("drop"), o.summary("perturbed")
+        if n >= 2:
+            table.add_row(_label(o), fmt(drop.mean), interval_text(drop), ", ".join(fmt(v) for v in drop.values),
+                          fmt(perturbed.mean))
+        else:
+            table.add_row(_label(o), fmt(drop.mean), fmt(perturbed.mean))
+    return table
+
+
+def say_next(cache: Path, files: int, preset: str) -> None:
+    """Where the result files went and what to run next: the end of a run's output."""
+    from bench import paths
+
+    err.print(f"Wrote {files} result file{'s' if files != 1 else ''} under {paths.results_dir(cache)}.")
+    err.print(f"Next: bench leaderboard --cache-dir {cache}\n"
+              f"      bench plot --cache-dir {cache} --preset {preset} --output drops.png", soft_wrap=True)
 
 
 def registry_row(name: str, item, plugin, params=None, **extra) -> dict:

@@ -9,8 +9,8 @@ import click
 from rich.table import Table
 
 from bench.cli.options import json_option, level_options, parse_params, preset_option, run_options, seeds_option
-from bench.cli.output import echo_json, out, outcome_json, registry_row, say_stages, seed_table, show_registry, \
-    stage_counts, ui
+from bench.cli.output import comparison_table, echo_json, out, outcome_json, registry_row, say_next, say_stages, \
+    seed_table, show_registry, stage_counts, ui
 from bench.errors import BenchError
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
@@ -18,6 +18,7 @@ from bench.presets import PRESETS, describe, get_preset
 
 RUN_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"), ("perturbed %", "perturbed"), ("drop (pts)", "drop"),
                ("effective std", "effective_std"))
+SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 
 
 @click.command()
@@ -49,8 +50,13 @@ def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed
         echo_json(objects[0] if len(objects) == 1 else {"runs": objects})
         return
     say_stages(stages, options.cache)
-    for o in outcomes:
-        out.print(seed_table(o, RUN_COLUMNS))
+    if len(outcomes) == 1:
+        out.print(seed_table(outcomes[0], RUN_COLUMNS))
+    else:  # one table to compare them, after the numbers every perturbation shares
+        out.print(seed_table(outcomes[0], SHARED_COLUMNS, title=f"Shared by every perturbation: dense network and "
+                                                                 f"ticket of the same seeds"))
+        out.print(comparison_table(outcomes))
+    say_next(options.cache, sum(len(o.records) for o in outcomes), chosen.name)
 
 
 @click.command()
