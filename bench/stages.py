@@ -362,6 +362,8 @@ def _train_group(jobs: list[Job], env: Env) -> None:
         snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: update(step - jobs[0].start))
     seconds = time.perf_counter() - t0
     accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
+    if hasattr(update, "done"):  # a batch log's finish line carries the stage's accuracy (bench/cli/output.py)
+        update.done(accuracies, seconds)
     group = [j.replicate.seed for j in jobs]
     for job, accuracy in zip(jobs, accuracies):
         job.finish(accuracy, seconds, group)

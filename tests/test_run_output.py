@@ -3,6 +3,8 @@ and clipped to what accuracy can be, and where the results went with the next co
 
 from __future__ import annotations
 
+import json
+
 from rich.console import Console
 
 from bench.cli.output import comparison_table, seed_table
@@ -65,3 +67,45 @@ def test_run_prints_one_table_and_where_results_went(tmp_path, monkeypatch):
     assert result.stdout.count("Shared by every perturbation") == 1 and result.stdout.count("2 perturbations") == 1
     assert f"result files under {tmp_path / 'results'}" in result.stderr.replace("\n", "")
     assert "bench leaderboard" in result.stderr and "bench plot" in result.stderr
+
+
+def test_batch_log_has_one_line_per_stage_start_and_finish(capsys):
+    from bench.cli.output import log_lines
+
+    with log_lines() as progress:
+        update = progress("dense trunk seeds 0,1", 10)
+        update(5)
+        update(10)
+        update.done([55.5, 60.25], 1.234)
+        other = progress("pre-training blur seed 0", 4)  # a stage that reports no accuracy
+        other(4)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4, lines
+    assert lines[0].endswith("start dense trunk seeds 0,1: 10 iterations")
+    assert lines[1].endswith("finished dense trunk seeds 0,1: 10 iterations, 1.2 s, test accuracy 55.50%, 60.25%")
+    assert "start pre-training blur seed 0" in lines[2] and "finished pre-training blur seed 0: 4 iterations" in lines[3]
+
+
+def test_progress_in_a_batch_log_and_quiet(tmp_path, monkeypatch):
+    """Outside a terminal (CliRunner's stderr is not one) a run logs its stages, also with --json;
+    `bench --quiet` silences them."""
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+    import bench.experiments.perturb as perturb
+
+    def fake(preset, chosen, options, **kw):
+        update = options.progress("dense trunk seeds 0,1", 3)
+        update(3)
+        getattr(update, "done", lambda *a: None)([50.0, 51.0], 0.5)  # as stages._train_group calls it
+        return [outcome("identity", [0.0, 0.0])]
+
+    monkeypatch.setattr(perturb, "run_perturbations", fake)
+    args = ["run", "--seeds", "2", "--device", "cpu", "--cache-dir", str(tmp_path), "--json"]
+    logged = CliRunner().invoke(cli, args)
+    assert logged.exit_code == 0, logged.output
+    assert "start dense trunk seeds 0,1: 3 iterations" in logged.stderr
+    assert "test accuracy 50.00%, 51.00%" in logged.stderr
+    assert json.loads(logged.stdout)["perturbation"] == "identity"  # stdout is only the JSON
+    silent = CliRunner().invoke(cli, ["--quiet", *args])
+    assert silent.exit_code == 0 and "dense trunk" not in silent.stderr

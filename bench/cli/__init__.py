@@ -48,8 +48,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 @click.group(cls=BenchGroup)
 @click.version_option(package_name="earlyphase-bench")
-def cli() -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-stage log lines (results still print).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
     """Perturbation benchmark for the early phase of neural network training."""
+    ctx.meta["bench.quiet"] = quiet
     warnings.showwarning = _show_warning
 
 

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -23,7 +24,14 @@ out = Console(highlight=False)
 
 
 def quiet() -> bool:
+    """No live bars: under CI or when stderr is not a terminal (a log file), where one line per stage is kept."""
     return bool(os.environ.get("CI")) or not sys.stderr.isatty()
+
+
+def silenced() -> bool:
+    """``bench --quiet`` (or a command's own ``--quiet``): neither bars nor log lines."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().meta.get("bench.quiet"))
 
 
 @contextmanager
@@ -32,10 +40,12 @@ def progress_bars(enabled: bool) -> Iterator:
     if not enabled:
         yield lambda description, total: (lambda step: None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=False) as progress:
+    # elapsed and remaining: a finished bar keeps showing how long its stage took
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=False) as progress:
         def factory(description: str, total: int):
             task = progress.add_task(description, total=total)
             return lambda done: progress.update(task, completed=done)
@@ -43,9 +53,49 @@ def progress_bars(enabled: bool) -> Iterator:
         yield factory
 
 
-def ui(as_json: bool):
-    """Progress bars unless the output is for a machine or not on a terminal."""
-    return progress_bars(not as_json and not quiet())
+def _log(text: str) -> None:
+    click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)  # click flushes: each line lands as it happens
+
+
+@contextmanager
+def log_lines() -> Iterator:
+    """The progress factory of a batch log: one line when a stage starts and one when it finishes (with its
+    seconds, and its test accuracy where the stage reports it through ``update.done``)."""
+    pending: list[str] = []  # a finish line without accuracy, printed unless done() replaces it
+
+    def flush() -> None:
+        while pending:
+            _log(pending.pop())
+
+    def factory(description: str, total: int):
+        flush()
+        start = time.perf_counter()
+        _log(f"start {description}: {total} iterations")
+
+        def update(step: int) -> None:
+            if step >= total and not pending:
+                pending.append(f"finished {description}: {total} iterations, {time.perf_counter() - start:.1f} s")
+
+        def done(accuracies: list[float], seconds: float) -> None:
+            pending.clear()
+            _log(f"finished {description}: {total} iterations, {seconds:.1f} s, test accuracy "
+                 + ", ".join(f"{a:.2f}%" for a in accuracies))
+
+        update.done = done
+        return update
+
+    try:
+        yield factory
+    finally:
+        flush()
+
+
+def ui(as_json: bool = False):
+    """Live bars on a terminal (on stderr, so also with --json: stdout carries only the JSON), one line per
+    stage start and finish in a batch log, nothing with --quiet."""
+    if silenced():
+        return progress_bars(False)
+    return log_lines() if quiet() else progress_bars(True)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
