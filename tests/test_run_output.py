@@ -109,3 +109,32 @@ def test_progress_in_a_batch_log_and_quiet(tmp_path, monkeypatch):
     assert json.loads(logged.stdout)["perturbation"] == "identity"  # stdout is only the JSON
     silent = CliRunner().invoke(cli, ["--quiet", *args])
     assert silent.exit_code == 0 and "dense trunk" not in silent.stderr
+
+
+def test_tables_fit_80_columns_without_splitting_a_name(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+    from bench.plugins import default_plugins
+    from bench.presets import PRESETS
+    from test_leaderboard import write_series
+
+    runner = CliRunner(env={"COLUMNS": "80"})
+    shown = runner.invoke(cli, ["presets"])
+    assert shown.exit_code == 0, shown.output
+    assert max(map(len, shown.stdout.splitlines())) <= 80
+    for name, preset in PRESETS.items():
+        assert name in shown.stdout  # whole on one line
+        assert f"{preset.seeds} seed" in shown.stdout
+    assert "(generated" in shown.stdout  # the description is shown
+    listed = runner.invoke(cli, ["perturbations"])
+    assert max(map(len, listed.stdout.splitlines())) <= 80
+    for name in default_plugins().perturbations():
+        assert name in listed.stdout
+    write_series(tmp_path, "shuffle-layer-keep-sign", [1.0, 2.0, 3.0], dist="o")
+    write_series(tmp_path, "keep-magnitude-init-sign", [0.5, 1.5, 2.0], dist="o")
+    board = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path)])
+    assert board.exit_code == 0, board.output
+    assert max(map(len, board.stdout.splitlines())) <= 80
+    assert "shuffle-layer-keep-sign" in board.stdout and "keep-magnitude-init-sign" in board.stdout
+    assert "n = 3 seeds" in " ".join(board.stdout.split())  # the constant column went into the title

@@ -216,9 +216,12 @@ def show_registry(title: str, rows: list[dict], as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=title)
-    for column in ("name", "description", "parameters", "plugin"):
-        table.add_column(column)
+    table.add_column("name", no_wrap=True)  # a name is typed back: never split it
+    table.add_column("description")
+    table.add_column("parameters")
+    # plugin names are not split either; their distribution is in `bench plugins`
+    table.add_column("plugin", width=max((len(r["plugin"]) for r in rows), default=6))
     for r in rows:
         params = ", ".join(f"{x['name']}: {x['type']} = {x['default']}" for x in r["params"])
-        table.add_row(r["name"], r["description"], params or "-", f"{r['plugin']} ({r['distribution']} {r['version']})")
+        table.add_row(r["name"], r["description"], params or "-", f"{r['plugin']} {r['version']}")
     out.print(table)

@@ -78,7 +78,7 @@ def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, str
         out = Console(highlight=False)
         if not lb.boards and lb.files:
             click.echo(f"No ranked results (minimum seeds {min_seeds}).", err=True)
-        for table in rich_tables(lb):
+        for table in rich_tables(lb, out.width):
             out.print(table)
     else:
         click.echo(render(lb, fmt), nl=False)

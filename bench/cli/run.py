@@ -67,14 +67,16 @@ def presets(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="Presets")
-    for column in ("name", "dataset", "model", "params", "prunable", "T (it)", "k (it)", "prune/level", "levels",
-                   "default % left"):
-        table.add_column(column)
+    # names never wrap; the description wraps at spaces, so the table fits 80 columns
+    table = Table(title="Presets (bench presets --json for every detail)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("description")
+    table.add_column("model", width=max(len(r["model"]) + 1 for r in rows))  # fixed: the description wraps
+    table.add_column("default", width=13)
     for r in rows:
-        table.add_row(r["name"], r["dataset"], r["model"], f"{r['parameters']:,}", f"{r['prunable']:,}",
-                      f"{r['iterations']:,}", str(r["rewind_iteration"]), f"{r['prune_fraction']:.0%}",
-                      str(r["levels"]), f"{r['default_percent_remaining']:.1f}% (level {r['default_level']})")
+        table.add_row(r["name"], r["description"], f"{r['dataset']} {r['model']}, {r['parameters']:,} weights",
+                      f"{r['default_seeds']} seed{'s' if r['default_seeds'] != 1 else ''}, "
+                      f"{r['default_percent_remaining']:.1f}% left (level {r['default_level']})")
     out.print(table)
 
 
