@@ -138,3 +138,23 @@ def test_tables_fit_80_columns_without_splitting_a_name(tmp_path):
     assert max(map(len, board.stdout.splitlines())) <= 80
     assert "shuffle-layer-keep-sign" in board.stdout and "keep-magnitude-init-sign" in board.stdout
     assert "n = 3 seeds" in " ".join(board.stdout.split())  # the constant column went into the title
+
+
+def test_help_alias_epilog_and_leaderboard_json(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+    from test_leaderboard import write_series
+
+    runner = CliRunner()
+    top = runner.invoke(cli, ["-h"])
+    assert top.exit_code == 0
+    for name in ("BENCH_CACHE_DIR", "BENCH_LOAD_PLUGINS", "BENCH_DEBUG", "CI"):
+        assert name in top.output
+    assert runner.invoke(cli, ["leaderboard", "-h"]).exit_code == 0  # -h reaches every subcommand
+    write_series(tmp_path, "x", [1.0, 2.0], dist="o")
+    as_json = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path), "--json"])
+    assert as_json.exit_code == 0 and as_json.stdout == runner.invoke(
+        cli, ["leaderboard", "--results", str(tmp_path), "--format", "json"]).stdout
+    clash = runner.invoke(cli, ["leaderboard", "--results", str(tmp_path), "--json", "--format", "csv"])
+    assert clash.exit_code == 1 and "disagree" in clash.stderr

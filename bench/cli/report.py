@@ -63,8 +63,12 @@ def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -
               help="Output format; csv is one row per result file. Default: from the --output suffix (.md, .html, "
                    ".json, .csv), else table.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
-def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output):
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json (as every other command).")
+def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output, as_json):
     """Rank perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results."""
+    if as_json and fmt not in (None, "json"):
+        raise BenchError(f"--json and --format {fmt} disagree: give one of them.")
+    fmt = "json" if as_json else fmt
     lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
     fmt = fmt or (_SUFFIX_FORMATS.get(Path(output).suffix.lower(), "table") if output else "table")
     if output:
