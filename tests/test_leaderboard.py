@@ -411,6 +411,8 @@ def test_plot_png_and_svg(tmp_path):
         result = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / name)])
         assert result.exit_code == 0, result.output
         assert (tmp_path / name).read_bytes().startswith(magic)
+    svg = (tmp_path / "p.svg").read_text()
+    assert "<text" in svg and "control (harness reference)" in svg and "one seed" in svg  # text kept as text
     bad = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / "p.pdf")])
     assert bad.exit_code == 1 and "png or .svg" in bad.stderr
     write_series(root, "x", [1.0, 2.0], preset="mnist1d-resnet", experiment=get_preset("mnist1d-resnet").experiment,
