@@ -397,6 +397,8 @@ def _train_group(jobs: list[Job], env: Env) -> None:
         identity=identity, accept=accept)
     seconds = time.perf_counter() - t0
     accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
+    if hasattr(update, "done"):  # a batch log's finish line carries the stage's accuracy (bench/cli/output.py)
+        update.done(accuracies, seconds)
     group = [j.replicate.seed for j in jobs]
     for job, accuracy in zip(jobs, accuracies):
         job.finish(accuracy, seconds, group)

@@ -21,6 +21,7 @@ from bench.errors import BenchError
 from bench.paths import result_file as result_path
 from bench.provenance import PROTOCOL_VERSION
 from bench.presets import get_preset
+from bench.provenance import PROTOCOL_VERSION
 from bench.report.html import render_html
 from bench.report.markdown import render_markdown
 from bench.report.model import build, from_folders
@@ -215,11 +216,20 @@ def test_markdown(tmp_path):
     assert "| smoke | 2 | few |" in text
 
 
-def test_html_is_one_static_page(tmp_path):
+def test_html_is_one_self_contained_page(tmp_path):
+    from bench.report.html import _SCRIPT, script_hash
+
     page = render_html(_mixed(tmp_path))
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
-    assert "<script" not in page.lower() and "http://" not in page and "https://" not in page
+    # one inline script, allowed by its own hash and nothing else; no remote resource
+    assert page.lower().count("<script") == 1 and f"<script>{_SCRIPT}</script>" in page
+    assert f"script-src '{script_hash()}'" in page and "default-src 'none'" in page
+    assert "http://" not in page and ' src="' not in page
     assert '<tr class="control' in page and "Not ranked" in page
+    assert page.count("<svg") == 3  # the board's axis and one interval bar per ranked row
+    assert 'href="../plugins/"' in page and 'href="https://pypi.org/project/o/"' in page
+    assert "Same for every row: p-seed 0, n 3, % remaining 25.0, k 5." in page  # constant columns left the table
+    assert '<div id="controls" hidden>' in page  # shown by the script only: without it every board shows
 
 
 def test_json(tmp_path):
@@ -256,7 +266,8 @@ def test_hostile_strings_are_escaped_everywhere(tmp_path):
         path.write_text(json.dumps(rec))
     lb = from_folders([tmp_path], any_config=True)
     page = render_html(lb)
-    assert "<script" not in page.lower() and "<img" not in page and 'onmouseover="' not in page
+    assert page.lower().count("<script") == 1  # the page's own script only
+    assert "<img" not in page and 'onmouseover="' not in page
     assert html.escape(HOSTILE) in page
     text = render_markdown(lb)
     assert "<script" not in text.lower() and "<img" not in text and "<b>" not in text
@@ -371,6 +382,33 @@ def test_cli_formats_and_output(tmp_path):
     assert unknown.exit_code == 1 and "Did you mean 'smoke'" in unknown.stderr
 
 
+def test_csv_one_row_per_result_file(tmp_path):
+    import csv
+    import io
+
+    from bench.report.render import CSV_COLUMNS
+
+    write_series(tmp_path / "r", "noise", [1.0, 2.0], params={"scale": 0.5, "a,b": 'q"'}, dist="o")
+    write(tmp_path / "r", record("identity", seed=0, fingerprints={"w0": "a" * 64, "wk": "b" * 64, "mask": None,
+                                                                    "ticket": "c" * 64}))
+    write(tmp_path / "r", record("few", seed=7, drop=3.0, dist="o"))  # one seed: not ranked, still exported
+    result = CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 4
+    assert [(r["perturbation"], r["seed"]) for r in rows] == [("few", "7"), ("identity", "0"), ("noise", "0"),
+                                                               ("noise", "1")]
+    few, ident, noise = rows[0], rows[1], rows[3]
+    assert json.loads(noise["params"]) == {"scale": 0.5, "a,b": 'q"'}  # a comma and a quote survive quoting
+    assert (float(noise["ticket"]) - float(noise["perturbed"]), float(noise["drop"])) == (2.0, 2.0)
+    assert (few["level"], few["density"], few["dense"], few["perturbation_seed"]) == ("2", "0.25", "70.0", "0")
+    assert (ident["fingerprint_w0"], ident["fingerprint_mask"]) == ("a" * 64, "")
+    assert few["fingerprint_w0"] == "" and few["file"].endswith(".json")
+    out = tmp_path / "seeds.csv"  # the suffix picks the format
+    assert CliRunner().invoke(cli, ["leaderboard", "--results", str(tmp_path / "r"), "--output", str(out)]).exit_code == 0
+    assert out.read_text() == result.stdout
+
+
 def test_plot_png_and_svg(tmp_path):
     root = tmp_path / "r"
     for level, density in ((1, 0.5), (2, 0.25)):
@@ -383,6 +421,8 @@ def test_plot_png_and_svg(tmp_path):
         result = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / name)])
         assert result.exit_code == 0, result.output
         assert (tmp_path / name).read_bytes().startswith(magic)
+    svg = (tmp_path / "p.svg").read_text()
+    assert "<text" in svg and "control (harness reference)" in svg and "one seed" in svg  # text kept as text
     bad = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / "p.pdf")])
     assert bad.exit_code == 1 and "png or .svg" in bad.stderr
     write_series(root, "x", [1.0, 2.0], preset="mnist1d-resnet", experiment=get_preset("mnist1d-resnet").experiment,

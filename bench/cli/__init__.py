@@ -46,10 +46,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     click.echo(f"Warning: {message}", err=True)
 
 
-@click.group(cls=BenchGroup)
+ENVIRONMENT = """\b
+Environment variables:
+  BENCH_CACHE_DIR     cache root (results, checkpoints) when --cache-dir is not given
+  BENCH_LOAD_PLUGINS  comma-separated plugin names to load (default: all installed)
+  BENCH_DEBUG         1 shows full tracebacks instead of one-line errors
+  CI                  set: no progress bars, one log line per stage instead
+"""
+
+
+# -h everywhere: click passes help_option_names down to every subcommand's context
+@click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=ENVIRONMENT)
 @click.version_option(package_name="earlyphase-bench")
-def cli() -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-stage log lines (results still print).")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
     """Perturbation benchmark for the early phase of neural network training."""
+    ctx.meta["bench.quiet"] = quiet
     warnings.showwarning = _show_warning
 
 

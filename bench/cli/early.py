@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from bench.cli.options import json_option, level_options, parse_params, preset_option, run_options, seeds_option
-from bench.cli.output import echo_json, err, fmt, out, outcome_json, registry_row, say_stages, seed_table, \
+from bench.cli.output import echo_json, err, fmt, out, outcome_json, registry_row, say_next, say_stages, seed_table, \
     show_registry, stage_counts, ui
 from bench.plugins import default_plugins
 from bench.presets import get_preset
@@ -56,6 +56,7 @@ def pretrain_command(task, params, preset, seeds, level, sparsity, pretraining_s
     columns = (("dense %", "dense"), ("ticket %", "ticket"), ("pre-trained dense %", "pretrained_dense"),
                ("pre-trained ticket %", "perturbed"), ("drop (pts)", "drop"))
     out.print(seed_table(outcome, columns))
+    say_next(options.cache, len(outcome.records), chosen.name)
 
 
 @click.command("rewind-curve")

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -23,7 +24,14 @@ out = Console(highlight=False)
 
 
 def quiet() -> bool:
+    """No live bars: under CI or when stderr is not a terminal (a log file), where one line per stage is kept."""
     return bool(os.environ.get("CI")) or not sys.stderr.isatty()
+
+
+def silenced() -> bool:
+    """``bench --quiet`` (or a command's own ``--quiet``): neither bars nor log lines."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().meta.get("bench.quiet"))
 
 
 @contextmanager
@@ -32,10 +40,12 @@ def progress_bars(enabled: bool) -> Iterator:
     if not enabled:
         yield lambda description, total: (lambda step: None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=False) as progress:
+    # elapsed and remaining: a finished bar keeps showing how long its stage took
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=False) as progress:
         def factory(description: str, total: int):
             task = progress.add_task(description, total=total)
             return lambda done: progress.update(task, completed=done)
@@ -43,9 +53,49 @@ def progress_bars(enabled: bool) -> Iterator:
         yield factory
 
 
-def ui(as_json: bool):
-    """Progress bars unless the output is for a machine or not on a terminal."""
-    return progress_bars(not as_json and not quiet())
+def _log(text: str) -> None:
+    click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)  # click flushes: each line lands as it happens
+
+
+@contextmanager
+def log_lines() -> Iterator:
+    """The progress factory of a batch log: one line when a stage starts and one when it finishes (with its
+    seconds, and its test accuracy where the stage reports it through ``update.done``)."""
+    pending: list[str] = []  # a finish line without accuracy, printed unless done() replaces it
+
+    def flush() -> None:
+        while pending:
+            _log(pending.pop())
+
+    def factory(description: str, total: int):
+        flush()
+        start = time.perf_counter()
+        _log(f"start {description}: {total} iterations")
+
+        def update(step: int) -> None:
+            if step >= total and not pending:
+                pending.append(f"finished {description}: {total} iterations, {time.perf_counter() - start:.1f} s")
+
+        def done(accuracies: list[float], seconds: float) -> None:
+            pending.clear()
+            _log(f"finished {description}: {total} iterations, {seconds:.1f} s, test accuracy "
+                 + ", ".join(f"{a:.2f}%" for a in accuracies))
+
+        update.done = done
+        return update
+
+    try:
+        yield factory
+    finally:
+        flush()
+
+
+def ui(as_json: bool = False):
+    """Live bars on a terminal (on stderr, so also with --json: stdout carries only the JSON), one line per
+    stage start and finish in a batch log, nothing with --quiet."""
+    if silenced():
+        return progress_bars(False)
+    return log_lines() if quiet() else progress_bars(True)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -54,10 +104,16 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}g}" if abs(value) >= 1e6 else f"{value:.{digits}f}"  # never hundreds of digits
 
 
-def interval_text(summary) -> str:
+ACCURACIES = ("dense", "ticket", "perturbed", "pretrained_dense")
+
+
+def interval_text(summary, key: str = "drop") -> str:
+    """The 95% interval, clipped to what the quantity can be: a t-interval over two seeds can reach past
+    100% accuracy, and the part outside [0, 100] (or [-100, 100] for a drop) says nothing."""
     if math.isnan(summary.low):
-        return "n=1, no interval"
-    return f"[{summary.low:.2f}, {summary.high:.2f}]"
+        return "-"
+    bound = (0.0, 100.0) if key in ACCURACIES else (-100.0, 100.0)
+    return f"[{max(summary.low, bound[0]):.2f}, {min(summary.high, bound[1]):.2f}]"
 
 
 def echo_json(payload) -> None:
@@ -88,11 +144,18 @@ def outcome_json(outcome: Outcome, stages: dict[str, int], kind: str) -> dict:
             "results": outcome.records}
 
 
-def seed_table(outcome: Outcome, columns: tuple[tuple[str, str], ...]) -> Table:
-    """One row per seed, then the mean and 95% interval of every column that has one."""
+def _where(outcome: Outcome) -> str:
+    return f"{outcome.preset}: level {outcome.level}, {outcome.percent_remaining:.1f}% of weights remaining"
+
+
+def _label(outcome: Outcome) -> str:
     params_text = ", ".join(f"{k}={v}" for k, v in outcome.params.items())
-    table = Table(title=f"{outcome.name}{' (' + params_text + ')' if params_text else ''} on {outcome.preset}: "
-                        f"level {outcome.level}, {outcome.percent_remaining:.1f}% of weights remaining")
+    return f"{outcome.name}{' (' + params_text + ')' if params_text else ''}"
+
+
+def seed_table(outcome: Outcome, columns: tuple[tuple[str, str], ...], title: str | None = None) -> Table:
+    """One row per seed, then (from two seeds on) the mean and 95% interval of every column that has one."""
+    table = Table(title=title or f"{_label(outcome)} on {_where(outcome)}")
     table.add_column("seed", justify="right")
     for header, _ in columns:
         table.add_column(header, justify="right")
@@ -104,11 +167,41 @@ def seed_table(outcome: Outcome, columns: tuple[tuple[str, str], ...]) -> Table:
 
     for r in outcome.records:
         table.add_row(str(r["seed"]), *(value(r, key) for _, key in columns))
+    if len(outcome.records) < 2:
+        return table  # one seed: its row is the mean, and there is no interval
     summaries = {key: outcome.summary(key) for _, key in columns if key in SUMMARIZED}
     table.add_section()
     table.add_row("mean", *(fmt(summaries[k].mean) if k in summaries else "" for _, k in columns))
-    table.add_row("95% CI", *(interval_text(summaries[k]) if k in summaries else "" for _, k in columns))
+    table.add_row("95% CI", *(interval_text(summaries[k], k) if k in summaries else "" for _, k in columns))
     return table
+
+
+def comparison_table(outcomes: list[Outcome]) -> Table:
+    """Several perturbations of the same seeds and level: one row each (the dense and ticket numbers they
+    share are printed once, by seed_table)."""
+    n = len(outcomes[0].records)
+    table = Table(title=f"{len(outcomes)} perturbations on {_where(outcomes[0])}, {n} seed{'s' if n != 1 else ''}")
+    table.add_column("perturbation")
+    headers = ("mean drop", "95% CI", "drop per seed", "perturbed %") if n >= 2 else ("drop (pts)", "perturbed %")
+    for header in headers:
+        table.add_column(header, justify="right")
+    for o in outcomes:
+        drop, perturbed = o.summary("drop"), o.summary("perturbed")
+        if n >= 2:
+            table.add_row(_label(o), fmt(drop.mean), interval_text(drop), ", ".join(fmt(v) for v in drop.values),
+                          fmt(perturbed.mean))
+        else:
+            table.add_row(_label(o), fmt(drop.mean), fmt(perturbed.mean))
+    return table
+
+
+def say_next(cache: Path, files: int, preset: str) -> None:
+    """Where the result files went and what to run next: the end of a run's output."""
+    from bench import paths
+
+    err.print(f"Wrote {files} result file{'s' if files != 1 else ''} under {paths.results_dir(cache)}.")
+    err.print(f"Next: bench leaderboard --cache-dir {cache}\n"
+              f"      bench plot --cache-dir {cache} --preset {preset} --output drops.png", soft_wrap=True)
 
 
 def registry_row(name: str, item, plugin, params=None, **extra) -> dict:
@@ -125,9 +218,12 @@ def show_registry(title: str, rows: list[dict], as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=title)
-    for column in ("name", "description", "parameters", "plugin"):
-        table.add_column(column)
+    table.add_column("name", no_wrap=True)  # a name is typed back: never split it
+    table.add_column("description")
+    table.add_column("parameters")
+    # plugin names are not split either; their distribution is in `bench plugins`
+    table.add_column("plugin", width=max((len(r["plugin"]) for r in rows), default=6))
     for r in rows:
         params = ", ".join(f"{x['name']}: {x['type']} = {x['default']}" for x in r["params"])
-        table.add_row(r["name"], r["description"], params or "-", f"{r['plugin']} ({r['distribution']} {r['version']})")
+        table.add_row(r["name"], r["description"], params or "-", f"{r['plugin']} {r['version']}")
     out.print(table)

@@ -15,7 +15,7 @@ from bench.report.model import DEFAULT_MIN_SEEDS, Leaderboard, from_folders
 from bench.report.render import FORMATS, render
 from bench.report.terminal import rich_tables
 
-_SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".json": "json"}
+_SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".json": "json", ".csv": "csv"}
 
 
 def _common(command):
@@ -60,10 +60,15 @@ def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -
 @click.command()
 @_common
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format. Default: from the --output suffix (.md, .html, .json), else table.")
+              help="Output format; csv is one row per result file. Default: from the --output suffix (.md, .html, "
+                   ".json, .csv), else table.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
-def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output):
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json (as every other command).")
+def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output, as_json):
     """Rank perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results."""
+    if as_json and fmt not in (None, "json"):
+        raise BenchError(f"--json and --format {fmt} disagree: give one of them.")
+    fmt = "json" if as_json else fmt
     lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
     fmt = fmt or (_SUFFIX_FORMATS.get(Path(output).suffix.lower(), "table") if output else "table")
     if output:
@@ -77,7 +82,7 @@ def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, str
         out = Console(highlight=False)
         if not lb.boards and lb.files:
             click.echo(f"No ranked results (minimum seeds {min_seeds}).", err=True)
-        for table in rich_tables(lb):
+        for table in rich_tables(lb, out.width):
             out.print(table)
     else:
         click.echo(render(lb, fmt), nl=False)

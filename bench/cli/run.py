@@ -9,8 +9,8 @@ import click
 from rich.table import Table
 
 from bench.cli.options import Seconds, json_option, level_options, parse_params, preset_option, run_options, seeds_option
-from bench.cli.output import echo_json, out, outcome_json, registry_row, say_stages, seed_table, show_registry, \
-    stage_counts, ui
+from bench.cli.output import comparison_table, echo_json, out, outcome_json, registry_row, say_next, say_stages, \
+    seed_table, show_registry, stage_counts, ui
 from bench.errors import BenchError
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
@@ -18,6 +18,7 @@ from bench.presets import PRESETS, describe, get_preset
 
 RUN_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"), ("perturbed %", "perturbed"), ("drop (pts)", "drop"),
                ("effective std", "effective_std"))
+SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 
 
 @click.command()
@@ -52,8 +53,13 @@ def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed
         echo_json(objects[0] if len(objects) == 1 else {"runs": objects})
         return
     say_stages(stages, options.cache)
-    for o in outcomes:
-        out.print(seed_table(o, RUN_COLUMNS))
+    if len(outcomes) == 1:
+        out.print(seed_table(outcomes[0], RUN_COLUMNS))
+    else:  # one table to compare them, after the numbers every perturbation shares
+        out.print(seed_table(outcomes[0], SHARED_COLUMNS, title=f"Shared by every perturbation: dense network and "
+                                                                 f"ticket of the same seeds"))
+        out.print(comparison_table(outcomes))
+    say_next(options.cache, sum(len(o.records) for o in outcomes), chosen.name)
 
 
 @click.command()
@@ -64,14 +70,16 @@ def presets(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="Presets")
-    for column in ("name", "dataset", "model", "params", "prunable", "T (it)", "k (it)", "prune/level", "levels",
-                   "default % left"):
-        table.add_column(column)
+    # names never wrap; the description wraps at spaces, so the table fits 80 columns
+    table = Table(title="Presets (bench presets --json for every detail)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("description")
+    table.add_column("model", width=max(len(r["model"]) + 1 for r in rows))  # fixed: the description wraps
+    table.add_column("default", width=13)
     for r in rows:
-        table.add_row(r["name"], r["dataset"], r["model"], f"{r['parameters']:,}", f"{r['prunable']:,}",
-                      f"{r['iterations']:,}", str(r["rewind_iteration"]), f"{r['prune_fraction']:.0%}",
-                      str(r["levels"]), f"{r['default_percent_remaining']:.1f}% (level {r['default_level']})")
+        table.add_row(r["name"], r["description"], f"{r['dataset']} {r['model']}, {r['parameters']:,} weights",
+                      f"{r['default_seeds']} seed{'s' if r['default_seeds'] != 1 else ''}, "
+                      f"{r['default_percent_remaining']:.1f}% left (level {r['default_level']})")
     out.print(table)
 
 

@@ -73,7 +73,16 @@ def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Pat
         err = [[0.0], [0.0]] if math.isnan(s.low) else [[s.mean - s.low], [s.high - s.mean]]
         color = "0.5" if row.control else "tab:blue"
         ax.errorbar([s.mean], [y], xerr=err, fmt="o", color=color, ecolor=color, capsize=3)
+        # every seed's own drop, small and hollow over the interval: n = 3 is few, show them all
+        ax.scatter(s.values, [y] * len(s.values), s=12, facecolors="none", edgecolors=color, linewidths=0.8,
+                   zorder=3)
     ax.axvline(0, color="0.7", linewidth=0.8)
+    from matplotlib.lines import Line2D
+
+    ax.legend(handles=[Line2D([], [], marker="o", color="tab:blue", label="perturbation (mean, 95% CI)"),
+                       Line2D([], [], marker="o", color="0.5", label="control (harness reference)"),
+                       Line2D([], [], marker="o", color="0.3", linestyle="none", markerfacecolor="none",
+                              markersize=4, label="one seed")], fontsize="small", loc="best")
     ax.set_yticks(ys, labels)
     ax.set_xlabel("drop vs. ticket (points; mean, 95% CI)")
     ax.set_title(_plot_label(f"{main.preset}: {main.percent_remaining:.1f}% remaining, k = {main.rewind_step}"))
@@ -110,7 +119,8 @@ def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Pat
     output.parent.mkdir(parents=True, exist_ok=True)
     fmt = output.suffix[1:].lower()
     # fixed salt and no date, so the same results give the same SVG
-    with matplotlib.rc_context({"svg.hashsalt": "earlyphase-bench"}):
+    # svg.fonttype none: labels stay text in the SVG (searchable, selectable) instead of glyph paths
+    with matplotlib.rc_context({"svg.hashsalt": "earlyphase-bench", "svg.fonttype": "none"}):
         fig.savefig(output, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
     return output
 

@@ -1,34 +1,98 @@
-"""The leaderboard as one self-contained HTML page under a strict content security policy."""
+"""The leaderboard as one self-contained HTML page under a strict content security policy.
+
+The page works without JavaScript (every board shown, rank order). A small inline script adds sorting,
+filtering and a board switcher; the policy allows exactly that script by its sha256 hash, so nothing else
+can run even if escaping were ever bypassed. Every string from a result file is escaped.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import math
 import re
 from typing import Sequence
+from urllib.parse import quote
 
-from bench.report.model import Leaderboard
+from bench.report.model import BUILTIN_DIST, Board, Leaderboard, Row
 from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, cells, clean,
                                ineligible_cells, note_lines, summary_line)
 
+# columns that, when every row of a board agrees, say nothing per row: they move into the board's header
+_CONSTANT_CANDIDATES = ("p-seed", "n", "% remaining", "k")
+# shown at 1400 px, hidden on narrow screens (the name, drop, interval and notes carry the ranking)
+_LOW_VALUE = ("drop per seed", "effective std", "plugin")
+_BAR = "interval"  # the inline SVG column, after the 95% CI text
+_BAR_W, _BAR_H = 120, 16
+BUILTIN_LINK = "../plugins/"  # where the built-in plugins live, relative to leaderboard/leaderboard.html
 
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
-        "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}td.num{text-align:right}"
-        "tr.control{background:#f2f2f2}tr.tied td.notes{font-style:italic}caption{font-weight:bold;"
-        "text-align:left;padding:.3em 0}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em;width:100%}"
+    "th,td{border-bottom:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}"
+    "th{background:#fafafa}td.num{text-align:right;white-space:nowrap}"
+    "td.ci{white-space:nowrap}td.interval{padding:.35em .5em 0}td svg,th svg{display:block}"
+    "td.perturbation{min-width:12em;overflow-wrap:anywhere}.desc{color:#555;font-size:.85em}"
+    "td.plugin,td.drop-per-seed{font-size:.85em;color:#444}td.drop-per-seed{white-space:nowrap}"
+    ".params{font-family:monospace;font-size:.9em}"
+    "tr.control{background:#eee}tr.tied td.notes,.tied-key{font-style:italic}"
+    ".legend span{margin-right:1.2em}.swatch{display:inline-block;width:1em;height:1em;background:#eee;"
+    "border:1px solid #bbb;vertical-align:middle}.consts{color:#444;margin:.2em 0}"
+    "#controls{margin:1em 0}#controls label{margin-right:1.5em}"
+    "th.sortable{cursor:pointer}th[aria-sort=ascending]::after{content:' \\25B2'}"
+    "th[aria-sort=descending]::after{content:' \\25BC'}svg text{font-size:10px;fill:#555}"
+    "@media (max-width:900px){body{margin:.6em}"
+    + "".join(f".c-{c}," for c in ("drop-per-seed", "effective-std")) + ".c-plugin{display:none}}"
+)
+
+# kept as one literal: its sha256 goes into the policy, so any edit changes the hash with it
+_SCRIPT = """(function(){
+var d=document,each=function(l,f){Array.prototype.forEach.call(l,f);};
+function val(td){var v=td.getAttribute("data-v");if(v===null)return td.textContent.trim().toLowerCase();
+var x=parseFloat(v);return isNaN(x)?-Infinity:x;}
+function sortBy(th,desc){var t=th.closest("table"),b=t.tBodies[0],i=th.cellIndex;
+var rows=Array.prototype.slice.call(b.rows);
+rows.sort(function(p,q){var x=val(p.cells[i]),y=val(q.cells[i]),c=x<y?-1:x>y?1:0;return desc?-c:c;});
+rows.forEach(function(r){b.appendChild(r);});
+each(t.tHead.rows[0].cells,function(h){h.removeAttribute("aria-sort");});
+th.setAttribute("aria-sort",desc?"descending":"ascending");}
+each(d.querySelectorAll("th.sortable"),function(th){th.tabIndex=0;th.title="sort";
+var go=function(){sortBy(th,th.getAttribute("aria-sort")==="ascending");};
+th.addEventListener("click",go);th.addEventListener("keydown",function(e){if(e.key==="Enter")go();});});
+var f=d.getElementById("filter"),s=d.getElementById("board");if(!f)return;
+f.addEventListener("input",function(){var q=f.value.trim().toLowerCase();
+each(d.querySelectorAll("section.board tbody tr"),function(r){
+r.hidden=q!==""&&r.textContent.toLowerCase().indexOf(q)<0;});});
+s.addEventListener("change",function(){each(d.querySelectorAll("section.board"),function(x){
+x.hidden=s.value!=="all"&&x.id!==s.value;});});
+d.getElementById("controls").hidden=false;
+var m=/sort=(-?)([a-z0-9-]+)/.exec(location.hash);
+if(m)each(d.querySelectorAll('th[data-key="'+m[2]+'"]'),function(th){sortBy(th,m[1]==="-");});
+})();"""
+
+
+def script_hash(script: str = _SCRIPT) -> str:
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
 
 
 def _h(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def _key(column: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", column.lower()).strip("-")
+
+
 def render_html(lb: Leaderboard, title: str = "Leaderboard") -> str:
+    policy = f"default-src 'none'; style-src 'unsafe-inline'; script-src '{script_hash()}'"
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
-        # no script, no remote resource can run or load even if escaping were ever bypassed
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">',
         f"<title>{_h(title)}</title>",
         f"<style>{_CSS}</style>",
         "</head>",
@@ -37,36 +101,140 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard") -> str:
         "<p>Generated by <code>bench leaderboard</code> from the result files; do not edit by hand.</p>",
         f"<p>{_h(EXPLANATION)}</p>",
         f"<p>{_h(summary_line(lb))}</p>",
+        '<p class="legend"><span><span class="swatch"></span> control (the harness\'s reference)</span>'
+        '<span class="tied-key">tied with #n: the intervals overlap, order not established</span>'
+        "<span>bar: 95% interval of the drop, dot: mean, grey line: zero</span></p>",
     ]
     if not lb.boards:
         out.append("<p>No ranked results.</p>")
-    for board in lb.boards:
-        out += ["<table>", f"<caption>{_h(board_title(board))}</caption>", _html_head(COLUMNS)]
-        for row in board.rows:
-            classes = " ".join(c for c, on in (("control", row.control), ("tied", row.tied)) if on)
-            out.append(_html_row(COLUMNS, cells(row), classes, row.description))
-        out.append("</table>")
+    else:
+        # hidden until the script runs: without JavaScript the controls would do nothing, and every board shows
+        options = "".join(f'<option value="board-{i}">{_h(_short_title(b))}</option>'
+                          for i, b in enumerate(lb.boards, 1))
+        out.append('<div id="controls" hidden><label>Filter <input id="filter" type="search" '
+                   'placeholder="name, parameter, note"></label><label>Board <select id="board">'
+                   f'<option value="all">all boards</option>{options}</select></label> '
+                   "(click a column heading to sort)</div>")
+    for i, board in enumerate(lb.boards, 1):
+        out += _board(board, f"board-{i}")
     if lb.ineligible:
-        out += ["<h2>Not ranked</h2>", "<table>", _html_head(INELIGIBLE_COLUMNS)]
-        out += [_html_row(INELIGIBLE_COLUMNS, ineligible_cells(r), "") for r in lb.ineligible]
-        out.append("</table>")
+        out += ["<h2>Not ranked</h2>", "<table>", "<thead>", _head(INELIGIBLE_COLUMNS, sortable=False), "</thead>",
+                "<tbody>"]
+        out += [_plain_row(INELIGIBLE_COLUMNS, ineligible_cells(r)) for r in lb.ineligible]
+        out += ["</tbody>", "</table>"]
     notes_ = note_lines(lb)
     if notes_:
         out += ["<h2>Notes</h2>", "<ul>"] + [f"<li>{_h(n)}</li>" for n in notes_] + ["</ul>"]
-    out += ["</body>", "</html>", ""]
+    out += [f"<script>{_SCRIPT}</script>", "</body>", "</html>", ""]
     return "\n".join(out)
 
 
-def _html_head(columns: Sequence[str]) -> str:
-    return "<tr>" + "".join(f"<th>{_h(c)}</th>" for c in columns) + "</tr>"
+def _short_title(b: Board) -> str:
+    return f"{b.preset}: {b.percent_remaining:.1f}% remaining (level {b.level})"
 
 
-def _html_row(columns: Sequence[str], cells: Sequence[str], classes: str, description: str = "") -> str:
-    attr = f' class="{classes}"' if classes else ""
+def _board(board: Board, ident: str) -> list[str]:
+    table = [dict(zip(COLUMNS, cells(row))) for row in board.rows]
+    constant = [c for c in _CONSTANT_CANDIDATES if len({t[c] for t in table}) == 1]
+    # the parameters join the name (as in the terminal): one column less to fit 800 px
+    columns = [c for c in COLUMNS if c not in constant and c != "params"]
+    columns.insert(columns.index("95% CI") + 1, _BAR)
+    consts = ", ".join(f"{c} {table[0][c]}" for c in constant)
+    lo, hi = _axis(board.rows)
+    out = [f'<section class="board" id="{ident}">', f"<h2>{_h(board_title(board))}</h2>"]
+    if consts:
+        out.append(f'<p class="consts">Same for every row: {_h(consts)}.</p>')
+    out += ["<table>", "<thead>", _head(columns, sortable=True, axis=(lo, hi)), "</thead>", "<tbody>"]
+    for row, values in zip(board.rows, table):
+        out.append(_ranked_row(row, values, columns, lo, hi))
+    out += ["</tbody>", "</table>", "</section>"]
+    return out
+
+
+def _axis(rows: Sequence[Row]) -> tuple[float, float]:
+    """One scale per board: every interval, every mean and zero, with a little room at both ends."""
+    values = [0.0] + [v for r in rows for v in (r.drop.low, r.drop.mean, r.drop.high) if not math.isnan(v)]
+    lo, hi = min(values), max(values)
+    pad = 0.05 * (hi - lo) or 1.0
+    return lo - pad, hi + pad
+
+
+def _x(value: float, lo: float, hi: float) -> float:
+    return round((value - lo) / (hi - lo) * _BAR_W, 1)
+
+
+def _axis_svg(lo: float, hi: float) -> str:
+    zero = _x(0.0, lo, hi)
+    return (f'<svg width="{_BAR_W}" height="{_BAR_H}" role="img" aria-label="axis from {lo:.1f} to {hi:.1f}">'
+            f'<line x1="0" y1="15" x2="{_BAR_W}" y2="15" stroke="#999"/>'
+            f'<line x1="{zero}" y1="9" x2="{zero}" y2="15" stroke="#999"/>'
+            f'<text x="0" y="8">{lo:.1f}</text>'
+            # the zero label only where it cannot run into an end label
+            + (f'<text x="{zero}" y="8" text-anchor="middle">0</text>' if 25 < zero < _BAR_W - 25 else "")
+            + f'<text x="{_BAR_W}" y="8" text-anchor="end">{hi:.1f}</text></svg>')
+
+
+def _bar_svg(row: Row, lo: float, hi: float) -> str:
+    s, zero = row.drop, _x(0.0, lo, hi)
+    parts = [f'<line x1="{zero}" y1="0" x2="{zero}" y2="{_BAR_H}" stroke="#bbb"/>']
+    if not math.isnan(s.low):
+        parts.append(f'<line x1="{_x(s.low, lo, hi)}" y1="8" x2="{_x(s.high, lo, hi)}" y2="8" stroke="#36c" '
+                     'stroke-width="2"/>')
+    parts.append(f'<circle cx="{_x(s.mean, lo, hi)}" cy="8" r="3" fill="#123"/>')
+    return (f'<svg width="{_BAR_W}" height="{_BAR_H}" role="img" aria-label="mean drop and 95% interval">'
+            + "".join(parts) + "</svg>")
+
+
+def _head(columns: Sequence[str], *, sortable: bool, axis: tuple[float, float] | None = None) -> str:
+    ths = []
+    for col in columns:
+        key = _key(col)
+        attrs = f' class="sortable c-{key}" data-key="{key}"' if sortable else f' class="c-{key}"'
+        body = _axis_svg(*axis) if col == _BAR and axis else _h(col)
+        ths.append(f"<th{attrs}>{body}</th>")
+    return "<tr>" + "".join(ths) + "</tr>"
+
+
+def _plugin_link(row: Row) -> str:
+    if row.distribution == BUILTIN_DIST:
+        return BUILTIN_LINK
+    # the distribution name from the record is quoted whole, so it cannot leave the path or the attribute
+    return f"https://pypi.org/project/{quote(row.distribution, safe='')}/"
+
+
+def _sort_value(col: str, row: Row) -> str | None:
+    """The number a column sorts by (rank order for the name-less columns); None sorts by the text."""
+    values = {"#": row.rank, "p-seed": row.perturbation_seed, "n": row.n, "mean drop": row.drop.mean,
+              "95% CI": row.drop.low, _BAR: row.drop.mean, "% remaining": row.percent_remaining,
+              "k": row.rewind_step, "effective std": row.effective_std, "notes": row.rank}
+    value = values.get(col)
+    return None if value is None else ("nan" if isinstance(value, float) and math.isnan(value) else repr(value))
+
+
+def _ranked_row(row: Row, values: dict[str, str], columns: Sequence[str], lo: float, hi: float) -> str:
+    classes = " ".join(c for c, on in (("control", row.control), ("tied", row.tied)) if on)
     tds = []
-    for col, cell in zip(columns, cells):
-        css = "num" if col in NUMERIC_COLUMNS else re.sub(r"[^a-z]+", "-", col.lower()).strip("-")
-        # the description shows as a tooltip on the name; escaped with quotes so it cannot leave the attribute
-        tip = f' title="{_h(clean(description))}"' if col == "perturbation" and description else ""
-        tds.append(f'<td class="{css}"{tip}>{_h(cell)}</td>')
+    for col in columns:
+        key = _key(col)
+        css = "num" if col in NUMERIC_COLUMNS else ("ci" if col == "95% CI" else key)
+        sort = _sort_value(col, row)
+        attrs = f' class="{css} c-{key}"' + (f' data-v="{sort}"' if sort is not None else "")
+        if col == _BAR:
+            body = _bar_svg(row, lo, hi)
+        elif col == "perturbation":
+            link = _h(_plugin_link(row))
+            body = f'<a href="{link}">{_h(values[col])}</a>'
+            if row.params:
+                body += f' <span class="params">{_h(values["params"])}</span>'
+            if row.description:
+                body += f'<div class="desc">{_h(clean(row.description))}</div>'
+        else:
+            body = _h(values[col])
+        tds.append(f"<td{attrs}>{body}</td>")
+    attr = f' class="{classes}"' if classes else ""
     return f"<tr{attr}>{''.join(tds)}</tr>"
+
+
+def _plain_row(columns: Sequence[str], values: Sequence[str]) -> str:
+    tds = [f'<td class="{"num" if c in NUMERIC_COLUMNS else _key(c)}">{_h(v)}</td>' for c, v in zip(columns, values)]
+    return f"<tr>{''.join(tds)}</tr>"

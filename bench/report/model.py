@@ -124,6 +124,8 @@ class Leaderboard:
     min_seeds: int
     preset: str | None = None
     sparsity: float | None = None
+    # every record that passed the preset and sparsity filters, one per file (the per-seed CSV export)
+    results: list[Result] = field(default_factory=list, repr=False)
 
     @property
     def rows(self) -> list[Row]:
@@ -326,7 +328,7 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
                             _mean([r.percent_remaining for r in members]), first.rewind_step, members, first.hardware))
     ineligible.sort(key=lambda r: (r.preset, r.level, r.config_hash, r.sort_key()))
     return Leaderboard(boards, ineligible, duplicates, list(problems),
-                       len(results) + len(problems) if files is None else files, min_seeds, preset, sparsity)
+                       len(results) + len(problems) if files is None else files, min_seeds, preset, sparsity, chosen)
 
 
 def from_folders(folders: Sequence[str | Path], *, strict: bool = False, missing_ok: bool = False,

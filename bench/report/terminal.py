@@ -10,7 +10,7 @@ from bench.report.text import (INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title,
 
 
 TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "per seed", "eff. std", "plugin", "notes")
-_MIN_WIDTH = {"perturbation": 10, "reason": 10}
+_MIN_WIDTH = {"reason": 10, "notes": 9, "95% CI": 8}
 
 
 def _terminal_cells(row: Row) -> list[str]:
@@ -20,8 +20,12 @@ def _terminal_cells(row: Row) -> list[str]:
             clean(f"{row.plugin} {row.version}"), notes(row)]
 
 
-def rich_tables(lb: Leaderboard) -> list:
-    """Rich renderables; every cell is a Text, so '[...]' in a plugin's name is never read as markup."""
+NARROW = 110  # below this terminal width: no per-seed, effective std or plugin column (see --format json)
+
+
+def rich_tables(lb: Leaderboard, width: int | None = None) -> list:
+    """Rich renderables; every cell is a Text, so '[...]' in a plugin's name is never read as markup.
+    On a terminal narrower than NARROW columns the low-value columns go, so no name has to be split."""
     from rich import box
     from rich.table import Table as RichTable
     from rich.text import Text
@@ -30,22 +34,32 @@ def rich_tables(lb: Leaderboard) -> list:
         # no vertical rules: the ranked table must fit an 80-column terminal
         return RichTable(box=box.SIMPLE_HEAD, **kwargs)
 
-    def columns(table, names):
+    def columns(table, names, rows):
+        # a name is never split: its column is at least as wide as the longest name (other text wraps at spaces)
+        longest = max((len(r.name) for r in rows), default=0)
         for col in names:
             numeric = col in NUMERIC_COLUMNS or col in ("eff. std", "drop")
+            min_w = min(max(longest, 10), 40) if col == "perturbation" else _MIN_WIDTH.get(col)
             table.add_column(col, justify="right" if numeric else "left", overflow="fold",
-                             no_wrap=col in ("#", "n", "drop", "level"), min_width=_MIN_WIDTH.get(col))
+                             no_wrap=col in ("#", "n", "drop", "level", "95% CI"), min_width=min_w)
 
     tables = []
     for board in lb.boards:
-        table = Table(title=Text(board_title(board)), caption=Text(summary_line(lb)))
-        columns(table, TERMINAL_COLUMNS)
+        # a seed count shared by every row goes into the title: one column less at 80 columns
+        same_n = len({r.n for r in board.rows}) == 1
+        narrow = width is not None and width < NARROW
+        names = [c for c in TERMINAL_COLUMNS
+                 if not (same_n and c == "n") and not (narrow and c in ("per seed", "eff. std", "plugin"))]
+        title = board_title(board) + (f", n = {board.rows[0].n} seeds" if same_n else "")
+        table = Table(title=Text(title), caption=Text(summary_line(lb)))
+        columns(table, names, board.rows)
         for row in board.rows:
-            table.add_row(*(Text(c) for c in _terminal_cells(row)), style="dim" if row.control else "")
+            cells = dict(zip(TERMINAL_COLUMNS, _terminal_cells(row)))
+            table.add_row(*(Text(cells[c]) for c in names), style="dim" if row.control else "")
         tables.append(table)
     if lb.ineligible:
         table = Table(title=Text("Not ranked"))
-        columns(table, INELIGIBLE_COLUMNS)
+        columns(table, INELIGIBLE_COLUMNS, lb.ineligible)
         for row in lb.ineligible:
             table.add_row(*(Text(c) for c in ineligible_cells(row)))
         tables.append(table)
