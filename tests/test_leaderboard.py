@@ -19,7 +19,6 @@ from bench.cli import cli
 from bench.config import config_hash, full
 from bench.errors import BenchError
 from bench.paths import result_file as result_path
-from bench.provenance import PROTOCOL_VERSION
 from bench.presets import get_preset
 from bench.provenance import PROTOCOL_VERSION
 from bench.report.html import render_html

@@ -56,8 +56,8 @@ def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed
     if len(outcomes) == 1:
         out.print(seed_table(outcomes[0], RUN_COLUMNS))
     else:  # one table to compare them, after the numbers every perturbation shares
-        out.print(seed_table(outcomes[0], SHARED_COLUMNS, title=f"Shared by every perturbation: dense network and "
-                                                                 f"ticket of the same seeds"))
+        out.print(seed_table(outcomes[0], SHARED_COLUMNS, title="Shared by every perturbation: dense network and "
+                                                                 "ticket of the same seeds"))
         out.print(comparison_table(outcomes))
     say_next(options.cache, sum(len(o.records) for o in outcomes), chosen.name)
 

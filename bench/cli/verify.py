@@ -44,7 +44,8 @@ def verify(files, results, sample, seed, tolerance, options, as_json):
                    "files": [v.as_dict() for v in verdicts]})
     else:
         table = Table(title=f"bench verify (tolerance {tolerance:g} points)")
-        for column in ("file", "verdict", "largest difference", "first differing stage"):
+        table.add_column("file", overflow="fold")  # the whole path: it says which result to look at
+        for column in ("verdict", "largest difference", "first differing stage"):
             table.add_column(column)
         for v in verdicts:
             table.add_row(v.source, v.status, f"{v.largest:.2f}", v.first_stage or "-")
