@@ -7,7 +7,7 @@ mkdir -p "$out" docs/figures
 export CI=1
 b() { .venv/bin/bench "$@" --cache-dir "$cache"; }
 b rewind-curve --seeds 3 --k 0,10,20,40,60,100,200,400 --output docs/figures/rewind-curve.png --json > "$out/rewind-curve.json"
-b trace --seeds 3 --output docs/figures/trace --json > "$out/trace.json"
+b trace --seeds 3 --output-dir docs/figures/trace --json > "$out/trace.json"
 for task in random-labels rotation blur blur-rotation; do
   b pretrain --task "$task" --seeds 3 --json > "$out/pretrain-$task.json"
 done

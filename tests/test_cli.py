@@ -96,3 +96,20 @@ def test_presets_json_counts():
     assert table.exit_code == 0
     for row in rows.values():  # every preset's row, with its schedule
         assert row["name"] in table.output and f"{row['iterations']:,}" in table.output
+
+
+def test_every_command_teaches_by_example_and_summaries_fit_80_columns():
+    from bench.cli import cli as group
+
+    names = []
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        names += [[name, sub] for sub in subcommands] if subcommands else [[name]]
+    for words in names:
+        out = bench(*words, "-h", env={"COLUMNS": "80"})
+        assert out.exit_code == 0 and "Example" in out.output, words
+    top = bench("--help", env={"COLUMNS": "80"})
+    lines = top.output.splitlines()
+    commands = lines[lines.index("Commands:") + 1:]
+    summaries = [line for line in commands if line.startswith("  ") and not line.startswith("    ")]
+    assert summaries and all(len(line) <= 80 and not line.endswith("...") for line in summaries)

@@ -351,7 +351,7 @@ def test_trace_retraces_the_trunk_and_records_the_first_gradient(tmp_path, data_
 def test_trace_cli_writes_csv_json_and_figure(tmp_path, data_dir):
     out_dir = tmp_path / "trace-out"
     result = CliRunner().invoke(cli, ["trace", "--preset", "smoke", "--iterations", "12", "--every", "4",
-                                      "--output", str(out_dir), "--cache-dir", str(tmp_path),
+                                      "--output-dir", str(out_dir), "--cache-dir", str(tmp_path),
                                       "--data-dir", str(data_dir), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     lines = (out_dir / "trace.csv").read_text().splitlines()

@@ -66,8 +66,26 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     warnings.showwarning = _show_warning
 
 
+# one line each, short enough for `bench --help` at 80 columns (the full text is in each command's --help)
+SUMMARIES = {
+    "run": "Perturb the rewound ticket, retrain, report the drop.",
+    "presets": "List the experiment presets.",
+    "perturbations": "List the registered perturbations.",
+    "plugins": "List loaded plugins, their hooks and failures.",
+    "pretrain": "Make the rewind point by pre-training on another task.",
+    "pretrainings": "List the registered pre-training tasks.",
+    "rewind-curve": "Ticket accuracy against the rewind iteration k.",
+    "trace": "Record and plot the early phase of dense training.",
+    "leaderboard": "Rank stored results by mean drop (table/md/html/csv).",
+    "plot": "Draw the drops with their 95% intervals.",
+    "sweep": "Run a grid from a TOML file, locally or on SLURM.",
+    "verify": "Re-run stored results from scratch and compare.",
+    "cache": "Inspect and clean the cache folder.",
+}
+
 for command in (*run.COMMANDS, *early.COMMANDS, *report.COMMANDS, *sweep.COMMANDS, *verify.COMMANDS,
                 *cache.COMMANDS):
+    command.short_help = SUMMARIES.get(command.name, command.short_help)
     cli.add_command(command)
 
 

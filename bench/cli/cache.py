@@ -27,7 +27,11 @@ def cache() -> None:
 @cache_dir_option("Cache root. Default: $BENCH_CACHE_DIR, else the user cache folder.")
 @json_option()
 def doctor(fix_, cache_dir, as_json):
-    """Report leftover .tmp files, corrupt done.json files, orphaned checkpoints and stale fused folders."""
+    """Report leftover .tmp files, corrupt done.json files, orphaned checkpoints and stale fused folders.
+
+    \b
+    Example: bench cache doctor --fix
+    """
     root = cache_root(cache_dir)
     report = diagnose(root)
     if fix_:
@@ -54,7 +58,11 @@ def doctor(fix_, cache_dir, as_json):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @cache_dir_option("Cache root. Default: $BENCH_CACHE_DIR, else the user cache folder.")
 def clear(preset, yes, cache_dir):
-    """Remove one preset's trained stages and results (its configuration hash) from the cache."""
+    """Remove one preset's trained stages and results (its configuration hash) from the cache.
+
+    \b
+    Example: bench cache clear --preset smoke --yes
+    """
     root = cache_root(cache_dir)
     chosen = get_preset(preset)
     folders = preset_folders(root, config_hash(chosen.experiment))

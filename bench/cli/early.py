@@ -20,7 +20,11 @@ from bench.stats import summarize
 @click.command("pretrainings")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def pretrainings_command(as_json):
-    """List the registered pre-training tasks."""
+    """List the registered pre-training tasks.
+
+    \b
+    Example: bench pretrainings
+    """
     from bench.pretraining import declared_params
 
     rows = [registry_row(name, reg.pretraining, reg.plugin, declared_params(reg.pretraining), ranks_as=reg.label)
@@ -40,7 +44,13 @@ def pretrainings_command(as_json):
 @run_options
 @json_option()
 def pretrain_command(task, params, preset, seeds, level, sparsity, pretraining_seed, options, as_json):
-    """Pre-train on a changed task to make the rewind point; report the ticket's drop against the normal one."""
+    """Pre-train on a changed task to make the rewind point; report the ticket's drop against the normal one.
+
+    \b
+    Examples:
+      bench pretrain --task blur
+      bench pretrain --task rotation --param steps=60it --seeds 3
+    """
     from bench.experiments.pretrain import run_pretraining
 
     chosen = get_preset(preset)
@@ -70,7 +80,11 @@ def pretrain_command(task, params, preset, seeds, level, sparsity, pretraining_s
 @run_options
 @json_option("Print the curve as JSON.")
 def rewind_curve_command(preset, ks, seeds, level, sparsity, output, options, as_json):
-    """Ticket accuracy against the rewind iteration k at one sparsity, from one dense trunk per seed."""
+    """Ticket accuracy against the rewind iteration k at one sparsity, from one dense trunk per seed.
+
+    \b
+    Example: bench rewind-curve --k 0,20,60,200 --output curve.png
+    """
     from bench.experiments.rewind_curve import run_rewind_curve, save_curve
 
     chosen = get_preset(preset)
@@ -104,12 +118,16 @@ def rewind_curve_command(preset, ks, seeds, level, sparsity, output, options, as
 @click.option("--every", type=int, default=None,
               help="Record every M iterations (powers of two are always recorded). Default: N/100.")
 @seeds_option(default=1)
-@click.option("--output", type=click.Path(file_okay=False), default=None,
+@click.option("--output-dir", "output", type=click.Path(file_okay=False), default=None,
               help="Folder for trace.png, trace.csv, trace.json. Default: trace/N<N>-every<M>/ beside the run.")
 @run_options
 @json_option("Print the trace as JSON.")
 def trace_command(preset, iterations, every, seeds, output, options, as_json):
-    """Record test accuracy, loss, weights and gradients during dense training; draw a Figure-1 timeline."""
+    """Record test accuracy, loss, weights and gradients during dense training; draw a Figure-1 timeline.
+
+    \b
+    Example: bench trace --iterations 200 --output-dir trace/
+    """
     from bench.experiments.trace import default_output, run_trace, save_trace
 
     chosen = get_preset(preset)

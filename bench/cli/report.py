@@ -65,7 +65,14 @@ def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json (as every other command).")
 def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output, as_json):
-    """Rank perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results."""
+    """Rank perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results.
+
+    \b
+    Examples:
+      bench leaderboard
+      bench leaderboard --results leaderboard/results --output board.html
+      bench leaderboard --format csv --output results.csv
+    """
     if as_json and fmt not in (None, "json"):
         raise BenchError(f"--json and --format {fmt} disagree: give one of them.")
     fmt = "json" if as_json else fmt
@@ -92,7 +99,11 @@ def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, str
 @_common
 @click.option("--output", type=click.Path(dir_okay=False), required=True, help="FILE.png or FILE.svg.")
 def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output):
-    """Draw mean drops with 95% intervals (and accuracy against sparsity where several were run)."""
+    """Draw mean drops with 95% intervals (and accuracy against sparsity where several were run).
+
+    \b
+    Example: bench plot --output drops.svg
+    """
     path = Path(output)
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise BenchError(f"--output must end in {' or '.join(PLOT_SUFFIXES)}, got '{path.name}'.")

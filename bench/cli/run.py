@@ -35,7 +35,14 @@ SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 @run_options
 @json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations).")
 def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed, apply_timeout, options, as_json):
-    """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop."""
+    """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop.
+
+    \b
+    Examples:
+      bench run -p shuffle-layer
+      bench run -p gaussian-noise --param scale=2 --seeds 10-14
+      bench run -p identity -p reinit --level 2 --json
+    """
     from bench.experiments.perturb import run_perturbations
 
     chosen = get_preset(preset)
@@ -65,7 +72,11 @@ def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed
 @click.command()
 @json_option("Print JSON.")
 def presets(as_json):
-    """List the experiment presets."""
+    """List the experiment presets.
+
+    \b
+    Example: bench presets --json
+    """
     rows = [describe(preset) for preset in PRESETS.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -86,7 +97,11 @@ def presets(as_json):
 @click.command()
 @json_option("Print JSON.")
 def perturbations(as_json):
-    """List the registered perturbations."""
+    """List the registered perturbations.
+
+    \b
+    Example: bench perturbations
+    """
     rows = [registry_row(name, reg.perturbation, reg.plugin) for name, reg in default_plugins().perturbations().items()]
     show_registry("Perturbations", rows, as_json)
 
@@ -94,7 +109,11 @@ def perturbations(as_json):
 @click.command()
 @json_option("Print JSON.")
 def plugins(as_json):
-    """List the loaded plugins, their hooks, and any that failed to load."""
+    """List the loaded plugins, their hooks, and any that failed to load.
+
+    \b
+    Example: BENCH_LOAD_PLUGINS=my-plugin bench plugins --json
+    """
     loaded = default_plugins()
     data = {
         "loaded": [{"name": p.name, "distribution": p.dist, "version": p.version, "module": p.module,

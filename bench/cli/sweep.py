@@ -74,7 +74,14 @@ def _summary_table(rows: list[dict]) -> Table:
 @click.option("--constraint", default=None, help="slurm: node feature constraint (pin one hardware class).")
 def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, time_min, gpus_per_node, mem_gb,
                   cpus_per_task, array_parallelism, constraint):
-    """Run a grid of perturbations x levels x seeds from a TOML sweep file; rerunning retries only what is missing."""
+    """Run a grid of perturbations x levels x seeds from a TOML sweep file; rerunning retries only what is missing.
+
+    \b
+    Examples:
+      bench sweep sweeps/smoke.toml --dry-run
+      bench sweep sweeps/smoke.toml --executor local --jobs 2
+      bench sweep sweeps/paper-cifar10.toml --executor slurm --partition gpu
+    """
     from bench.sweep import (Report, counts, fmt_hours, load_sweep, plan, prepare_units, results_of, summary)
 
     sweep = load_sweep(file)
