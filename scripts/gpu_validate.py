@@ -172,7 +172,7 @@ def full_run(args, exp, data, device: torch.device, cache: Path) -> dict:
             "train_seconds": record["seconds"], "wall_seconds": round(time.perf_counter() - t0, 1),
             "published_dense_band": [round(low, 2), round(high, 2)],
             "within_published_band": bool(low <= record["accuracy"] <= high),
-            "read_from_cache": any(line.startswith("cached") for line in env.log)}
+            "read_from_cache": any(e.kind == "cached" for e in env.events)}
 
 
 def git_commit() -> str | None:

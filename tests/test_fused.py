@@ -98,7 +98,7 @@ def test_several_perturbations_pair_exactly_with_their_tickets(tmp_path, data_di
     assert [r["perturbation"] for r in runs] == ["identity", "shuffle-layer"]
     for run_ in runs:
         # each perturbation's branches train as its tickets did: the 2 seeds together, in order
-        assert [r["trained_with_seeds"] for r in run_["results"]] == [{"ticket": [0, 1], "branch": [0, 1]}] * 2
+        assert [r["trained_with_seeds"] for r in run_["results"]] == [{"trunk": [0, 1], "ticket": [0, 1], "branch": [0, 1]}] * 2
     assert runs[0]["summary"]["drop"]["values"] == [0.0, 0.0]  # same path as the ticket: exactly 0
     again = CliRunner().invoke(cli, args + ["-p", "identity"])  # a repeated name runs once; all cached
     assert again.exit_code == 0, again.output
@@ -116,5 +116,5 @@ def test_branches_follow_their_tickets_groups_across_runs(tmp_path, data_dir):
     later = CliRunner().invoke(cli, base + ["--seeds", "2", "-p", "identity"])
     assert later.exit_code == 0, later.output
     data = json.loads(later.stdout)
-    assert [r["trained_with_seeds"] for r in data["results"]] == [{"ticket": [0, 1, 2], "branch": [0, 1, 2]}] * 2
+    assert [r["trained_with_seeds"] for r in data["results"]] == [{"trunk": [0, 1, 2], "ticket": [0, 1, 2], "branch": [0, 1, 2]}] * 2
     assert data["summary"]["drop"]["values"] == [0.0, 0.0]

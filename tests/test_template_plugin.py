@@ -32,7 +32,7 @@ def test_the_installed_template_is_listed_with_its_distribution():
 
 
 def test_bench_load_plugins_can_exclude_it(monkeypatch):
-    monkeypatch.setenv("BENCH_LOAD_PLUGINS", "some-other-dist")
+    monkeypatch.setenv("BENCH_LOAD_PLUGINS", "earlyphase-bench")  # the built-ins only
     result = CliRunner().invoke(cli, ["perturbations", "--json"])
     names = {r["name"] for r in json.loads(result.stdout)}
     assert NAME not in names and "identity" in names
