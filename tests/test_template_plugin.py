@@ -51,3 +51,16 @@ def test_it_runs_on_the_smoke_preset_and_its_result_is_stored(tmp_path, data_dir
     assert record["effective_std"] > 0
     stored = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("*.json")]
     assert [s["perturbation"]["name"] for s in stored] == [NAME]
+
+
+def test_the_templates_own_tests_pass():
+    """The template's tests are what a plugin author starts from: they must pass against this bench."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent.parent / "templates" / DIST / "tests"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout
