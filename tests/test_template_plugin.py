@@ -60,7 +60,7 @@ def test_the_templates_own_tests_pass():
     from pathlib import Path
 
     tests = Path(__file__).resolve().parent.parent / "templates" / DIST / "tests"
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider", str(tests)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout
