@@ -137,10 +137,15 @@ def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
         except (BenchError, KeyError, TypeError, ValueError, AttributeError) as exc:
             state, problem = None, f"cannot be loaded ({type(exc).__name__})"
         if problem is None:
+            # load_state_dict copies every tensor that fits before it complains about the rest: keep the start
+            # state, so a refused checkpoint can never leave half of itself in the model
+            start_state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
             try:
                 step = trainer.load(state)
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # wrong shapes or keys
                 problem = f"does not fit this model ({type(exc).__name__})"
+                trainer.model.load_state_dict(start_state)
+                trainer.optimizer.state.clear()  # fresh, as at the start
                 step = start
         if problem is not None:
             move_aside(checkpoint, f"checkpoint not resumed: {problem}")

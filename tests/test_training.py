@@ -97,3 +97,25 @@ def test_evaluate_counts_correct():
         model.bias.zero_()
     x = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [2.0, 0, 0], [0, 3.0, 0]])
     assert evaluate(model, x, torch.tensor([0, 1, 1, 1])) == 75.0
+
+
+def test_a_checkpoint_that_does_not_fit_leaves_nothing_of_itself_in_the_model(tmp_path):
+    """A refused checkpoint is moved aside and training starts from the given state, not a half-loaded one."""
+    import warnings
+
+    from bench.cache import save_tensors
+
+    cfg, sched = TrainConfig(batch_size=32), Schedule(0.1, 0.1, ())
+    data, straight, masks = _setup()
+    run(Trainer(straight, cfg, sched, masks), BatchStream(data, 32, 0), 0, 4)
+
+    _, model, _ = _setup()
+    bad = {k: v + 1 for k, v in model.state_dict().items()}
+    bad["fc.weight"] = torch.zeros(3, 3)  # one tensor of the wrong shape: the rest would load
+    ckpt = tmp_path / "checkpoint.pt"
+    save_tensors(ckpt, {"step": 2, "model": bad, "optimizer": {}, "identity": None})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(Trainer(model, cfg, sched, masks), BatchStream(data, 32, 0), 0, 4, checkpoint=ckpt, checkpoint_every=2)
+    for (name, a), b in zip(straight.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
