@@ -76,7 +76,7 @@ def diagnose(root: Path) -> Report:
                     load_tensors(path)
                 except BenchError:
                     add(Finding("orphaned-checkpoint", path, "cannot be loaded"))
-    for fused in sorted(root.glob("experiments/*/fused/*")):
+    for fused in sorted(root.glob("experiments/p*/*/fused/*")):
         checkpoint = fused / "checkpoint.pt"
         problem = _checkpoint_problem(checkpoint, fused.parents[1]) if checkpoint.exists() else "no checkpoint"
         if problem:
@@ -98,5 +98,5 @@ def preset_folders(root: Path, config_hash: str) -> list[Path]:
     """What ``bench cache clear`` removes for one configuration: its stages and its results."""
     if not config_hash.isalnum():  # a hash, never text that could point elsewhere
         raise BenchError(f"Refusing to clear config hash {config_hash!r}.")
-    folders = [paths.experiment_dir(root, config_hash), paths.results_dir(root) / config_hash]
+    folders = [*paths.experiment_dirs(root, config_hash), paths.results_dir(root) / config_hash]
     return [f for f in folders if f.exists()]

@@ -28,6 +28,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # OpenLTH normalises CIFAR-10 with these
 IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALIZATIONS = {"cifar10": (CIFAR_MEAN, CIFAR_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 MNIST1D_SEED = 42  # the dataset itself is fixed; replicate seeds vary only training
+# The validation examples: the same generator, run again with a seed of their own, so they share no draw
+# with the training and test examples. Every choice (the default preset's search) is made on them.
+MNIST1D_VALIDATION_SEED = 4242
 
 
 @dataclass
@@ -39,15 +42,19 @@ class Dataset:
     num_classes: int
     augment: bool = False
     pad_value: torch.Tensor | None = None  # per-channel fill of the crop's padding; None = 0
+    x_val: torch.Tensor | None = None  # validation examples (None: the dataset has none)
+    y_val: torch.Tensor | None = None
 
     @property
     def in_channels(self) -> int:
         return self.x_train.shape[1]
 
     def to(self, device: torch.device) -> "Dataset":
-        pad = None if self.pad_value is None else self.pad_value.to(device)
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
         return Dataset(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)),
-                       self.num_classes, self.augment, pad)
+                       self.num_classes, self.augment, move(self.pad_value), move(self.x_val), move(self.y_val))
 
 
 def load_dataset(cfg: DataConfig, data_dir: Path, device: torch.device, download: bool = False) -> Dataset:
@@ -66,17 +73,24 @@ def _mnist1d(cfg: DataConfig, data_dir: Path) -> Dataset:
     if not path.exists():
         save_tensors(path, _generate_mnist1d(cfg.train_examples, cfg.test_examples))
     raw = load_tensors(path)
-    return Dataset(raw["x"].unsqueeze(1), raw["y"], raw["x_test"].unsqueeze(1), raw["y_test"], 10)
+    data = Dataset(raw["x"].unsqueeze(1), raw["y"], raw["x_test"].unsqueeze(1), raw["y_test"], 10)
+    if cfg.validation_examples:
+        vpath = data_dir / f"mnist1d-validation-{cfg.validation_examples}-seed{MNIST1D_VALIDATION_SEED}.pt"
+        if not vpath.exists():
+            save_tensors(vpath, _generate_mnist1d(cfg.validation_examples, 0, MNIST1D_VALIDATION_SEED))
+        val = load_tensors(vpath)
+        data.x_val, data.y_val = val["x"].unsqueeze(1), val["y"]
+    return data
 
 
-def _generate_mnist1d(train: int, test: int) -> dict[str, torch.Tensor]:
+def _generate_mnist1d(train: int, test: int, seed: int = MNIST1D_SEED) -> dict[str, torch.Tensor]:
     from mnist1d.data import get_dataset_args, make_dataset
 
     total = train + test
     if total % 10:
         raise BenchError("MNIST-1D example counts must add up to a multiple of 10 (examples are generated per class).")
     args = get_dataset_args()
-    args.num_samples, args.train_split, args.seed = total, train / total, MNIST1D_SEED
+    args.num_samples, args.train_split, args.seed = total, train / total, seed
     # mnist1d seeds numpy's and random's global generators; keep the caller's state intact
     np_state, py_state = np.random.get_state(), random.getstate()
     try:

@@ -3,10 +3,11 @@
 Layout under the cache root (``--cache-dir``, else ``$BENCH_CACHE_DIR``, else the user cache folder)::
 
     data/                                                    generated and downloaded datasets
-    experiments/<config hash>/
-        seed-<s>/trunk/         w0.pt wk.pt final.pt done.json   (level 0: the dense network)
+    experiments/p<protocol>/<config hash>/
+        seed-<s>/trunk/         w0.pt wk.pt final.pt done.json   (the dense network, trained 0 -> T)
         seed-<s>/trunk/states/  w-<k>.pt                          (extra rewind points of the rewind curve)
-        seed-<s>/level-L/       mask.pt final.pt done.json         (the ticket at level L)
+        seed-<s>/level-L/       mask.pt final.pt done.json         (the ticket at level L; level-0: W_k retrained)
+        seed-<s>/rewind-<r>/level-L/  mask.pt final.pt done.json   (IMP with its own chain, rewound to r != k)
         seed-<s>/<stage>/branch/<perturbation>-<params digest>-p<seed>/done.json
         seed-<s>/<stage>/rewind/k-<k>/done.json                    (a rewind-curve point)
         seed-<s>/pretrain/<task>-<params digest>-p<seed>/          (a pre-trained variant: its own trunk/, level-L/)
@@ -32,7 +33,15 @@ def data_dir(cache: Path) -> Path:
 
 
 def experiment_dir(cache: Path, config_hash: str) -> Path:
-    return cache / "experiments" / config_hash
+    # the protocol is part of the path: stages trained under other numerics are never read back as current
+    from bench.provenance import PROTOCOL_VERSION
+
+    return cache / "experiments" / f"p{PROTOCOL_VERSION}" / config_hash
+
+
+def experiment_dirs(cache: Path, config_hash: str) -> list[Path]:
+    """The configuration's stage folders under every protocol the cache holds."""
+    return sorted((cache / "experiments").glob(f"p*/{config_hash}"))
 
 
 def replicate_dir(cache: Path, config_hash: str, seed: int) -> Path:
@@ -40,8 +49,17 @@ def replicate_dir(cache: Path, config_hash: str, seed: int) -> Path:
 
 
 def stage_dir(replicate: Path, level: int) -> Path:
-    """The dense trunk at level 0, else the ticket of IMP level ``level``."""
+    """The dense trunk at level 0 (its files; its branches), else the ticket of IMP level ``level``."""
     return replicate / ("trunk" if level == 0 else f"level-{level}")
+
+
+def ticket_dir(replicate: Path, level: int, rewind: int, preset_k: int) -> Path:
+    """The ticket at ``level`` of the IMP chain that rewinds to iteration ``rewind``.
+
+    The preset's own chain (rewind = k) lives at ``level-L``; a chain rewound elsewhere (the
+    paper's IMP-rewound-to-0 reference, the rewind curve's chain per k) under ``rewind-<r>/``."""
+    name = f"level-{level}"
+    return replicate / name if rewind == preset_k else replicate / f"rewind-{rewind}" / name
 
 
 def variant_key(name: str, params: dict[str, Any], seed: int) -> str:

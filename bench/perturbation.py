@@ -12,6 +12,9 @@ A perturbation is any object with
   trains k -> T with the schedule resumed at k. With ``"init"`` it starts from W_0's full state
   at step 0 and trains 0 -> T with the full schedule (the classic lottery ticket); ``apply``'s
   weights (masked) still replace the prunable tensors, and ``ctx.rewind`` is still W_k.
+  ``"imp-from-init"`` is the harness's own reference (the built-in ``imp-rewind-0``): the branch is
+  the ticket of IMP rewound to iteration 0 with its own pruning chain (its own masks, W_0 trained
+  0 -> T at every level), so ``apply`` only serves to measure W_0 against W_k.
 
 The plugin never has to apply the mask or validate its output: the harness
 (:func:`perturb`) checks names, shapes, dtypes and finiteness, fails with a
@@ -113,14 +116,16 @@ class Applied:
     relative_change: float
 
 
-STARTS = ("rewind", "init")
+STARTS = ("rewind", "init", "imp-from-init")
 
 
 def start_point(perturbation: Any) -> str:
-    """Where a perturbation's branch starts: ``"rewind"`` (W_k at step k) or ``"init"`` (W_0 at step 0)."""
+    """Where a perturbation's branch starts: ``"rewind"`` (W_k at step k), ``"init"`` (W_0 at step 0) or
+    ``"imp-from-init"`` (the ticket of IMP's own chain rewound to 0)."""
     start = getattr(perturbation, "start", "rewind")
     if start not in STARTS:
-        raise PluginError(f"Perturbation '{perturbation.name}' has start = {start!r}; expected 'rewind' or 'init'.")
+        raise PluginError(f"Perturbation '{perturbation.name}' has start = {start!r}; expected one of "
+                          f"{', '.join(repr(s) for s in STARTS)}.")
     return start
 
 

@@ -30,7 +30,7 @@ PRESETS = {
             "mnist1d-resnet",
             "MNIST-1D (generated offline) with a small 1D ResNet; the CPU default.",
             Experiment(
-                data=DataConfig("mnist1d", train_examples=8000, test_examples=2000),
+                data=DataConfig("mnist1d", train_examples=8000, test_examples=2000, validation_examples=2000),
                 model=ModelConfig("resnet1d", widths=(8, 16, 32), blocks_per_stage=2),
                 train=TrainConfig(steps="15ep", batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
                                   milestones=("472it", "708it"), gamma=0.1),
@@ -63,7 +63,7 @@ PRESETS = {
             "smoke",
             "120 iterations of a tiny 1D ResNet on 640 MNIST-1D examples: for tests and a 10-second demo.",
             Experiment(
-                data=DataConfig("mnist1d", train_examples=640, test_examples=320),
+                data=DataConfig("mnist1d", train_examples=640, test_examples=320, validation_examples=320),
                 model=ModelConfig("resnet1d", widths=(4, 8), blocks_per_stage=1),
                 train=TrainConfig(steps="120it", batch_size=64, milestones=("90it",)),
                 prune=PruneConfig(fraction=0.5, levels=2),

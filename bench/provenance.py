@@ -20,7 +20,7 @@ import torch
 
 import bench
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:

@@ -83,8 +83,8 @@ class Job:
     start: int
     state: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor] | None
-    finish: Callable[[float, float, list[int]], dict]  # (accuracy, seconds, seeds trained together) -> record
-    snapshots: dict[int, str] = field(default_factory=dict)  # step -> file name in folder
+    finish: Callable[..., dict]  # (accuracy, seconds, seeds trained together, val_accuracy=) -> record
+    snapshots: dict[int, str | tuple[str, ...]] = field(default_factory=dict)  # step -> file name(s) in folder
     end: int | None = None  # train to this step instead of T (a replay that only needs early states)
 
 
@@ -103,7 +103,8 @@ class Replicate:
         validate(experiment)
         check_schedule(self.T, self.k, self.per_epoch)  # refused here, before anything trains
         milestones = tuple(parse_step(m, self.per_epoch) for m in experiment.train.milestones)
-        self.schedule = Schedule(experiment.train.lr, experiment.train.gamma, milestones)
+        self.schedule = Schedule(experiment.train.lr, experiment.train.gamma, milestones,
+                                 parse_step(experiment.train.warmup, self.per_epoch))
         self.every = env.checkpoint_every or self.per_epoch
         self._names: list[str] | None = None
 
@@ -127,8 +128,20 @@ class Replicate:
     def state(self, name: str) -> dict[str, torch.Tensor]:
         return load_tensors(self.stage_dir(0) / name, self.env.device)
 
+    def trunk_state(self, step: int) -> dict[str, torch.Tensor]:
+        """The dense trunk's full state before iteration ``step`` (W_0, W_k, or a rewind curve's state)."""
+        return load_tensors(paths.trunk_state_file(self.root, step, self.k), self.env.device)
+
     def stage_dir(self, level: int) -> Path:
         return paths.stage_dir(self.root, level)
+
+    def ticket_dir(self, level: int, rewind: int | None = None) -> Path:
+        return paths.ticket_dir(self.root, level, self.k if rewind is None else rewind, self.k)
+
+    def ticket_label(self, level: int, rewind: int | None = None) -> str:
+        if rewind is None or rewind == self.k:
+            return f"IMP level {level}" if level else "ticket at level 0"
+        return f"IMP level {level} rewound to {rewind}" if level else f"level 0 rewound to {rewind}"
 
     def _cached(self, folder: Path, label: str) -> dict | None:
         """The stage's record, or None when it must be (re)computed: a done.json that is not a valid record
@@ -143,10 +156,11 @@ class Replicate:
         return None
 
     def _finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[[float, float, list[int]], dict]:
-        def finish(accuracy: float, seconds: float, group: list[int]) -> dict:
+        def finish(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:
             # the group and the hardware class are part of a result's identity: grouped kernels round
             # differently per group, and kernels differ per CPU capability and GPU model
-            record = {**fields, "accuracy": accuracy, "seconds": seconds, "replicas_trained_together": len(group),
+            record = {**fields, "accuracy": accuracy, "val_accuracy": val_accuracy, "seconds": seconds,
+                      "replicas_trained_together": len(group),
                       "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed,
                       "hardware": hardware_class(self.env.device)}
             save_json(folder / "done.json", record)
@@ -162,28 +176,36 @@ class Replicate:
             return None
         model = self.initial_model()
         fields = {"stage": "trunk", "steps": self.T, "rewind_step": self.k}
+        # k = 0 (IMP rewound to the start): W_k is W_0, saved under both names
+        snapshots = {0: ("w0.pt", "wk.pt")} if self.k == 0 else {0: "w0.pt", self.k: "wk.pt"}
         return Job(self, "dense trunk", folder, 0, model.state_dict(), None,
-                   self._finisher(folder, "dense trunk", fields), {0: "w0.pt", self.k: "wk.pt"})
+                   self._finisher(folder, "dense trunk", fields), dict(snapshots))
 
-    def level_job(self, level: int) -> Job | None:
-        """The ticket at ``level``: prune level-1's end weights, rewind survivors to W_k, train k -> T.
+    def level_job(self, level: int, rewind: int | None = None) -> Job | None:
+        """The ticket at ``level`` of the chain rewound to ``rewind`` (default: the preset's k).
 
-        Needs level-1 done (``execute`` runs levels in order)."""
-        if level == 0:
-            return self.trunk_job()
-        folder = self.stage_dir(level)
-        if self._cached(folder, f"IMP level {level}") is not None:
+        Level L >= 1 prunes level L-1's end weights (level 0's being the dense trunk's, as in IMP), puts
+        the survivors back at the trunk's state at the rewind point, and trains rewind -> T with a fresh
+        optimizer. Level 0 is compared like every other level: W_rewind retrained to T with a fresh
+        optimizer and no mask, so a branch at level 0 (identity included) starts exactly as its ticket.
+        Needs the trunk and level L-1 done (see :func:`train_chain`)."""
+        r = self.k if rewind is None else rewind
+        folder, label = self.ticket_dir(level, r), self.ticket_label(level, r)
+        if self._cached(folder, label) is not None:
             return None
-        previous = self.stage_dir(level - 1)
         masks_path = folder / "mask.pt"
-        if not masks_path.exists():
-            prev_weights = self.prunable(load_tensors(previous / "final.pt"))
-            prev_masks = ones_like(prev_weights) if level == 1 else load_tensors(previous / "mask.pt")
-            save_tensors(masks_path, prune(prev_weights, prev_masks, self.exp.prune.fraction, self.exp.prune.ties))
-        masks = load_tensors(masks_path, self.env.device)
-        fields = {"stage": "level", "level": level, "sparsity": report(masks)}
-        return Job(self, f"IMP level {level}", folder, self.k, self.state("wk.pt"), masks,
-                   self._finisher(folder, f"IMP level {level}", fields))
+        if level == 0:
+            masks = ones_like(self.prunable(self.trunk_state(r)))
+        else:
+            if not masks_path.exists():
+                previous = self.stage_dir(0) if level == 1 else self.ticket_dir(level - 1, r)
+                prev_weights = self.prunable(load_tensors(previous / "final.pt"))
+                prev_masks = ones_like(prev_weights) if level == 1 else load_tensors(previous / "mask.pt")
+                save_tensors(masks_path, prune(prev_weights, prev_masks, self.exp.prune.fraction,
+                                               self.exp.prune.ties))
+            masks = load_tensors(masks_path, self.env.device)
+        fields = {"stage": "level", "level": level, "rewind_step": r, "sparsity": report(masks)}
+        return Job(self, label, folder, r, self.trunk_state(r), masks, self._finisher(folder, label, fields))
 
     def sibling(self, seed: int) -> "Replicate":
         """The same kind of replicate for another seed (a member of this one's training group)."""
@@ -196,15 +218,20 @@ class Replicate:
         the trunk's rounding path, so the states are the ones the trunk passed through, bit for bit."""
         folder = self.stage_dir(0)
         return Job(self, "replaying dense trunk", folder, 0, self.state("w0.pt"), None,
-                   lambda accuracy, seconds, group: {}, snapshots, end)
+                   lambda accuracy, seconds, group, val_accuracy=None: {}, snapshots, end)
 
-    def masks(self, level: int) -> dict[str, torch.Tensor]:
+    def masks(self, level: int, rewind: int | None = None) -> dict[str, torch.Tensor]:
         if level == 0:
-            return ones_like(self.prunable(self.state("wk.pt")))
-        return load_tensors(self.stage_dir(level) / "mask.pt", self.env.device)
+            return ones_like(self.prunable(self.trunk_state(self.k)))
+        return load_tensors(self.ticket_dir(level, rewind) / "mask.pt", self.env.device)
 
-    def record(self, level: int) -> dict:
-        return load_json(self.stage_dir(level) / "done.json")
+    def record(self, level: int, rewind: int | None = None) -> dict:
+        """The ticket's record at ``level`` (level 0: W_k retrained with a fresh optimizer)."""
+        return load_json(self.ticket_dir(level, rewind) / "done.json")
+
+    def trunk_record(self) -> dict:
+        """The dense network's record: trained 0 -> T uninterrupted."""
+        return load_json(self.stage_dir(0) / "done.json")
 
     def fingerprints(self, level: int) -> dict[str, str | None]:
         """sha256 of W_0, W_k, the level's mask (None at level 0) and the trained ticket, from the stage files:
@@ -214,8 +241,8 @@ class Replicate:
 
         trunk = self.stage_dir(0)
         return {"w0": fp(trunk / "w0.pt"), "wk": fp(trunk / "wk.pt"),
-                "mask": fp(self.stage_dir(level) / "mask.pt") if level else None,
-                "ticket": fp(self.stage_dir(level) / "final.pt")}
+                "mask": fp(self.ticket_dir(level) / "mask.pt") if level else None,
+                "ticket": fp(self.ticket_dir(level) / "final.pt")}
 
     def branch_folder(self, name: str, params: dict[str, Any], level: int, perturbation_seed: int) -> Path:
         return paths.branch_dir(self.root, level, name, params, perturbation_seed)
@@ -253,10 +280,15 @@ class Replicate:
                   "relative_change": applied.relative_change}
         finish = self._finisher(folder, label, fields)
 
-        def finish_branch(accuracy: float, seconds: float, group: list[int]) -> dict:
+        def finish_branch(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:
             (folder / "final.pt").unlink(missing_ok=True)  # branch weights are never reused
-            return finish(accuracy, seconds, group) | {"drop": ticket["accuracy"] - accuracy}
+            return finish(accuracy, seconds, group, val_accuracy) | {"drop": ticket["accuracy"] - accuracy}
 
+        if start_point(pert) == "imp-from-init":  # its own chain, trained by train_chain(rewind=0)
+            chain = self.record(level, rewind=0)
+            finish_branch(chain["accuracy"], chain["seconds"], chain.get("trained_with_seeds", [self.seed]),
+                          chain.get("val_accuracy"))
+            return None
         if start_point(pert) == "init":
             return Job(self, label, folder, 0, {**self.state("w0.pt"), **applied.weights}, masks, finish_branch)
         return Job(self, label, folder, self.k, {**wk, **applied.weights}, masks, finish_branch)
@@ -264,12 +296,11 @@ class Replicate:
     # -- one stage for this replicate alone (convenience; runs its prerequisites) ---------------
     def trunk(self) -> dict:
         execute([self.trunk_job()], self.env)
-        return self.record(0)
+        return self.trunk_record()
 
-    def level(self, level: int) -> dict:
-        for lvl in range(level + 1):
-            execute([self.level_job(lvl)], self.env)
-        return self.record(level)
+    def level(self, level: int, rewind: int | None = None) -> dict:
+        train_chain([self], level, self.env, rewind)
+        return self.record(level, rewind)
 
     def branch(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> dict:
         self.level(level)
@@ -282,8 +313,19 @@ class Replicate:
         return record | {"drop": record["ticket_accuracy"] - record["accuracy"]}
 
 
-def training_groups(reps: list[Replicate], level: int) -> list[list[Replicate]]:
-    """The replicates grouped as their level-``level`` stage was trained, in the same order.
+def train_chain(reps: list[Replicate], level: int, env: Env, rewind: int | None = None) -> None:
+    """Everything the tickets at ``level`` need, stage by stage across the replicates (each stage's
+    replicates train together as fused groups): the dense trunk, then IMP levels 1..level of the chain
+    rewound to ``rewind`` (default: the preset's k), or the level-0 ticket when ``level`` is 0."""
+    execute([rep.trunk_job() for rep in reps], env)
+    for lvl in range(1, level + 1):
+        execute([rep.level_job(lvl, rewind) for rep in reps], env)
+    if level == 0:
+        execute([rep.level_job(0, rewind) for rep in reps], env)
+
+
+def training_groups(reps: list[Replicate], level: int | None) -> list[list[Replicate]]:
+    """The replicates grouped as their ticket at ``level`` (None: the dense trunk) was trained, in order.
 
     Grouped kernels round differently per group, and early training amplifies rounding, so work that
     must follow a finished stage's path (a ticket's branches, a replay of the trunk) trains in that
@@ -294,7 +336,8 @@ def training_groups(reps: list[Replicate], level: int) -> list[list[Replicate]]:
     for rep in reps:
         if rep.seed in seen:
             continue
-        members = rep.record(level).get("trained_with_seeds", [rep.seed])
+        record = rep.trunk_record() if level is None else rep.record(level)
+        members = record.get("trained_with_seeds", [rep.seed])
         groups.append([by_seed.get(s) or rep.sibling(s) for s in members])
         seen.update(members)
     return groups
@@ -347,10 +390,9 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     rep = jobs[0].replicate
     replicas = len(jobs)
     model = fused.build(rep.exp.model, env.data.in_channels, env.data.num_classes, replicas).to(env.device)
-    if rep.exp.model.name == "cifar_resnet":
-        # NHWC convolutions: 1.4x faster than NCHW for ResNet-20 on CPU (docs/performance.md), and the
-        # layout Tensor Cores want on CUDA
-        model = model.to(memory_format=torch.channels_last)
+    # NHWC convolutions: 1.4x faster than NCHW on CPU for ResNet-20 and for the 1D network held as 2D
+    # (docs/performance.md), and the layout Tensor Cores want on CUDA
+    model = model.to(memory_format=torch.channels_last)
     model.load_state_dict(fused.fuse([j.state for j in jobs]))
     masks = fused.fuse([j.masks for j in jobs]) if jobs[0].masks is not None else None
     trainer = Trainer(model, rep.exp.train, rep.schedule, masks, compile=env.compile, loss=fused.loss)
@@ -366,10 +408,10 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     def snapshot(step: int) -> None:
         states = None
         for job in jobs:
-            names = [job.snapshots[step]] if step in job.snapshots else []
+            files = list(names(job.snapshots[step])) if step in job.snapshots else []
             if step == rep.T:
-                names.append("final.pt")
-            for name in names:
+                files.append("final.pt")
+            for name in files:
                 if not (job.folder / name).exists():
                     states = states or fused.unfuse(model.state_dict(), replicas)
                     save_tensors(job.folder / name, states[jobs.index(job)])
@@ -384,9 +426,12 @@ def _train_group(jobs: list[Job], env: Env) -> None:
             return "it belongs to another stage or group"
         # a snapshot step already passed whose file is gone (deleted by hand after a crash) cannot be
         # produced by resuming: train from the start instead of "finishing" without W_0/W_k
-        lost = [j.folder / j.snapshots[s] for j in jobs for s in j.snapshots
-                if s < int(state["step"]) and not (j.folder / j.snapshots[s]).exists()]
+        lost = [j.folder / n for j in jobs for s in j.snapshots for n in names(j.snapshots[s])
+                if s < int(state["step"]) and not (j.folder / n).exists()]
         return f"{lost[0]} it should have saved is missing" if lost else None
+
+    def names(value: str | tuple[str, ...]) -> tuple[str, ...]:
+        return (value,) if isinstance(value, str) else value
 
     label = jobs[0].label + (f" seed {jobs[0].replicate.seed}" if replicas == 1
                              else f" seeds {','.join(str(j.replicate.seed) for j in jobs)}")
@@ -397,11 +442,14 @@ def _train_group(jobs: list[Job], env: Env) -> None:
         identity=identity, accept=accept)
     seconds = time.perf_counter() - t0
     accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
+    validation: list[float | None] = [None] * replicas
+    if env.data.x_val is not None:
+        validation = list(fused.evaluate(model, env.data.x_val, env.data.y_val, replicas))
     if hasattr(update, "done"):  # a batch log's finish line carries the stage's accuracy (bench/cli/output.py)
         update.done(accuracies, seconds)
     group = [j.replicate.seed for j in jobs]
-    for job, accuracy in zip(jobs, accuracies):
-        job.finish(accuracy, seconds, group)
+    for job, accuracy, val in zip(jobs, accuracies, validation):
+        job.finish(accuracy, seconds, group, val_accuracy=val)
     checkpoint.unlink(missing_ok=True)
     if replicas > 1:
         shutil.rmtree(workdir, ignore_errors=True)

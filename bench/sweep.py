@@ -386,7 +386,7 @@ def run_unit(unit: dict) -> dict:
 
     from bench.provenance import hardware_class
     from bench.presets import get_preset
-    from bench.stages import Replicate, execute
+    from bench.stages import Replicate, train_chain
 
     # a fixed thread count: kernels may split reductions per thread, and the local and slurm executors must
     # follow the same numerical path (their results are compared exactly)
@@ -413,8 +413,7 @@ def run_unit(unit: dict) -> dict:
             if unit["kind"] == "tickets":
                 setup = prepare(preset, options, seeds=unit["seeds"], level=unit["level"], experiment=exp)
                 reps = [Replicate(exp, s, setup.env) for s in setup.seeds]
-                for lvl in range(unit["level"] + 1):  # stage by stage, the group's seeds fused, as bench run does
-                    execute([rep.level_job(lvl) for rep in reps], setup.env)
+                train_chain(reps, unit["level"], setup.env)  # stage by stage, the group's seeds fused, as bench run does
                 events = setup.env.events
             else:
                 outcomes = run_perturbations(preset, [tuple(r) for r in unit["requests"]], options,

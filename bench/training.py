@@ -27,14 +27,17 @@ from bench.errors import BenchError
 
 @dataclass(frozen=True)
 class Schedule:
-    """Step-wise learning rate: ``lr * gamma ** (number of milestones <= step)``."""
+    """Step-wise learning rate: ``lr * gamma ** (number of milestones <= step)``, times a linear warm-up
+    ``min(1, step / warmup)`` over the first ``warmup`` steps (OpenLTH's rule) when ``warmup`` > 0."""
 
     lr: float
     gamma: float
     milestones: tuple[int, ...]
+    warmup: int = 0
 
     def lr_at(self, step: int) -> float:
-        return self.lr * self.gamma ** sum(step >= m for m in self.milestones)
+        lr = self.lr * self.gamma ** sum(step >= m for m in self.milestones)
+        return lr * min(1.0, step / self.warmup) if self.warmup else lr
 
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -7,6 +7,10 @@
 * ``lottery-ticket``: the classic lottery ticket of Frankle & Carbin: everything rewound to W_0
   (all parameters and BatchNorm state), prunable weights under the level's mask, trained 0 -> T
   with the full schedule (``start = "init"``, see bench.perturbation).
+* ``imp-rewind-0``: the paper's k = 0 reference. Not W_0 under this chain's mask: IMP rewound to
+  iteration 0 throughout, with its own pruning chain (each level prunes its own previous level and
+  trains W_0 0 -> T), run by the harness per seed and cached like any chain
+  (``start = "imp-from-init"``). Its drop is how much rewinding to k beats rewinding to 0.
 """
 
 from __future__ import annotations
@@ -36,6 +40,17 @@ class LotteryTicket:
         return dict(ctx.init)
 
 
+class ImpRewindZero:
+    name = "imp-rewind-0"
+    description = ("Reference: IMP rewound to iteration 0 with its own pruning chain (own masks, W_0 trained "
+                   "0 -> T at every level), as the paper compares.")
+    params = ()
+    start = "imp-from-init"  # the harness trains the chain; apply() measures W_0 against W_k
+
+    def apply(self, ctx):
+        return dict(ctx.init)
+
+
 PERTURBATIONS = [
     Identity(),
     LayerWise("rewind-to-init", "W_0 under the mask for conv/linear weights only (BatchNorm, biases stay at W_k); "
@@ -43,6 +58,7 @@ PERTURBATIONS = [
     LayerWise("reinit", "A fresh draw from the model's own initialiser (per-layer fan-in) under the mask.",
               lambda layer, ctx: ctx.fresh_init(layer.name)),
     LotteryTicket(),
+    ImpRewindZero(),
 ]
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from click.testing import CliRunner
 
-from bench import stages
+from bench import paths, stages
 from bench.cli import cli
 from bench.data import BatchStream, Dataset, load_dataset
 from bench.errors import BenchError
@@ -164,7 +164,7 @@ def test_pretraining_end_to_end_record_ranks_and_is_cached(tmp_path, data_dir):
     files = list((tmp_path / "results").rglob("seed-0.json"))
     assert len(files) == 1 and "pretrain-rotation-" in str(files[0]) and ":" not in str(files[0].relative_to(tmp_path))
 
-    exp_root = tmp_path / "experiments" / record["config_hash"] / "seed-0"
+    exp_root = paths.experiment_dir(tmp_path, record["config_hash"]) / "seed-0"
     variant = next((exp_root / "pretrain").iterdir())
     pre, w0, normal_wk = (torch.load(p, weights_only=True) for p in
                           (variant / "trunk" / "wk.pt", exp_root / "trunk" / "w0.pt", exp_root / "trunk" / "wk.pt"))
@@ -217,7 +217,7 @@ def test_rewind_curve_trains_one_trunk_per_seed_and_saves_every_k(tmp_path, data
     assert dense_runs == [120]  # the trunk, once (T = 120): every k < T after it starts at k
     assert curve.trunks_trained == 1 and curve.iterations_replayed == 0
     assert curve.ks == [0, 2, 10, 12]
-    root = tmp_path / "experiments" / curve.as_dict()["config_hash"] / "seed-0" / "trunk"
+    root = paths.experiment_dir(tmp_path, curve.as_dict()["config_hash"]) / "seed-0" / "trunk"
     assert (root / "states" / "w-2.pt").exists() and (root / "states" / "w-12.pt").exists()
     # at the preset's k the point is the ticket itself
     ticket = json.loads((root.parent / "level-2" / "done.json").read_text())

@@ -6,6 +6,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from bench import paths
 from bench.cache import load_tensors
 from bench.cli import cli
 
@@ -29,7 +30,7 @@ def test_smoke_run_on_cuda(tmp_path, data_dir):
     assert [r["accuracy"] for r in json.loads(again.stdout)["results"]] == [r["accuracy"] for r in data["results"]]
     # pruned weights stay exactly zero on the GPU too
     for seed in (0, 1):
-        level = tmp_path / "experiments" / data["config_hash"] / f"seed-{seed}" / "level-2"
+        level = paths.experiment_dir(tmp_path, data["config_hash"]) / f"seed-{seed}" / "level-2"
         masks, final = load_tensors(level / "mask.pt"), load_tensors(level / "final.pt")
         for name, mask in masks.items():
             assert torch.all(final[name][mask == 0] == 0), name

@@ -297,7 +297,7 @@ def test_an_invalid_done_json_is_moved_aside_and_the_stage_recomputed(tmp_path, 
 
 # -- 4. bench cache doctor / clear -------------------------------------------------------------------
 def test_cache_doctor_reports_and_fixes_leftovers_but_keeps_locks(tmp_path):
-    stage = tmp_path / "experiments" / "abc" / "seed-0" / "trunk"
+    stage = paths.experiment_dir(tmp_path, "abc") / "seed-0" / "trunk"
     stage.mkdir(parents=True)
     (stage / ".done.json.x1.tmp").write_text("half")
     (stage / ".lock").write_text("")
@@ -306,7 +306,7 @@ def test_cache_doctor_reports_and_fixes_leftovers_but_keeps_locks(tmp_path):
     level = stage.parent / "level-1"
     level.mkdir()
     (level / "done.json").write_text('{"accuracy": 1e9}')
-    (tmp_path / "experiments" / "abc" / "fused" / "deadbeef").mkdir(parents=True)
+    (paths.experiment_dir(tmp_path, "abc") / "fused" / "deadbeef").mkdir(parents=True)
     runner = CliRunner()
     found = json.loads(runner.invoke(cli, ["cache", "doctor", "--json", "--cache-dir", str(tmp_path)]).stdout)
     kinds = sorted((f["kind"], Path(f["path"]).name) for f in found["findings"])
@@ -320,14 +320,15 @@ def test_cache_doctor_reports_and_fixes_leftovers_but_keeps_locks(tmp_path):
 
 def test_cache_clear_removes_one_preset_and_asks_first(tmp_path):
     smoke = config_hash(get_preset("smoke").experiment)
-    for folder in (f"experiments/{smoke}/seed-0", f"results/{smoke}/level-2", "experiments/other/seed-0"):
-        (tmp_path / folder).mkdir(parents=True)
+    for folder in (paths.experiment_dir(tmp_path, smoke) / "seed-0", tmp_path / f"results/{smoke}/level-2",
+                   paths.experiment_dir(tmp_path, "other") / "seed-0"):
+        folder.mkdir(parents=True)
     runner = CliRunner()
     refused = runner.invoke(cli, ["cache", "clear", "--preset", "smoke", "--cache-dir", str(tmp_path)])
     assert refused.exit_code == 1 and "--yes" in refused.stderr
-    assert (tmp_path / "experiments" / smoke).exists()
+    assert (paths.experiment_dir(tmp_path, smoke)).exists()
     done = runner.invoke(cli, ["cache", "clear", "--preset", "smoke", "--yes", "--cache-dir", str(tmp_path)])
     assert done.exit_code == 0, done.output
-    assert f"Will delete {tmp_path / 'experiments' / smoke}" in done.stderr.replace("\n", "")
-    assert not (tmp_path / "experiments" / smoke).exists() and not (tmp_path / "results" / smoke).exists()
-    assert (tmp_path / "experiments" / "other").exists()
+    assert f"Will delete {paths.experiment_dir(tmp_path, smoke)}" in done.stderr.replace("\n", "")
+    assert not (paths.experiment_dir(tmp_path, smoke)).exists() and not (tmp_path / "results" / smoke).exists()
+    assert paths.experiment_dir(tmp_path, "other").exists()

@@ -135,7 +135,7 @@ def test_local_sweep_pairs_exactly_and_matches_its_plan(local_run):
         assert r["trained_with_seeds"] == {"trunk": [0, 1], "ticket": [0, 1], "branch": [0, 1]}  # one group, one path
         if r["perturbation"] == "identity":
             assert r["drop"] == 0.0 and r["accuracy"]["perturbed"] == r["accuracy"]["ticket"]
-    stages = json.loads(next((cache / "experiments").glob("*/seed-0/level-2/done.json")).read_text())
+    stages = json.loads(next((cache / "experiments").glob("p*/*/seed-0/level-2/done.json")).read_text())
     assert stages["hardware"].startswith("cpu:")  # every stage records its hardware class
 
 

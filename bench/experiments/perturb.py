@@ -8,10 +8,10 @@ from bench import paths
 from bench.config import Experiment
 from bench.experiments.records import Outcome, base_record, plugin_fields, store
 from bench.experiments.setup import RunOptions, prepare
-from bench.perturbation import resolve_params
+from bench.perturbation import resolve_params, start_point
 from bench.plugins import Plugins, Registered, default_plugins
 from bench.presets import Preset
-from bench.stages import Replicate, execute, training_groups
+from bench.stages import Replicate, execute, train_chain, training_groups
 
 
 def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, str], options: RunOptions,
@@ -37,8 +37,9 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
     exp, env, lvl = setup.experiment, setup.env, setup.level
     reps = [Replicate(exp, seed, env) for seed in setup.seeds]
     # stage by stage across replicates, so each stage's replicates train together as one fused model
-    for level_ in range(lvl + 1):
-        execute([rep.level_job(level_) for rep in reps], env)
+    train_chain(reps, lvl, env)
+    if any(start_point(registered.perturbation) == "imp-from-init" for registered, _ in chosen):
+        train_chain(reps, lvl, env, rewind=0)  # the paper's reference: IMP rewound to 0, its own chain
     # Each perturbation's branches train together like its tickets did (same seeds, same group), so a
     # ticket and its branch follow the same numerical path; early training amplifies any rounding
     # difference (docs/harness.md), and then identity would no longer drop exactly 0.
@@ -59,8 +60,10 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
 def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict[str, Any], lvl: int,
             perturbation_seed: int) -> dict:
     """The stored result of one (configuration, perturbation, parameters, seed)."""
-    dense, ticket = rep.record(0), rep.record(lvl)
+    dense, ticket = rep.trunk_record(), rep.record(lvl)
     branch = rep.branch_record(registered.perturbation.name, params, lvl, perturbation_seed)
+    validation = {"dense": dense.get("val_accuracy"), "ticket": ticket.get("val_accuracy"),
+                  "perturbed": branch.get("val_accuracy")}
     groups = {"trunk": dense.get("trained_with_seeds"), "ticket": ticket.get("trained_with_seeds"),
               "branch": branch.get("trained_with_seeds")}
     return base_record(preset, rep, lvl) | {
@@ -71,6 +74,8 @@ def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict
         },
         "accuracy": {"dense": dense["accuracy"], "ticket": ticket["accuracy"], "perturbed": branch["accuracy"]},
         "drop": ticket["accuracy"] - branch["accuracy"],
+        # chosen on validation, reported on test: a record carries both (None where the data has no validation split)
+        **({"validation_accuracy": validation} if None not in validation.values() else {}),
         "effective_std": branch["effective_std"],
         "relative_change": branch["relative_change"],
         "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],

@@ -38,7 +38,7 @@ from bench.plugins import Plugins, RegisteredPretraining, default_plugins
 from bench.presets import Preset
 from bench.pretraining import STEPS, PretrainContext, Task, resolve, spatial_dims
 from bench.seeding import derive_seed, generator
-from bench.stages import Env, Job, Replicate, _relative, execute
+from bench.stages import Env, Job, Replicate, _relative, execute, train_chain
 from bench.training import Schedule, Trainer, evaluate, run
 
 
@@ -134,9 +134,9 @@ class PretrainedReplicate(Replicate):
     def _finisher(self, folder: Path, label: str, fields: dict[str, Any]):
         return super()._finisher(folder, self._tag(label), fields)
 
-    def level_job(self, level: int) -> Job | None:
-        job = super().level_job(level)
-        if job is not None and level > 0:
+    def level_job(self, level: int, rewind: int | None = None) -> Job | None:
+        job = super().level_job(level, rewind)
+        if job is not None:
             job.label = self._tag(job.label)
         return job
 
@@ -247,13 +247,11 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
     variants[0].task()  # a task that refuses this dataset says so before anything trains
     # stage by stage across seeds (the harness trains a stage's replicates together); the variants
     # separately, since their dense run starts at k like the normal levels but has no mask
-    for stage in range(lvl + 1):
-        execute([rep.level_job(stage) for rep in normal], env)
-    for stage in range(lvl + 1):
-        execute([rep.level_job(stage) for rep in variants], env)
+    train_chain(normal, lvl, env)
+    train_chain(variants, lvl, env)
     for rep, var in zip(normal, variants):
-        dense, ticket = rep.record(0), rep.record(lvl)
-        vdense, vticket = var.record(0), var.record(lvl)
+        dense, ticket = rep.trunk_record(), rep.record(lvl)
+        vdense, vticket = var.trunk_record(), var.record(lvl)
         std, relative = change_size(rep.prunable(rep.state("wk.pt")), var.prunable(var.state("wk.pt")),
                                     var.masks(lvl))
         pre = load_json(var.stage_dir(0) / "pretrain.json")

@@ -99,9 +99,9 @@ class CurveReplicate(Replicate):
         masks = self.masks(level) if level else None
         finish = self._finisher(folder, label, {"stage": "rewind", "level": level, "rewind_step": k})
 
-        def finish_point(accuracy: float, seconds: float, group: list[int]) -> dict:
+        def finish_point(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:
             (folder / "final.pt").unlink(missing_ok=True)  # only the accuracy is kept
-            return finish(accuracy, seconds, group)
+            return finish(accuracy, seconds, group, val_accuracy)
 
         return Job(self, label, folder, k, state, masks, finish_point)
 
@@ -115,7 +115,7 @@ def ensure_states(reps: list[CurveReplicate]) -> int:
     """Replay W_0 -> max(missing k) for states cached trunks lack, each trunk in its own training
     group so the replay retraces it exactly; return the iterations replayed."""
     replayed = 0
-    for group in training_groups(reps, 0):
+    for group in training_groups(reps, None):
         missing = [rep.missing_states() for rep in group]
         if not any(missing):
             continue
@@ -177,7 +177,7 @@ def run_rewind_curve(preset: Preset, ks_text: str | None, options: RunOptions, *
     trunks = sum(e.kind == "trained" and e.stage == "dense trunk" for e in env.events)
     return Curve(preset.name, exp, lvl, table[lvl][1], ks, probe.k, probe.T, [r.seed for r in reps],
                  {k: [rep.point(lvl, k)["accuracy"] for rep in reps] for k in ks},
-                 [rep.record(0)["accuracy"] for rep in reps], trunks, replayed, env.events)
+                 [rep.trunk_record()["accuracy"] for rep in reps], trunks, replayed, env.events)
 
 
 def save_curve(curve: Curve, output: Path | None, cache: Path) -> tuple[Path, Path]:
