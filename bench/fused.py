@@ -62,7 +62,7 @@ def _widen(module: nn.Module, replicas: int) -> nn.Module:
 def build(cfg: ModelConfig, in_channels: int, num_classes: int, replicas: int) -> nn.Module:
     """The fused network; with one replicate it is exactly the plain network."""
     model = models.build_model(cfg, in_channels, num_classes)
-    return model if replicas == 1 else _widen(model, replicas)
+    return model if replicas == 1 else _widen(model, replicas).to(memory_format=torch.channels_last)
 
 
 def fuse(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -106,8 +106,9 @@ def trace_name(iterations: int, every: int) -> str:
     return f"N{iterations}-every{every}"
 
 
-def rewind_curve_file(cache: Path, config_hash: str, level: int, suffix: str = ".json") -> Path:
-    return experiment_dir(cache, config_hash) / "rewind-curve" / f"level-{level}{suffix}"
+def rewind_curve_file(cache: Path, config_hash: str, level: int, suffix: str = ".json", chain: str = "per-k") -> Path:
+    tag = "" if chain == "per-k" else f"-{chain}"
+    return experiment_dir(cache, config_hash) / "rewind-curve" / f"level-{level}{tag}{suffix}"
 
 
 def results_dir(cache: Path) -> Path:

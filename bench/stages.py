@@ -390,9 +390,6 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     rep = jobs[0].replicate
     replicas = len(jobs)
     model = fused.build(rep.exp.model, env.data.in_channels, env.data.num_classes, replicas).to(env.device)
-    # NHWC convolutions: 1.4x faster than NCHW on CPU for ResNet-20 and for the 1D network held as 2D
-    # (docs/performance.md), and the layout Tensor Cores want on CUDA
-    model = model.to(memory_format=torch.channels_last)
     model.load_state_dict(fused.fuse([j.state for j in jobs]))
     masks = fused.fuse([j.masks for j in jobs]) if jobs[0].masks is not None else None
     trainer = Trainer(model, rep.exp.train, rep.schedule, masks, compile=env.compile, loss=fused.loss)

@@ -167,3 +167,86 @@ def test_fused_replicates_step(benchmark, report, replicas):
     benchmark.extra_info.update(one_s=one, fused_s=many, cost_ratio=many / one, peak_rss_mb=peak_rss_mb())
     report(f"{replicas} replicates fused: {many / one:.2f}x the time of one replicate "
            f"({replicas / (many / one):.2f}x the throughput of one at a time)")
+
+
+def _as_conv1d(module: torch.nn.Module) -> torch.nn.Module:
+    """The plain 1D twin of the harness's 1D network (held as 1 x 3 2D convolutions): Conv1d/BatchNorm1d."""
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.Conv2d):
+            setattr(module, name, torch.nn.Conv1d(child.in_channels, child.out_channels, child.kernel_size[1],
+                                                  stride=child.stride[1], padding=child.padding[1],
+                                                  groups=child.groups, bias=child.bias is not None))
+        elif isinstance(child, torch.nn.BatchNorm2d):
+            setattr(module, name, torch.nn.BatchNorm1d(child.num_features))
+        else:
+            _as_conv1d(child)
+    return module
+
+
+class _Plain1d(torch.nn.Module):
+    """Runs the twin on (N, C, L) directly (the harness's forward adds a height-1 axis)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = _as_conv1d(net)
+
+    def forward(self, x):
+        net = self.net
+        out = net.blocks(F.relu(net.bn(net.conv(x))))
+        return net.fc(out.mean(-1))
+
+
+REPLICAS = 5  # the default preset's seeds, fused
+
+
+def _fused_loop(model, data, steps, compile_=False):
+    trainer = Trainer(model, TrainConfig(), Schedule(0.1, 0.1, ()), loss=fused.loss, compile=compile_)
+    stream = fused.FusedStream([BatchStream(data, 128, s) for s in range(REPLICAS)])
+    for step in range(steps):
+        trainer.step(step, *stream.batch(step))
+
+
+def test_1d_network_as_2d_channels_last(benchmark, report):
+    """The harness's layout (1 x 3 Conv2d, channels_last) against plain Conv1d, 5 replicates fused."""
+    exp, data = _mnist1d()
+    steps = STEPS["mnist1d"]
+
+    def ours():
+        return fused.build(exp.model, 1, 10, REPLICAS).to(memory_format=torch.channels_last)
+
+    baseline = _time(lambda: _fused_loop(_Plain1d(fused.build(exp.model, 1, 10, REPLICAS)), data, steps))
+    benchmark.pedantic(lambda: _fused_loop(ours(), data, steps), rounds=3, warmup_rounds=1)
+    harness = benchmark.stats.stats.median
+    benchmark.extra_info.update(conv1d_s_per_it=baseline / steps, harness_s_per_it=harness / steps,
+                                speedup=baseline / harness, peak_rss_mb=peak_rss_mb())
+    report(f"1D network, {REPLICAS} replicates fused: 1x3 Conv2d channels_last {harness / steps * 1000:.1f} ms/it vs "
+           f"Conv1d {baseline / steps * 1000:.1f} ms/it -> {baseline / harness:.2f}x")
+
+
+def test_compile_on_cpu(benchmark, report):
+    """torch.compile (inductor) against eager for the default model on CPU: steady-state steps after compiling."""
+    exp, data = _mnist1d()
+    steps = STEPS["mnist1d"]
+
+    def model():
+        return fused.build(exp.model, 1, 10, REPLICAS).to(memory_format=torch.channels_last)
+
+    eager = _time(lambda: _fused_loop(model(), data, steps))
+    compiled = model()
+    start = time.perf_counter()
+    _fused_loop(compiled, data, 2, compile_=True)  # compiles (the Trainer compiles the forward once)
+    compile_s = time.perf_counter() - start
+    trainer = Trainer(compiled, TrainConfig(), Schedule(0.1, 0.1, ()), loss=fused.loss, compile=True)
+    stream = fused.FusedStream([BatchStream(data, 128, s) for s in range(REPLICAS)])
+    trainer.step(0, *stream.batch(0))  # warm: reuses the compiled graph
+
+    def loop():
+        for step in range(steps):
+            trainer.step(step, *stream.batch(step))
+
+    benchmark.pedantic(loop, rounds=3, warmup_rounds=1)
+    ours = benchmark.stats.stats.median
+    benchmark.extra_info.update(eager_s_per_it=eager / steps, compiled_s_per_it=ours / steps, compile_s=compile_s,
+                                speedup=eager / ours, peak_rss_mb=peak_rss_mb())
+    report(f"torch.compile on CPU, default model, {REPLICAS} fused: {ours / steps * 1000:.1f} ms/it vs eager "
+           f"{eager / steps * 1000:.1f} ms/it -> {eager / ours:.2f}x, after {compile_s:.0f} s compiling")

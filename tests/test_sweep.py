@@ -151,7 +151,7 @@ def test_rerun_after_partial_run_runs_only_the_missing_unit(local_run, tmp_path)
     cache = tmp_path / "cache"
     shutil.copytree(local_run[0], cache)
     # as if the driver had been killed before the shuffle-layer unit ran: its stages and results are missing
-    for folder in cache.glob("experiments/*/seed-*/level-2/branch/shuffle-layer-*"):
+    for folder in cache.glob("experiments/p*/*/seed-*/level-2/branch/shuffle-layer-*"):
         shutil.rmtree(folder)
     shutil.rmtree(next(cache.glob("results/*/level-2/shuffle-layer-*")))
     again = sweep_json(SMOKE, "--cache-dir", cache)
@@ -172,7 +172,7 @@ def test_killed_driver_resumes_without_retraining_finished_stages(local_run, tmp
     cache = tmp_path / "cache"
     shutil.copytree(local_run[0], cache)
     # start from trunk and level 1 done (to keep the test short): the killed run trains level 2, then is killed
-    for seed_dir in cache.glob("experiments/*/seed-*"):
+    for seed_dir in cache.glob("experiments/p*/*/seed-*"):
         shutil.rmtree(seed_dir / "level-2")
     shutil.rmtree(cache / "results")
     env = dict(os.environ, CI="1")
@@ -180,14 +180,14 @@ def test_killed_driver_resumes_without_retraining_finished_stages(local_run, tmp
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while len(list(cache.glob("experiments/*/seed-*/level-2/done.json"))) < 2:
+        while len(list(cache.glob("experiments/p*/*/seed-*/level-2/done.json"))) < 2:
             assert proc.poll() is None, "the sweep ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes, at once
         proc.wait()
-    finished = len(list(cache.glob("experiments/*/seed-*/level-2/branch/*/done.json")))
+    finished = len(list(cache.glob("experiments/p*/*/seed-*/level-2/branch/*/done.json")))
     again = sweep_json(SMOKE, "--cache-dir", cache, "--jobs", 2)
     assert again["units"][0]["state"] == "cached"  # trunk and both levels: nothing retrained
     assert sum(u["trained"] for u in again["units"]) == 4 - finished  # only the branches not yet finished
@@ -197,10 +197,10 @@ def test_killed_driver_resumes_without_retraining_finished_stages(local_run, tmp
 def test_branch_on_another_hardware_class_is_refused_naming_unit_node_and_log(local_run, tmp_path):
     cache = tmp_path / "cache"
     shutil.copytree(local_run[0], cache)
-    ticket = next(cache.glob("experiments/*/seed-1/level-2/done.json"))
+    ticket = next(cache.glob("experiments/p*/*/seed-1/level-2/done.json"))
     record = json.loads(ticket.read_text())
     ticket.write_text(json.dumps(record | {"hardware": "cuda:Some Other GPU"}))
-    for folder in cache.glob("experiments/*/seed-*/level-2/branch/identity-*"):
+    for folder in cache.glob("experiments/p*/*/seed-*/level-2/branch/identity-*"):
         shutil.rmtree(folder)
     result = bench("sweep", SMOKE, "--cache-dir", cache)
     assert result.exit_code == 1

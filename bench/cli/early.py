@@ -75,22 +75,27 @@ def pretrain_command(task, params, preset, seeds, level, sparsity, pretraining_s
               help="Rewind iterations (numbers or step strings like 2ep). Default: 0 and k/4 .. 8k of the preset's k.")
 @seeds_option()
 @level_options
+@click.option("--chain", type=click.Choice(["per-k", "one-mask"]), default="per-k", show_default=True,
+              help="per-k: IMP's own pruning chain per rewind point (the paper's way); one-mask: the preset's "
+                   "mask at every k (one training per k).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Plot file (PNG). Default: rewind-curve/level-L.png beside the run in the cache.")
 @run_options
 @json_option("Print the curve as JSON.")
-def rewind_curve_command(preset, ks, seeds, level, sparsity, output, options, as_json):
+def rewind_curve_command(preset, ks, seeds, level, sparsity, chain, output, options, as_json):
     """Ticket accuracy against the rewind iteration k at one sparsity, from one dense trunk per seed.
 
     \b
-    Example: bench rewind-curve --k 0,20,60,200 --output curve.png
+    Examples:
+      bench rewind-curve --k 0,20,60,200 --output curve.png
+      bench rewind-curve --chain one-mask --seeds 3
     """
     from bench.experiments.rewind_curve import run_rewind_curve, save_curve
 
     chosen = get_preset(preset)
     with ui(as_json) as progress:
         curve = run_rewind_curve(chosen, ks, replace(options, progress=progress), seeds=chosen.seeds if seeds is None else seeds,
-                                 level=level, sparsity=sparsity)
+                                 level=level, sparsity=sparsity, chain=chain)
     json_path, png = save_curve(curve, Path(output) if output else None, options.cache)
     data = curve.as_dict()
     if as_json:
@@ -98,8 +103,9 @@ def rewind_curve_command(preset, ks, seeds, level, sparsity, output, options, as
         return
     err.print(f"{curve.trunks_trained} dense trunk(s) trained, {curve.iterations_replayed} iterations replayed; "
               f"wrote {json_path} and {png}.")
+    how = "a pruning chain per k" if curve.chain == "per-k" else "the preset's mask for every k"
     table = Table(title=f"Rewind curve on {curve.preset}: level {curve.level}, {curve.percent_remaining:.1f}% "
-                        f"of weights remaining (preset k = {curve.preset_k})")
+                        f"of weights remaining (preset k = {curve.preset_k}; {how})")
     for column in ("k", "mean accuracy %", "95% CI", "per seed"):
         table.add_column(column, justify="right")
     for p in data["points"]:

@@ -8,10 +8,15 @@ group the trunk was trained in (the data order and learning rate are functions o
 optimizer starts fresh at 0, and the group fixes the rounding path, so this is the same trajectory,
 bit for bit on CPU). The dense network is never trained to the end twice.
 
-The mask is the preset's IMP chain at the chosen level (pruning rewinds to the preset's own k);
-the curve varies only the rewind point: for each k, the survivors start from the trunk's state at
-k (BatchNorm state included) and train k -> T with the schedule resumed at k and a fresh
-optimizer, exactly like the ticket. At the preset's k the point is the ticket itself (reused).
+Two ways to draw it (``chain``):
+
+* ``per-k`` (the default, the paper's way): for each k, IMP runs its own pruning chain rewound to k
+  (every level prunes that chain's previous level and trains the trunk's state at k, k -> T), so
+  each point has its own masks. At the preset's k the chain is the preset's own (reused).
+* ``one-mask``: the preset's IMP chain gives one mask at the chosen level, and the curve varies only
+  the rewind point: for each k the survivors start from the trunk's state at k (BatchNorm state
+  included) and train k -> T with a fresh optimizer. Cheaper (one training per k instead of one per
+  level per k), but it asks a narrower question: how well k's weights do under k*'s mask.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from bench.config import Experiment, config_hash, parse_step
 from bench.errors import BenchError
 from bench.experiments.setup import RunOptions, prepare
 from bench.presets import Preset
-from bench.stages import Env, Job, Replicate, StageEvent, execute, training_groups
+from bench.stages import Env, Job, Replicate, StageEvent, execute, train_chain, training_groups
 from bench.stats import summarize
 
 
@@ -105,9 +110,9 @@ class CurveReplicate(Replicate):
 
         return Job(self, label, folder, k, state, masks, finish_point)
 
-    def point(self, level: int, k: int) -> dict:
-        if level > 0 and k == self.k:
-            return self.record(level)
+    def point(self, level: int, k: int, chain: str = "one-mask") -> dict:
+        if chain == "per-k" or (level > 0 and k == self.k):
+            return self.record(level, rewind=k)
         return load_json(self.rewind_folder(level, k) / "done.json")
 
 
@@ -134,6 +139,7 @@ class Curve:
     level: int
     percent_remaining: float
     ks: list[int]
+    chain: str  # per-k | one-mask
     preset_k: int
     steps: int
     seeds: list[int]
@@ -151,7 +157,8 @@ class Curve:
                            "ci_high": _num(s.high)})
         d = summarize(self.dense)
         return {"preset": self.preset, "config_hash": config_hash(self.experiment), "level": self.level,
-                "percent_remaining": self.percent_remaining, "preset_k": self.preset_k, "steps": self.steps,
+                "percent_remaining": self.percent_remaining, "chain": self.chain, "preset_k": self.preset_k,
+                "steps": self.steps,
                 "seeds": self.seeds, "points": points,
                 "dense": {"accuracy": self.dense, "mean": d.mean, "ci_low": _num(d.low), "ci_high": _num(d.high)},
                 "trunks_trained": self.trunks_trained, "iterations_replayed": self.iterations_replayed}
@@ -161,22 +168,33 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+CHAINS = ("per-k", "one-mask")
+
+
 def run_rewind_curve(preset: Preset, ks_text: str | None, options: RunOptions, *, seeds: int | Sequence[int],
-                     level: int | None = None, sparsity: float | None = None,
+                     level: int | None = None, sparsity: float | None = None, chain: str = "per-k",
                      experiment: Experiment | None = None) -> Curve:
+    if chain not in CHAINS:
+        raise BenchError(f"Unknown --chain '{chain}': use per-k (a pruning chain per rewind point, the paper's way) "
+                         f"or one-mask (the preset's mask for every k).")
     setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
     exp, env, lvl, table = setup.experiment, setup.env, setup.level, setup.table
     probe = Replicate(exp, 0, env)
     ks = parse_ks(ks_text, probe.k, probe.T, probe.per_epoch)
     reps = [CurveReplicate(exp, seed, env, ks) for seed in setup.seeds]
-    for stage in range(lvl + 1):
-        execute([rep.level_job(stage) for rep in reps], env)
+    if chain == "one-mask" or lvl == 0:  # at level 0 both ways are W_k retrained, without a mask
+        train_chain(reps, lvl, env)
+    else:
+        execute([rep.trunk_job() for rep in reps], env)
     replayed = ensure_states(reps)
     for k in ks:
-        execute([rep.rewind_job(lvl, k) for rep in reps], env)
+        if chain == "per-k":
+            train_chain(reps, lvl, env, rewind=k)
+        else:
+            execute([rep.rewind_job(lvl, k) for rep in reps], env)
     trunks = sum(e.kind == "trained" and e.stage == "dense trunk" for e in env.events)
-    return Curve(preset.name, exp, lvl, table[lvl][1], ks, probe.k, probe.T, [r.seed for r in reps],
-                 {k: [rep.point(lvl, k)["accuracy"] for rep in reps] for k in ks},
+    return Curve(preset.name, exp, lvl, table[lvl][1], ks, chain, probe.k, probe.T, [r.seed for r in reps],
+                 {k: [rep.point(lvl, k, chain)["accuracy"] for rep in reps] for k in ks},
                  [rep.trunk_record()["accuracy"] for rep in reps], trunks, replayed, env.events)
 
 
@@ -185,8 +203,8 @@ def save_curve(curve: Curve, output: Path | None, cache: Path) -> tuple[Path, Pa
     from bench.report.figures import draw_curve
 
     data = curve.as_dict()
-    json_path = paths.rewind_curve_file(cache, data["config_hash"], curve.level)
+    json_path = paths.rewind_curve_file(cache, data["config_hash"], curve.level, chain=curve.chain)
     save_json(json_path, data)
-    png = Path(output) if output else paths.rewind_curve_file(cache, data["config_hash"], curve.level, ".png")
+    png = Path(output) if output else paths.rewind_curve_file(cache, data["config_hash"], curve.level, ".png", curve.chain)
     draw_curve(data, png)
     return json_path, png

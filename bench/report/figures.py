@@ -140,7 +140,9 @@ def draw_curve(data: dict[str, Any], path: Path) -> None:
     if all(v is not None for v in lows):
         highs = [p["ci_high"] for p in data["points"]]
         ax.fill_between(ks, lows, highs, color="tab:blue", alpha=0.15, label="95% interval")
-    ax.plot(ks, means, "-o", color="tab:blue", label="ticket, rewound to k")
+    per_k = data.get("chain", "one-mask") == "per-k"
+    ax.plot(ks, means, "-o", color="tab:blue",
+            label="IMP rewound to k (own pruning chain per k)" if per_k else "ticket's mask, rewound to k")
     ax.axhline(data["dense"]["mean"], color="black", ls="--", lw=1, label="dense network")
     ax.axvline(data["preset_k"], color="gray", ls=":", lw=1, label=f"preset k = {data['preset_k']}")
     positive = [k for k in ks if k > 0]
