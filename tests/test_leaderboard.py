@@ -71,8 +71,8 @@ def write(root: Path, rec: dict) -> Path:
     return path
 
 
-def write_series(root: Path, name: str, drops: list[float], **kw) -> list[Path]:
-    return [write(root, record(name, seed=s, drop=d, **kw)) for s, d in enumerate(drops)]
+def write_series(root: Path, name: str, drops: list[float], seeds_from: int = 0, **kw) -> list[Path]:
+    return [write(root, record(name, seed=s, drop=d, **kw)) for s, d in enumerate(drops, seeds_from)]
 
 
 def board_rows(lb):
@@ -169,6 +169,64 @@ def test_controls_are_marked_only_when_built_in(tmp_path):
     other = tmp_path / "other"
     write_series(other, "identity", [0.0, 0.0], dist="impostor")  # a name alone does not make a control
     assert not board_rows(from_folders([other]))[0].control
+
+
+def test_imp_rewind_0_is_the_reference_row_in_every_renderer(tmp_path):
+    from bench.report.render import render_csv
+
+    write_series(tmp_path, "identity", [0.0, 0.0, 0.0])
+    write_series(tmp_path, "imp-rewind-0", [1.0, 2.0, 3.0])
+    write_series(tmp_path, "noise", [4.0, 5.0, 6.0], dist="o")
+    lb = from_folders([tmp_path])
+    rows = {r.name: r for r in board_rows(lb)}
+    assert rows["imp-rewind-0"].control and rows["imp-rewind-0"].reference and not rows["identity"].reference
+    assert lb.boards[0].reference is rows["imp-rewind-0"]
+    # mean 2, sd 1: half-width 4.3027 / sqrt(3) = 2.4841
+    line = ("Reference, IMP rewound to 0 (imp-rewind-0): mean drop 2.00, 95% CI [-0.48, 4.48], n = 3; positive: "
+            "rewinding to k = 5 beats rewinding to 0.")
+    text = render_markdown(lb)
+    assert line.replace("[", "\\[").replace("]", "\\]") in text
+    assert text.index("## smoke: 25.0%") < text.index("Reference, IMP") < text.index("| # |")  # under the title
+    assert "| 2 | imp-rewind-0 |" in text and "reference (k = 0)" in text
+    page = render_html(lb)
+    assert f'<p class="reference">{html.escape(line)}</p>' in page and '<tr class="control reference' in page
+    from bench.report.html import _SCRIPT, script_hash
+
+    assert page.count("<script") == 1 and f"<script>{_SCRIPT}</script>" in page and script_hash() in page
+    table = render_table(lb)
+    assert " ".join(line.split()) in " ".join(table.split()) and "reference (k = 0)" in table
+    assert json.loads(render_json(lb))["boards"][0]["rows"][1]["reference"] is True
+    csv_lines = render_csv(lb).splitlines()  # a normal row per file, no new column
+    assert csv_lines[0].split(",")[:3] == ["preset", "config_hash", "perturbation"] and len(csv_lines) == 10
+    from rich.console import Console
+
+    console = Console(record=True, width=80)
+    for renderable in rich_tables(lb, 80):
+        console.print(renderable)
+    assert max(map(len, console.export_text().splitlines())) <= 80
+
+
+def test_a_board_without_the_reference_says_how_to_add_it(tmp_path):
+    write_series(tmp_path, "noise", [4.0, 5.0, 6.0], dist="o")
+    write_series(tmp_path, "imp-rewind-0", [1.0, 2.0, 3.0], dist="impostor")  # a name alone is no reference
+    write_series(tmp_path, "identity", [0.0, 0.0], level=1, density=0.5, seeds_from=5)
+    write(tmp_path, record("imp-rewind-0", seed=5, drop=1.0, level=1, density=0.5))
+    lb = from_folders([tmp_path])
+    missing = "No IMP-rewound-to-0 reference at this sparsity: run bench run -p imp-rewind-0 --preset smoke"
+    unranked = "The IMP-rewound-to-0 reference at this sparsity is not ranked: 1 seed, fewer than the minimum 2."
+    level1, level2 = render_markdown(lb).split("## smoke: 50.0%")[1].split("## smoke: 25.0%")
+    assert unranked in level1 and f"{missing} --seeds 3 --level 2." in level2
+    for text in (render_html(lb), " ".join(render_table(lb).split())):
+        assert unranked in text and f"{missing} --seeds 3 --level 2." in text
+    default = tmp_path / "default"  # the default preset and its seeds: the command needs neither
+    mnist = get_preset("mnist1d-resnet")
+    write_series(default, "noise", [1.0, 2.0, 3.0], dist="o", preset="mnist1d-resnet", experiment=mnist.experiment,
+                 level=3, density=0.2)
+    assert "run bench run -p imp-rewind-0 --level 3." in render_markdown(from_folders([default]))
+    hostile = tmp_path / "hostile"
+    write_series(hostile, "noise", [1.0, 2.0], dist="o", preset=HOSTILE)
+    page = render_html(from_folders([hostile], any_config=True))
+    assert page.count("<script") == 1 and f"--preset {html.escape(HOSTILE)} --seeds 2" in page
 
 
 def test_perturbation_seed_and_params_are_separate_rows(tmp_path):
