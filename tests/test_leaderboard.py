@@ -476,6 +476,7 @@ def test_plot_png_and_svg(tmp_path):
     root = tmp_path / "r"
     for level, density in ((1, 0.5), (2, 0.25)):
         write_series(root, "identity", [0.0, 0.0, 0.0], level=level, density=density)
+        write_series(root, "imp-rewind-0", [0.5, 1.0, 2.0], level=level, density=density)
         write_series(root, "noise", [1.0, 2.0, 4.0], level=level, density=density, dist="o",
                      params={"scale": 0.5})
         write_series(root, "$\\frac{1}{0}$", [0.5, 1.0], level=level, density=density, dist="o")  # mathtext
@@ -486,6 +487,7 @@ def test_plot_png_and_svg(tmp_path):
         assert (tmp_path / name).read_bytes().startswith(magic)
     svg = (tmp_path / "p.svg").read_text()
     assert "<text" in svg and "control (harness reference)" in svg and "one seed" in svg  # text kept as text
+    assert "IMP rewound to 0 (paper" in svg and "IMP rewound to 0 (k = 0, paper" in svg  # both panels
     bad = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / "p.pdf")])
     assert bad.exit_code == 1 and "png or .svg" in bad.stderr
     write_series(root, "x", [1.0, 2.0], preset="mnist1d-resnet", experiment=get_preset("mnist1d-resnet").experiment,
@@ -494,6 +496,34 @@ def test_plot_png_and_svg(tmp_path):
     assert several.exit_code == 1 and "--preset" in several.stderr
     assert runner.invoke(cli, ["plot", "--results", str(root), "--preset", "smoke", "--output",
                                str(tmp_path / "q.png")]).exit_code == 0
+
+
+def test_accuracy_vs_sparsity_data(tmp_path):
+    from bench.report.figures import accuracy_vs_sparsity
+    from bench.stats import summarize
+
+    tickets = {1: [70.0, 72.0, 74.0], 2: [60.0, 62.0, 67.0]}
+    for level, density in ((1, 0.5), (2, 0.25)):
+        for seed, ticket in enumerate(tickets[level]):
+            write(tmp_path, record("imp-rewind-0", seed=seed, drop=seed + 1.0, ticket=ticket, level=level,
+                                   density=density))
+            if seed < 2:  # noise on seeds 0 and 1 only: the ticket line still has every seed
+                write(tmp_path, record("noise", seed=seed, drop=seed + 4.0, ticket=ticket, level=level,
+                                       density=density, dist="o"))
+        write_series(tmp_path / "other", "imp-rewind-0", [9.0, 9.0], level=level, density=density,
+                     environment={**record()["environment"], "cpu_capability": "AVX512"})  # another kernel class
+    curve = accuracy_vs_sparsity(from_folders([tmp_path]), default_level=2)
+    assert curve.hardware == "cpu:AVX2:threads=1" and curve.levels == ((1, 50.0), (2, 25.0))
+    assert [(line.kind, line.label) for line in curve.lines] == [
+        ("ticket", "ticket, rewound to k = 5"), ("reference", "imp-rewind-0"), ("perturbation", "noise")]
+    ticket, reference, noise = curve.lines
+    assert [p.level for p in ticket.points] == [1, 2] and [p.percent_remaining for p in ticket.points] == [50.0, 25.0]
+    for i, level in enumerate((1, 2)):
+        t = tickets[level]
+        assert ticket.points[i].accuracy == summarize(t)
+        assert reference.points[i].accuracy == summarize([t[0] - 1, t[1] - 2, t[2] - 3])
+        assert noise.points[i].accuracy == summarize([t[0] - 4, t[1] - 5])
+    assert curve.dense == summarize([70.0, 70.0, 70.0])  # record()'s dense accuracy, each seed once
 
 
 @pytest.mark.slow
