@@ -71,8 +71,8 @@ def write(root: Path, rec: dict) -> Path:
     return path
 
 
-def write_series(root: Path, name: str, drops: list[float], **kw) -> list[Path]:
-    return [write(root, record(name, seed=s, drop=d, **kw)) for s, d in enumerate(drops)]
+def write_series(root: Path, name: str, drops: list[float], seeds_from: int = 0, **kw) -> list[Path]:
+    return [write(root, record(name, seed=s, drop=d, **kw)) for s, d in enumerate(drops, seeds_from)]
 
 
 def board_rows(lb):
@@ -169,6 +169,64 @@ def test_controls_are_marked_only_when_built_in(tmp_path):
     other = tmp_path / "other"
     write_series(other, "identity", [0.0, 0.0], dist="impostor")  # a name alone does not make a control
     assert not board_rows(from_folders([other]))[0].control
+
+
+def test_imp_rewind_0_is_the_reference_row_in_every_renderer(tmp_path):
+    from bench.report.render import render_csv
+
+    write_series(tmp_path, "identity", [0.0, 0.0, 0.0])
+    write_series(tmp_path, "imp-rewind-0", [1.0, 2.0, 3.0])
+    write_series(tmp_path, "noise", [4.0, 5.0, 6.0], dist="o")
+    lb = from_folders([tmp_path])
+    rows = {r.name: r for r in board_rows(lb)}
+    assert rows["imp-rewind-0"].control and rows["imp-rewind-0"].reference and not rows["identity"].reference
+    assert lb.boards[0].reference is rows["imp-rewind-0"]
+    # mean 2, sd 1: half-width 4.3027 / sqrt(3) = 2.4841
+    line = ("Reference, IMP rewound to 0 (imp-rewind-0): mean drop 2.00, 95% CI [-0.48, 4.48], n = 3; positive: "
+            "rewinding to k = 5 beats rewinding to 0.")
+    text = render_markdown(lb)
+    assert line.replace("[", "\\[").replace("]", "\\]") in text
+    assert text.index("## smoke: 25.0%") < text.index("Reference, IMP") < text.index("| # |")  # under the title
+    assert "| 2 | imp-rewind-0 |" in text and "reference (k = 0)" in text
+    page = render_html(lb)
+    assert f'<p class="reference">{html.escape(line)}</p>' in page and '<tr class="control reference' in page
+    from bench.report.html import _SCRIPT, script_hash
+
+    assert page.count("<script") == 1 and f"<script>{_SCRIPT}</script>" in page and script_hash() in page
+    table = render_table(lb)
+    assert " ".join(line.split()) in " ".join(table.split()) and "reference (k = 0)" in table
+    assert json.loads(render_json(lb))["boards"][0]["rows"][1]["reference"] is True
+    csv_lines = render_csv(lb).splitlines()  # a normal row per file, no new column
+    assert csv_lines[0].split(",")[:3] == ["preset", "config_hash", "perturbation"] and len(csv_lines) == 10
+    from rich.console import Console
+
+    console = Console(record=True, width=80)
+    for renderable in rich_tables(lb, 80):
+        console.print(renderable)
+    assert max(map(len, console.export_text().splitlines())) <= 80
+
+
+def test_a_board_without_the_reference_says_how_to_add_it(tmp_path):
+    write_series(tmp_path, "noise", [4.0, 5.0, 6.0], dist="o")
+    write_series(tmp_path, "imp-rewind-0", [1.0, 2.0, 3.0], dist="impostor")  # a name alone is no reference
+    write_series(tmp_path, "identity", [0.0, 0.0], level=1, density=0.5, seeds_from=5)
+    write(tmp_path, record("imp-rewind-0", seed=5, drop=1.0, level=1, density=0.5))
+    lb = from_folders([tmp_path])
+    missing = "No IMP-rewound-to-0 reference at this sparsity: run bench run -p imp-rewind-0 --preset smoke"
+    unranked = "The IMP-rewound-to-0 reference at this sparsity is not ranked: 1 seed, fewer than the minimum 2."
+    level1, level2 = render_markdown(lb).split("## smoke: 50.0%")[1].split("## smoke: 25.0%")
+    assert unranked in level1 and f"{missing} --seeds 3 --level 2." in level2
+    for text in (render_html(lb), " ".join(render_table(lb).split())):
+        assert unranked in text and f"{missing} --seeds 3 --level 2." in text
+    default = tmp_path / "default"  # the default preset and its seeds: the command needs neither
+    mnist = get_preset("mnist1d-resnet")
+    write_series(default, "noise", [1.0, 2.0, 3.0], dist="o", preset="mnist1d-resnet", experiment=mnist.experiment,
+                 level=3, density=0.2)
+    assert "run bench run -p imp-rewind-0 --level 3." in render_markdown(from_folders([default]))
+    hostile = tmp_path / "hostile"
+    write_series(hostile, "noise", [1.0, 2.0], dist="o", preset=HOSTILE)
+    page = render_html(from_folders([hostile], any_config=True))
+    assert page.count("<script") == 1 and f"--preset {html.escape(HOSTILE)} --seeds 2" in page
 
 
 def test_perturbation_seed_and_params_are_separate_rows(tmp_path):
@@ -418,6 +476,7 @@ def test_plot_png_and_svg(tmp_path):
     root = tmp_path / "r"
     for level, density in ((1, 0.5), (2, 0.25)):
         write_series(root, "identity", [0.0, 0.0, 0.0], level=level, density=density)
+        write_series(root, "imp-rewind-0", [0.5, 1.0, 2.0], level=level, density=density)
         write_series(root, "noise", [1.0, 2.0, 4.0], level=level, density=density, dist="o",
                      params={"scale": 0.5})
         write_series(root, "$\\frac{1}{0}$", [0.5, 1.0], level=level, density=density, dist="o")  # mathtext
@@ -428,6 +487,7 @@ def test_plot_png_and_svg(tmp_path):
         assert (tmp_path / name).read_bytes().startswith(magic)
     svg = (tmp_path / "p.svg").read_text()
     assert "<text" in svg and "control (harness reference)" in svg and "one seed" in svg  # text kept as text
+    assert "IMP rewound to 0 (paper" in svg and "IMP rewound to 0 (k = 0, paper" in svg  # both panels
     bad = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / "p.pdf")])
     assert bad.exit_code == 1 and "png or .svg" in bad.stderr
     write_series(root, "x", [1.0, 2.0], preset="mnist1d-resnet", experiment=get_preset("mnist1d-resnet").experiment,
@@ -436,6 +496,34 @@ def test_plot_png_and_svg(tmp_path):
     assert several.exit_code == 1 and "--preset" in several.stderr
     assert runner.invoke(cli, ["plot", "--results", str(root), "--preset", "smoke", "--output",
                                str(tmp_path / "q.png")]).exit_code == 0
+
+
+def test_accuracy_vs_sparsity_data(tmp_path):
+    from bench.report.figures import accuracy_vs_sparsity
+    from bench.stats import summarize
+
+    tickets = {1: [70.0, 72.0, 74.0], 2: [60.0, 62.0, 67.0]}
+    for level, density in ((1, 0.5), (2, 0.25)):
+        for seed, ticket in enumerate(tickets[level]):
+            write(tmp_path, record("imp-rewind-0", seed=seed, drop=seed + 1.0, ticket=ticket, level=level,
+                                   density=density))
+            if seed < 2:  # noise on seeds 0 and 1 only: the ticket line still has every seed
+                write(tmp_path, record("noise", seed=seed, drop=seed + 4.0, ticket=ticket, level=level,
+                                       density=density, dist="o"))
+        write_series(tmp_path / "other", "imp-rewind-0", [9.0, 9.0], level=level, density=density,
+                     environment={**record()["environment"], "cpu_capability": "AVX512"})  # another kernel class
+    curve = accuracy_vs_sparsity(from_folders([tmp_path]), default_level=2)
+    assert curve.hardware == "cpu:AVX2:threads=1" and curve.levels == ((1, 50.0), (2, 25.0))
+    assert [(line.kind, line.label) for line in curve.lines] == [
+        ("ticket", "ticket, rewound to k = 5"), ("reference", "imp-rewind-0"), ("perturbation", "noise")]
+    ticket, reference, noise = curve.lines
+    assert [p.level for p in ticket.points] == [1, 2] and [p.percent_remaining for p in ticket.points] == [50.0, 25.0]
+    for i, level in enumerate((1, 2)):
+        t = tickets[level]
+        assert ticket.points[i].accuracy == summarize(t)
+        assert reference.points[i].accuracy == summarize([t[0] - 1, t[1] - 2, t[2] - 3])
+        assert noise.points[i].accuracy == summarize([t[0] - 4, t[1] - 5])
+    assert curve.dense == summarize([70.0, 70.0, 70.0])  # record()'s dense accuracy, each seed once
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ def page(tmp_path) -> Path:
     write_series(results, "identity", [0.0, 0.0, 0.0])
     write_series(results, "zeta-noise", [3.0, 4.5, 5.0], params={"scale": 0.5}, dist="o")
     write_series(results, "alpha-flip", [1.0, 1.5, 2.0], dist="o")
+    write_series(results, "imp-rewind-0", [0.5, 0.8, 1.0])  # the paper's reference, marked on its board
     write_series(results, "<b>hostile</b>", [2.0, 2.5, 3.0], dist='"><img src=x>')
     write_series(results, "identity", [0.0, 0.0, 0.0], level=1, density=0.5)  # a second board (sparsity)
     path = tmp_path / "leaderboard.html"
@@ -53,14 +54,19 @@ def test_page_loads_without_errors_and_sorts(page, tmp_path):
     assert ranked.returncode == 0, ranked.stderr[-2000:]
     assert not ERRORS.findall(ranked.stderr), ranked.stderr[-2000:]
     assert '<div id="controls">' in ranked.stdout  # the script ran: it shows the controls it drives
-    assert _names(ranked.stdout) == ["zeta-noise", "&lt;b&gt;hostile&lt;/b&gt;", "alpha-flip", "identity"]
+    assert _names(ranked.stdout) == ["zeta-noise", "&lt;b&gt;hostile&lt;/b&gt;", "alpha-flip", "imp-rewind-0",
+                                     "identity"]
+    assert '<tr class="control reference' in ranked.stdout and '<p class="reference">Reference, IMP' in ranked.stdout
+    assert "No IMP-rewound-to-0 reference at this sparsity" in ranked.stdout.split('id="board-2"')[0]  # level 1
 
     by_name = chromium(tmp_path, page.as_uri() + "#sort=perturbation", "--dump-dom")
     assert not ERRORS.findall(by_name.stderr), by_name.stderr[-2000:]
-    assert _names(by_name.stdout) == ["&lt;b&gt;hostile&lt;/b&gt;", "alpha-flip", "identity", "zeta-noise"]
+    assert _names(by_name.stdout) == ["&lt;b&gt;hostile&lt;/b&gt;", "alpha-flip", "identity", "imp-rewind-0",
+                                      "zeta-noise"]
     assert 'aria-sort="ascending"' in by_name.stdout
     low_first = chromium(tmp_path, page.as_uri() + "#sort=mean-drop", "--dump-dom")
-    assert _names(low_first.stdout) == ["identity", "alpha-flip", "&lt;b&gt;hostile&lt;/b&gt;", "zeta-noise"]
+    assert _names(low_first.stdout) == ["identity", "imp-rewind-0", "alpha-flip", "&lt;b&gt;hostile&lt;/b&gt;",
+                                        "zeta-noise"]
 
 
 def test_screenshots(page, tmp_path):

@@ -77,7 +77,7 @@ SUMMARIES = {
     "rewind-curve": "Ticket accuracy against the rewind iteration k.",
     "trace": "Record and plot the early phase of dense training.",
     "leaderboard": "Rank stored results by mean drop (table/md/html/csv).",
-    "plot": "Draw the drops with their 95% intervals.",
+    "plot": "Draw the drops, or accuracy against sparsity, with 95% CIs.",
     "sweep": "Run a grid from a TOML file, locally or on SLURM.",
     "verify": "Re-run stored results from scratch and compare.",
     "cache": "Inspect and clean the cache folder.",

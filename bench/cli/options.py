@@ -96,6 +96,36 @@ def level_options(command: Callable) -> Callable:
     ])
 
 
+def levels_options(command: Callable) -> Callable:
+    """``--sparsity`` and a repeatable ``--level`` that also takes 'all' (``bench run`` only: it runs level by
+    level; the other commands report one level)."""
+    return _stack(command, [
+        click.option("--sparsity", type=Percent(), default=None, metavar="PCT",
+                     help="Percent of prunable weights remaining."),
+        click.option("--level", "levels", multiple=True, metavar="N|all",
+                     help="IMP level (0 = dense); repeat it, or give 'all' (levels 0..N), to run several in "
+                          "ascending order. Default: the preset's."),
+    ])
+
+
+def parse_levels(values: tuple[str, ...], last: int) -> list[int]:
+    """``--level`` values as ascending levels without repeats: numbers, and 'all' for 0..``last``."""
+    levels: set[int] = set()
+    for value in values:
+        text = value.strip().lower()
+        if text == "all":
+            levels.update(range(last + 1))
+        elif text.isascii() and text.isdigit():
+            levels.add(int(text))
+        else:
+            raise BenchError(f"--level takes a level number 0..{last} or 'all', got '{value}'.")
+    # several levels are checked before the first one trains; one level keeps prepare()'s message, which
+    # lists every level's sparsity
+    if len(levels) > 1 and max(levels) > last:
+        raise BenchError(f"--level takes a level number 0..{last} or 'all', got '{max(levels)}'.")
+    return sorted(levels)
+
+
 def json_option(help_: str = "Print one JSON object instead of a table.") -> Callable:
     return click.option("--json", "as_json", is_flag=True, help=help_)
 

@@ -195,13 +195,36 @@ def comparison_table(outcomes: list[Outcome]) -> Table:
     return table
 
 
-def say_next(cache: Path, files: int, preset: str) -> None:
+def level_table(outcomes: list[Outcome]) -> Table:
+    """One level of a run over several levels: a row per perturbation, means over seeds, titled with the level.
+    No vertical rules and no per-seed column, so it fits 80 columns (--json has every seed)."""
+    from rich import box
+
+    first = outcomes[0]
+    n = len(first.records)
+    table = Table(title=f"{first.preset}, level {first.level}: {first.percent_remaining:.1f}% of weights remaining, "
+                        f"{n} seed{'s' if n != 1 else ''}", caption="accuracy in %, drop in points",
+                  box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("perturbation", no_wrap=True)  # a name is typed back: never split it
+    headers = ("ticket", "perturbed", "drop") + (("95% CI",) if n >= 2 else ())
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True)
+    for o in outcomes:
+        drop = o.summary("drop")
+        cells = [fmt(o.summary("ticket").mean), fmt(o.summary("perturbed").mean), fmt(drop.mean)]
+        table.add_row(_label(o), *cells, *((interval_text(drop),) if n >= 2 else ()))
+    return table
+
+
+def say_next(cache: Path, files: int, preset: str, levels: int = 1) -> None:
     """Where the result files went and what to run next: the end of a run's output."""
     from bench import paths
 
+    # several levels are what the accuracy-against-sparsity figure draws
+    figure = "--vs-sparsity --output accuracy.png" if levels > 1 else "--output drops.png"
     err.print(f"Wrote {files} result file{'s' if files != 1 else ''} under {paths.results_dir(cache)}.")
     err.print(f"Next: bench leaderboard --cache-dir {cache}\n"
-              f"      bench plot --cache-dir {cache} --preset {preset} --output drops.png", soft_wrap=True)
+              f"      bench plot --cache-dir {cache} --preset {preset} {figure}", soft_wrap=True)
 
 
 def registry_row(name: str, item, plugin, params=None, **extra) -> dict:

@@ -10,7 +10,7 @@ from bench import paths
 from bench.cache import cache_root
 from bench.cli.options import cache_dir_option
 from bench.errors import BenchError
-from bench.report.figures import PLOT_SUFFIXES, draw
+from bench.report.figures import PLOT_SUFFIXES, accuracy_vs_sparsity, draw, draw_accuracy
 from bench.report.model import DEFAULT_MIN_SEEDS, Leaderboard, from_folders
 from bench.report.render import FORMATS, render
 from bench.report.terminal import rich_tables
@@ -98,15 +98,23 @@ def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, str
 @click.command()
 @_common
 @click.option("--output", type=click.Path(dir_okay=False), required=True, help="FILE.png or FILE.svg.")
-def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output):
+@click.option("--vs-sparsity", is_flag=True,
+              help="Draw only test accuracy against percent of weights remaining, one line per perturbation, with "
+                   "the ticket, the dense network and imp-rewind-0 (the paper's k = 0 reference).")
+def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output, vs_sparsity):
     """Draw mean drops with 95% intervals (and accuracy against sparsity where several were run).
 
     \b
-    Example: bench plot --output drops.svg
+    Examples:
+      bench plot --output drops.svg
+      bench run -p identity -p imp-rewind-0 --level all --seeds 3
+      bench plot --vs-sparsity --output accuracy.png
     """
     path = Path(output)
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise BenchError(f"--output must end in {' or '.join(PLOT_SUFFIXES)}, got '{path.name}'.")
+    if vs_sparsity and sparsity is not None:
+        raise BenchError("--vs-sparsity draws every sparsity: leave out --sparsity.")
     lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
     if not lb.boards:
         raise BenchError(f"Nothing to plot: no perturbation has at least {min_seeds} seeds"
@@ -117,7 +125,15 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
     from bench.presets import PRESETS
 
     chosen = PRESETS.get(presets[0])
-    draw(lb, path, chosen.level if chosen else None)
+    default_level = chosen.level if chosen else None
+    if vs_sparsity:
+        curve = accuracy_vs_sparsity(lb, default_level)
+        if len(curve.levels) == 1:
+            click.echo(f"Warning: only one sparsity ({curve.levels[0][1]:.1f}%) to draw: run `bench run --level all` "
+                       f"for a curve.", err=True)
+        draw_accuracy(curve, path)
+    else:
+        draw(lb, path, default_level)
     click.echo(f"Wrote {path}.", err=True)
 
 

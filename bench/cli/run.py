@@ -8,10 +8,12 @@ from dataclasses import replace
 import click
 from rich.table import Table
 
-from bench.cli.options import Seconds, json_option, level_options, parse_params, preset_option, run_options, seeds_option
-from bench.cli.output import comparison_table, echo_json, out, outcome_json, registry_row, say_next, say_stages, \
-    seed_table, show_registry, stage_counts, ui
+from bench.cli.options import Seconds, json_option, levels_options, parse_levels, parse_params, preset_option, \
+    run_options, seeds_option
+from bench.cli.output import comparison_table, echo_json, level_table, out, outcome_json, registry_row, say_next, \
+    say_stages, seed_table, show_registry, stage_counts, ui
 from bench.errors import BenchError
+from bench.experiments.records import Outcome
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
 
@@ -27,14 +29,15 @@ SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Perturbation parameter (repeatable).")
 @preset_option
 @seeds_option()
-@level_options
+@levels_options
 @click.option("--perturbation-seed", type=int, default=0, show_default=True,
               help="Seed of the perturbation's own randomness (recorded in the result).")
 @click.option("--apply-timeout", type=Seconds(), default=None, metavar="SECONDS",
               help="Fail, naming the plugin, when a perturbation's apply() runs longer than this.")
 @run_options
-@json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations).")
-def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed, apply_timeout, options, as_json):
+@json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations, "
+             "{'levels': [...]} for several levels).")
+def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_seed, apply_timeout, options, as_json):
     """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop.
 
     \b
@@ -42,6 +45,8 @@ def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed
       bench run -p shuffle-layer
       bench run -p gaussian-noise --param scale=2 --seeds 10-14
       bench run -p identity -p reinit --level 2 --json
+      bench run -p identity -p imp-rewind-0 --level all --seeds 3
+      bench run -p imp-rewind-0 --level 1 --level 2
     """
     from bench.experiments.perturb import run_perturbations
 
@@ -49,24 +54,44 @@ def run(perturbations, params, preset, seeds, sparsity, level, perturbation_seed
     raw = parse_params(params)
     if raw and len(perturbations) > 1:
         raise BenchError("--param applies to one perturbation: run perturbations with parameters one at a time.")
+    chosen_levels = parse_levels(levels, chosen.experiment.prune.levels)
+    if chosen_levels and sparsity is not None:
+        raise BenchError("Give either --level or --sparsity, not both.")
+    requests = [(name, raw) for name in dict.fromkeys(perturbations)]
     with ui(as_json) as progress:
-        outcomes = run_perturbations(
-            chosen, [(name, raw) for name in dict.fromkeys(perturbations)],
-            replace(options, progress=progress, apply_timeout=apply_timeout),
-            seeds=chosen.seeds if seeds is None else seeds, level=level, sparsity=sparsity, perturbation_seed=perturbation_seed)
-    stages = stage_counts(outcomes[0].events)
+        # ascending, one level at a time: each level's chain is cached, so a later level trains only its own stages
+        runs = [run_perturbations(chosen, requests, replace(options, progress=progress, apply_timeout=apply_timeout),
+                                  seeds=chosen.seeds if seeds is None else seeds, level=lvl, sparsity=sparsity,
+                                  perturbation_seed=perturbation_seed)
+                for lvl in chosen_levels or [None]]
     if as_json:
-        objects = [outcome_json(o, stages, "perturbation") for o in outcomes]
-        echo_json(objects[0] if len(objects) == 1 else {"runs": objects})
+        objects = [_level_json(outcomes) for outcomes in runs]
+        echo_json(objects[0] if len(objects) == 1 else {"levels": objects})
         return
+    stages = {key: sum(stage_counts(o[0].events)[key] for o in runs) for key in ("cached", "trained")}
     say_stages(stages, options.cache)
+    if len(runs) == 1:
+        _show_level(runs[0])
+    else:
+        for outcomes in runs:
+            out.print(level_table(outcomes), "")
+    say_next(options.cache, sum(len(o.records) for outcomes in runs for o in outcomes), chosen.name, len(runs))
+
+
+def _level_json(outcomes: list[Outcome]) -> dict:
+    """What --json prints for one level: the run, or {'runs': [...]} for several perturbations."""
+    stages = stage_counts(outcomes[0].events)
+    objects = [outcome_json(o, stages, "perturbation") for o in outcomes]
+    return objects[0] if len(objects) == 1 else {"runs": objects}
+
+
+def _show_level(outcomes: list[Outcome]) -> None:
     if len(outcomes) == 1:
         out.print(seed_table(outcomes[0], RUN_COLUMNS))
     else:  # one table to compare them, after the numbers every perturbation shares
         out.print(seed_table(outcomes[0], SHARED_COLUMNS, title="Shared by every perturbation: dense network and "
                                                                  "ticket of the same seeds"))
         out.print(comparison_table(outcomes))
-    say_next(options.cache, sum(len(o.records) for o in outcomes), chosen.name)
 
 
 @click.command()

@@ -1,4 +1,5 @@
-"""Every figure bench draws: the leaderboard plot, the rewind curve and the trace timeline.
+"""Every figure bench draws: the leaderboard plot, accuracy against sparsity, the rewind curve and the trace
+timeline.
 
 Drawn headless with a ``matplotlib.figure.Figure`` on its own Agg canvas: nothing here selects a
 backend or touches pyplot's global state, so importing bench never changes a caller's matplotlib.
@@ -7,12 +8,13 @@ backend or touches pyplot's global state, so importing bench never changes a cal
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from bench.report.model import Board, Leaderboard, label as _label
 from bench.report.text import clean
-from bench.stats import Summary
+from bench.stats import Summary, summarize
 
 if TYPE_CHECKING:
     from bench.experiments.trace import Trace
@@ -52,13 +54,11 @@ def choose_board(boards: Sequence[Board], default_level: int | None) -> Board:
 
 def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Path:
     """Mean drop with its 95% interval per perturbation; where several sparsities of the same configuration
-    were run, a second panel of perturbed accuracy against percent remaining. PNG or SVG by suffix."""
-    import matplotlib
-    import matplotlib.ticker
-
+    were run, a second panel of test accuracy against percent remaining (:func:`draw_accuracy`). PNG or SVG
+    by suffix."""
     main = choose_board(lb.boards, default_level)
-    levels = sorted((b for b in lb.boards if b.config_hash == main.config_hash), key=lambda b: -b.percent_remaining)
-    second = len(levels) > 1
+    curve = accuracy_vs_sparsity(lb, default_level)
+    second = len(curve.levels) > 1
     height = max(3.0, 0.45 * len(main.rows) + 1.6)
     labels = [_plot_label(_label(r.name, r.params, r.perturbation_seed) + f" (n={r.n})") for r in main.rows]
     width = max(7.5, 4.5 + 0.085 * max(map(len, labels), default=0))  # room for the longest label
@@ -71,50 +71,32 @@ def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Pat
     for y, row in zip(ys, rows):
         s = row.drop
         err = [[0.0], [0.0]] if math.isnan(s.low) else [[s.mean - s.low], [s.high - s.mean]]
-        color = "0.5" if row.control else "tab:blue"
-        ax.errorbar([s.mean], [y], xerr=err, fmt="o", color=color, ecolor=color, capsize=3)
+        color = REFERENCE_COLOR if row.reference else "0.5" if row.control else "tab:blue"
+        ax.errorbar([s.mean], [y], xerr=err, fmt="s" if row.reference else "o", color=color, ecolor=color,
+                    capsize=3)
         # every seed's own drop, small and hollow over the interval: n = 3 is few, show them all
         ax.scatter(s.values, [y] * len(s.values), s=12, facecolors="none", edgecolors=color, linewidths=0.8,
                    zorder=3)
     ax.axvline(0, color="0.7", linewidth=0.8)
     from matplotlib.lines import Line2D
 
-    ax.legend(handles=[Line2D([], [], marker="o", color="tab:blue", label="perturbation (mean, 95% CI)"),
-                       Line2D([], [], marker="o", color="0.5", label="control (harness reference)"),
-                       Line2D([], [], marker="o", color="0.3", linestyle="none", markerfacecolor="none",
-                              markersize=4, label="one seed")], fontsize="small", loc="best")
+    handles = [Line2D([], [], marker="o", color="tab:blue", label="perturbation (mean, 95% CI)"),
+               Line2D([], [], marker="o", color="0.5", label="control (harness reference)")]
+    if any(r.reference for r in rows):
+        handles.append(Line2D([], [], marker="s", color=REFERENCE_COLOR, label="IMP rewound to 0 (paper's reference)"))
+    handles.append(Line2D([], [], marker="o", color="0.3", linestyle="none", markerfacecolor="none", markersize=4,
+                          label="one seed"))
+    ax.legend(handles=handles, fontsize="small", loc="best")
     ax.set_yticks(ys, labels)
     ax.set_xlabel("drop vs. ticket (points; mean, 95% CI)")
     ax.set_title(_plot_label(f"{main.preset}: {main.percent_remaining:.1f}% remaining, k = {main.rewind_step}"))
-
     if second:
-        ax = axes[1]
-        series: dict[str, list[tuple[float, Summary]]] = {}
-        for board in levels:
-            for row in board.rows:
-                series.setdefault(_label(row.name, row.params, row.perturbation_seed), []).append(
-                    (row.percent_remaining, row.perturbed))
-        ticket = [(b.percent_remaining, max(b.rows, key=lambda r: r.n).ticket) for b in levels]
-        lines = [("ticket (unperturbed)", ticket)] + sorted(series.items())
-        for i, (label, points) in enumerate(lines):
-            points.sort(key=lambda p: -p[0])
-            # a small horizontal offset per line so intervals at the same sparsity do not hide each other
-            shift = 1 + 0.012 * (i - (len(lines) - 1) / 2)
-            xs = [p * shift for p, _ in points]
-            means = [s.mean for _, s in points]
-            err = [[0.0 if math.isnan(s.low) else s.mean - s.low for _, s in points],
-                   [0.0 if math.isnan(s.high) else s.high - s.mean for _, s in points]]
-            style = {"linestyle": "--", "color": "black"} if i == 0 else {}
-            ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=_plot_label(label), **style)
-        ax.set_xscale("log")
-        ticks = [b.percent_remaining for b in levels]
-        ax.set_xticks(ticks, [f"{t:.1f}" for t in ticks])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.invert_xaxis()  # sparser to the right, as in the paper's plots
-        ax.set_xlabel("percent of weights remaining")
-        ax.set_ylabel("test accuracy after the perturbation (%)")
-        ax.set_title(_plot_label(f"{main.preset}: accuracy against sparsity"))
-        ax.legend(fontsize="small")
+        _accuracy_axes(axes[1], curve)
+    return _save_report(fig, output)
+
+
+def _save_report(fig, output: Path) -> Path:
+    import matplotlib
 
     output.parent.mkdir(parents=True, exist_ok=True)
     fmt = output.suffix[1:].lower()
@@ -123,6 +105,115 @@ def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Pat
     with matplotlib.rc_context({"svg.hashsalt": "earlyphase-bench", "svg.fonttype": "none"}):
         fig.savefig(output, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
     return output
+
+
+# ---------------------------------------------------------------------------------------- accuracy vs sparsity
+
+REFERENCE_COLOR = "tab:red"
+
+
+@dataclass(frozen=True)
+class Point:
+    percent_remaining: float
+    level: int
+    accuracy: Summary  # test accuracy over seeds: mean and 95% interval
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    kind: str  # "ticket", "reference" (imp-rewind-0), "control" or "perturbation"
+    points: tuple[Point, ...]  # densest first
+
+
+@dataclass(frozen=True)
+class AccuracyCurve:
+    """What the accuracy-against-sparsity figure draws, for one preset, configuration and hardware class."""
+
+    preset: str
+    config_hash: str
+    hardware: str
+    rewind_step: int
+    levels: tuple[tuple[int, float], ...]  # (level, percent remaining), densest first
+    dense: Summary  # the dense network, over every seed on any board (it does not depend on the level)
+    lines: tuple[Line, ...]  # the ticket, then the reference, then the rest by label
+
+
+def accuracy_vs_sparsity(lb: Leaderboard, default_level: int | None = None) -> AccuracyCurve:
+    """Test accuracy at each sparsity of the configuration and hardware class of the board :func:`draw` shows
+    first: the ticket (accuracy.ticket, each seed once, whichever rows carry it), every ranked row's accuracy
+    after its perturbation (for imp-rewind-0: the IMP-rewound-to-0 network), and the dense network."""
+    main = choose_board(lb.boards, default_level)
+    same = (main.preset, main.config_hash, main.hardware)
+    boards = sorted((b for b in lb.boards if (b.preset, b.config_hash, b.hardware) == same),
+                    key=lambda b: (-b.percent_remaining, b.level))
+    ticket, dense, series = [], {}, {}
+    for board in boards:
+        tickets = {}
+        for row in board.rows:
+            tickets.update(dict(zip(row.seeds, row.ticket.values)))  # the same ticket whatever the perturbation
+            dense.update(zip(row.seeds, row.dense.values))
+            kind = "reference" if row.reference else "control" if row.control else "perturbation"
+            point = Point(board.percent_remaining, board.level, row.perturbed)
+            series.setdefault((_label(row.name, row.params, row.perturbation_seed), kind), []).append(point)
+        ticket.append(Point(board.percent_remaining, board.level, summarize([tickets[s] for s in sorted(tickets)])))
+    order = {"reference": 0, "control": 1, "perturbation": 2}
+    lines = [Line(f"ticket, rewound to k = {main.rewind_step}", "ticket", tuple(ticket))]
+    lines += [Line(name, kind, tuple(points)) for (name, kind), points in
+              sorted(series.items(), key=lambda item: (order[item[0][1]], item[0][0]))]
+    return AccuracyCurve(main.preset, main.config_hash, main.hardware, main.rewind_step,
+                         tuple((b.level, b.percent_remaining) for b in boards),
+                         summarize([dense[s] for s in sorted(dense)]), tuple(lines))
+
+
+def _accuracy_axes(ax, curve: AccuracyCurve) -> None:
+    """Accuracy against percent remaining on a log axis, sparser to the right as in the paper's figures."""
+    import matplotlib.ticker
+
+    d = curve.dense
+    ax.axhline(d.mean, color="0.45", linestyle="--", linewidth=1, label="dense network")
+    if not math.isnan(d.low):
+        ax.axhspan(*_within_accuracy(d), color="0.45", alpha=0.12, linewidth=0)
+    styles = {"ticket": {"color": "black", "marker": "o", "linewidth": 2},
+              "reference": {"color": REFERENCE_COLOR, "marker": "s", "linestyle": "--", "linewidth": 2},
+              "control": {"marker": "o", "linestyle": ":"}, "perturbation": {"marker": "o"}}
+    for i, line in enumerate(curve.lines):
+        # a small horizontal offset per line so intervals at the same sparsity do not hide each other
+        shift = 1 + 0.012 * (i - (len(curve.lines) - 1) / 2)
+        xs = [p.percent_remaining * shift for p in line.points]
+        acc = [p.accuracy for p in line.points]
+        bounds = [_within_accuracy(s) for s in acc]
+        err = [[s.mean - low for s, (low, _) in zip(acc, bounds)], [high - s.mean for s, (_, high) in zip(acc, bounds)]]
+        label = "IMP rewound to 0 (k = 0, paper's reference)" if line.kind == "reference" else line.label
+        ax.errorbar(xs, [s.mean for s in acc], yerr=err, capsize=3, label=_plot_label(label), **styles[line.kind])
+    ax.set_xscale("log")
+    ticks = [pct for _, pct in curve.levels]
+    ax.set_xticks(ticks, [f"{t:.1f}" for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.invert_xaxis()  # sparser to the right, as in the paper's plots
+    ax.set_xlabel("percent of weights remaining")
+    ax.set_ylabel("test accuracy (%; mean, 95% CI)")
+    ax.set_title(_plot_label(f"{curve.preset}: accuracy against sparsity"))
+    ax.legend(fontsize="small")
+
+
+def _within_accuracy(s: Summary) -> tuple[float, float]:
+    """The 95% interval clipped to [0, 100] (two seeds' t-interval reaches far past what accuracy can be, and
+    that part says nothing); the mean alone where there is no interval."""
+    if math.isnan(s.low):
+        return s.mean, s.mean
+    return max(s.low, 0.0), min(s.high, 100.0)
+
+
+def draw_accuracy(curve: AccuracyCurve, output: Path) -> Path:
+    """The accuracy-against-sparsity figure on its own (``bench plot --vs-sparsity``). PNG or SVG by suffix."""
+    fig = _figure((7.5, 5.0))
+    ax = fig.subplots()
+    _accuracy_axes(ax, curve)
+    ax.set_title(_plot_label(f"{curve.preset}: test accuracy against sparsity") + "\n"
+                 + _plot_label(f"k = {curve.rewind_step}, config {curve.config_hash}, {curve.hardware}"), fontsize=10)
+    ax.grid(alpha=0.3)
+    return _save_report(fig, output)
 
 
 # ---------------------------------------------------------------------------------------- rewind curve

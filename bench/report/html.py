@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from bench.report.model import BUILTIN_DIST, Board, Leaderboard, Row
 from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, cells, clean,
-                               ineligible_cells, note_lines, summary_line)
+                               ineligible_cells, note_lines, reference_line, summary_line)
 
 # columns that, when every row of a board agrees, say nothing per row: they move into the board's header
 _CONSTANT_CANDIDATES = ("p-seed", "n", "% remaining", "k")
@@ -37,6 +37,7 @@ _CSS = (
     "td.plugin,td.drop-per-seed{font-size:.85em;color:#444}td.drop-per-seed{white-space:nowrap}"
     ".params{font-family:monospace;font-size:.9em}"
     "tr.control{background:#eee}tr.tied td.notes,.tied-key{font-style:italic}"
+    "tr.reference{background:#e3ecfa;font-weight:600}.swatch.ref{background:#e3ecfa}p.reference{margin:.2em 0}"
     ".legend span{margin-right:1.2em}.swatch{display:inline-block;width:1em;height:1em;background:#eee;"
     "border:1px solid #bbb;vertical-align:middle}.consts{color:#444;margin:.2em 0}"
     "#controls{margin:1em 0}#controls label{margin-right:1.5em}"
@@ -102,6 +103,7 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard") -> str:
         f"<p>{_h(EXPLANATION)}</p>",
         f"<p>{_h(summary_line(lb))}</p>",
         '<p class="legend"><span><span class="swatch"></span> control (the harness\'s reference)</span>'
+        '<span><span class="swatch ref"></span> imp-rewind-0, the paper\'s reference (IMP rewound to 0)</span>'
         '<span class="tied-key">tied with #n: the intervals overlap, order not established</span>'
         "<span>bar: 95% interval of the drop, dot: mean, grey line: zero</span></p>",
     ]
@@ -116,7 +118,7 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard") -> str:
                    f'<option value="all">all boards</option>{options}</select></label> '
                    "(click a column heading to sort)</div>")
     for i, board in enumerate(lb.boards, 1):
-        out += _board(board, f"board-{i}")
+        out += _board(lb, board, f"board-{i}")
     if lb.ineligible:
         out += ["<h2>Not ranked</h2>", "<table>", "<thead>", _head(INELIGIBLE_COLUMNS, sortable=False), "</thead>",
                 "<tbody>"]
@@ -133,7 +135,7 @@ def _short_title(b: Board) -> str:
     return f"{b.preset}: {b.percent_remaining:.1f}% remaining (level {b.level})"
 
 
-def _board(board: Board, ident: str) -> list[str]:
+def _board(lb: Leaderboard, board: Board, ident: str) -> list[str]:
     table = [dict(zip(COLUMNS, cells(row))) for row in board.rows]
     constant = [c for c in _CONSTANT_CANDIDATES if len({t[c] for t in table}) == 1]
     # the parameters join the name (as in the terminal): one column less to fit 800 px
@@ -141,7 +143,8 @@ def _board(board: Board, ident: str) -> list[str]:
     columns.insert(columns.index("95% CI") + 1, _BAR)
     consts = ", ".join(f"{c} {table[0][c]}" for c in constant)
     lo, hi = _axis(board.rows)
-    out = [f'<section class="board" id="{ident}">', f"<h2>{_h(board_title(board))}</h2>"]
+    out = [f'<section class="board" id="{ident}">', f"<h2>{_h(board_title(board))}</h2>",
+           f'<p class="reference">{_h(reference_line(lb, board))}</p>']
     if consts:
         out.append(f'<p class="consts">Same for every row: {_h(consts)}.</p>')
     out += ["<table>", "<thead>", _head(columns, sortable=True, axis=(lo, hi)), "</thead>", "<tbody>"]
@@ -212,7 +215,8 @@ def _sort_value(col: str, row: Row) -> str | None:
 
 
 def _ranked_row(row: Row, values: dict[str, str], columns: Sequence[str], lo: float, hi: float) -> str:
-    classes = " ".join(c for c, on in (("control", row.control), ("tied", row.tied)) if on)
+    classes = " ".join(c for c, on in (("control", row.control), ("reference", row.reference), ("tied", row.tied))
+                       if on)
     tds = []
     for col in columns:
         key = _key(col)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from bench.report.model import Leaderboard
 from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, board_title, cells, ineligible_cells,
-                               note_lines, summary_line)
+                               note_lines, reference_line, summary_line)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~!])")
@@ -31,7 +31,7 @@ def render_markdown(lb: Leaderboard, title: str | None = "Leaderboard", depth: i
     if not lb.boards:
         out += ["No ranked results.", ""]
     for board in lb.boards:
-        out += [f"{h2} {md(board_title(board))}", "", _md_row(COLUMNS, COLUMNS),
+        out += [f"{h2} {md(board_title(board))}", "", md(reference_line(lb, board)), "", _md_row(COLUMNS, COLUMNS),
                 "|" + "|".join("---:" if c in ("#", "p-seed", "n", "mean drop", "% remaining", "k",
                                                "effective std") else "---" for c in COLUMNS) + "|"]
         out += [_md_row(cells(r), COLUMNS) for r in board.rows]

@@ -18,7 +18,8 @@ from bench.provenance import PROTOCOL_VERSION
 from bench.report.results import Problem, Result, load_results
 from bench.stats import Summary, summarize
 
-CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket")
+CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket", "imp-rewind-0")
+REFERENCE = "imp-rewind-0"  # the paper's k = 0 reference: IMP rewound to iteration 0 with its own pruning chain
 BUILTIN_DIST = "earlyphase-bench"  # only the harness's own controls count as controls
 DEFAULT_MIN_SEEDS = 2  # the fewest seeds that give an interval
 COMMITTED_MIN_SEEDS = 3  # what the committed leaderboard (and a submission) needs
@@ -50,6 +51,7 @@ class Row:
     pretraining: bool = False  # a pre-training entry (bench pretrain): the rewind point itself was replaced
     protocol: int = PROTOCOL_VERSION  # the lowest protocol version among the row's records
     hardware: str = ""  # the kernel class its records were trained on (hardware_class)
+    dense: Summary | None = None  # the dense network of the same seeds (the same at every level)
     rank: int | None = None
     tied_with: list[int] = field(default_factory=list)  # ranks of neighbours whose interval overlaps
     reason: str | None = None  # why the row is not ranked
@@ -62,6 +64,11 @@ class Row:
     def tied(self) -> bool:
         return bool(self.tied_with)
 
+    @property
+    def reference(self) -> bool:
+        """The paper's reference row (built in, like every control: a name alone does not make one)."""
+        return self.control and self.name == REFERENCE
+
     def sort_key(self) -> tuple:
         return (self.name, _params_key(self.params), self.perturbation_seed)
 
@@ -71,7 +78,7 @@ class Row:
             "percent_remaining": self.percent_remaining, "rewind_step": self.rewind_step, "steps": self.steps,
             "perturbation": self.name, "params": self.params, "perturbation_seed": self.perturbation_seed,
             "plugin": self.plugin, "distribution": self.distribution, "version": self.version,
-            "control": self.control, "tied": self.tied, "tied_with": self.tied_with,
+            "control": self.control, "reference": self.reference, "tied": self.tied, "tied_with": self.tied_with,
             "n": self.n, "mean_drop": self.drop.mean, "ci_low": self.drop.low, "ci_high": self.drop.high,
             "std_drop": self.drop.std,
             "per_seed": [{"seed": s, "drop": d, "ticket": t, "perturbed": p} for s, d, t, p in
@@ -94,6 +101,11 @@ class Board:
     rewind_step: int
     rows: list[Row]
     hardware: str = ""
+
+    @property
+    def reference(self) -> Row | None:
+        """The imp-rewind-0 row (the best ranked, should it have been run with several perturbation seeds)."""
+        return next((r for r in self.rows if r.reference), None)
 
     def as_dict(self) -> dict[str, Any]:
         return {"preset": self.preset, "config_hash": self.config_hash, "level": self.level,
@@ -130,6 +142,11 @@ class Leaderboard:
     @property
     def rows(self) -> list[Row]:
         return [r for b in self.boards for r in b.rows]
+
+    def unranked_reference(self, board: Board) -> Row | None:
+        """A reference row of ``board``'s preset, configuration, level and hardware that is not ranked."""
+        return next((r for r in self.ineligible if r.reference and (r.preset, r.config_hash, r.level, r.hardware)
+                     == (board.preset, board.config_hash, board.level, board.hardware)), None)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -197,6 +214,7 @@ def _row(results: list[Result]) -> Row:
         pretraining=all(r.get("kind") == "pretraining" for r in recs),
         protocol=min(protocol(r) for r in recs),
         hardware=_joined(hardware_class(r) for r in recs),
+        dense=summarize([r["accuracy"]["dense"] for r in recs]),
     )
 
 

@@ -6,7 +6,7 @@ import io
 
 from bench.report.model import Leaderboard, Row, label
 from bench.report.text import (INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, clean, ineligible_cells, interval,
-                               note_lines, notes, num, per_seed, summary_line)
+                               note_lines, notes, num, per_seed, reference_line, summary_line)
 
 
 TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "per seed", "eff. std", "plugin", "notes")
@@ -50,12 +50,15 @@ def rich_tables(lb: Leaderboard, width: int | None = None) -> list:
         narrow = width is not None and width < NARROW
         names = [c for c in TERMINAL_COLUMNS
                  if not (same_n and c == "n") and not (narrow and c in ("per seed", "eff. std", "plugin"))]
-        title = board_title(board) + (f", n = {board.rows[0].n} seeds" if same_n else "")
+        # the paper's reference (or how to add it) on its own line under the title
+        title = board_title(board) + (f", n = {board.rows[0].n} seeds" if same_n else "") + "\n" + \
+            reference_line(lb, board)
         table = Table(title=Text(title), caption=Text(summary_line(lb)))
         columns(table, names, board.rows)
         for row in board.rows:
             cells = dict(zip(TERMINAL_COLUMNS, _terminal_cells(row)))
-            table.add_row(*(Text(cells[c]) for c in names), style="dim" if row.control else "")
+            style = "bold" if row.reference else "dim" if row.control else ""
+            table.add_row(*(Text(cells[c]) for c in names), style=style)
         tables.append(table)
     if lb.ineligible:
         table = Table(title=Text("Not ranked"))

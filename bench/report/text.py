@@ -9,7 +9,7 @@ import re
 import unicodedata
 from typing import Any
 
-from bench.report.model import Board, Leaderboard, Row, params_text
+from bench.report.model import REFERENCE, Board, Leaderboard, Row, params_text
 from bench.stats import Summary
 
 
@@ -44,7 +44,9 @@ def plugin_text(row: Row) -> str:
 
 def notes(row: Row) -> str:
     parts = []
-    if row.control:
+    if row.reference:
+        parts.append("reference (k = 0)")
+    elif row.control:
         parts.append("control")
     if row.pretraining:
         parts.append("pre-training entry")
@@ -68,8 +70,46 @@ EXPLANATION = (
     "Drop = accuracy of the unperturbed ticket minus accuracy after the perturbation, for the same replicate "
     "seed (percentage points), so larger means more damaging. Mean over seeds with a 95% t-interval. "
     "Tied: the interval overlaps a neighbour's, so the order of those rows is not established. "
-    "Controls (identity, rewind-to-init, reinit, lottery-ticket) are the harness's references."
+    "Controls (identity, rewind-to-init, reinit, lottery-ticket, imp-rewind-0) are the harness's references; "
+    "imp-rewind-0 is the paper's reference, IMP rewound to iteration 0 with its own pruning chain, so its drop is "
+    "how much rewinding to k beats rewinding to 0."
 )
+
+
+def reference_line(lb: Leaderboard, board: Board) -> str:
+    """The line under a board's title: the paper's reference (IMP rewound to 0) at this sparsity, or why it is
+    missing and the command that adds it."""
+    ref = board.reference
+    if ref is not None:
+        return (f"Reference, IMP rewound to 0 ({REFERENCE}): mean drop {num(ref.drop.mean)}, 95% CI "
+                f"{interval(ref.drop)}, n = {ref.n}; positive: rewinding to k = {board.rewind_step} beats "
+                f"rewinding to 0.")
+    unranked = lb.unranked_reference(board)
+    if unranked is not None:
+        return clean(f"The IMP-rewound-to-0 reference at this sparsity is not ranked: {unranked.reason}.")
+    return clean(f"No IMP-rewound-to-0 reference at this sparsity: run {_reference_command(board)}.")
+
+
+def _reference_command(board: Board) -> str:
+    """``bench run`` for the reference on ``board``'s seeds (the drops pair by seed); the preset and seeds only
+    where they are not the defaults."""
+    from bench.presets import DEFAULT_PRESET, PRESETS
+
+    seeds = sorted({s for r in board.rows for s in r.seeds})
+    preset = PRESETS.get(board.preset)
+    words = ["bench run -p", REFERENCE] + (["--preset", board.preset] if board.preset != DEFAULT_PRESET else [])
+    if preset is None or seeds != list(range(preset.seeds)):
+        words += ["--seeds", _seeds_text(seeds)]
+    return " ".join(words + ["--level", str(board.level)])
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    """Seeds as --seeds reads them: a count from 0, a range, or a list."""
+    if seeds == list(range(len(seeds))):
+        return str(len(seeds))
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
 
 
 def cells(row: Row) -> list[str]:
