@@ -67,7 +67,7 @@ class Sweep:
     overrides: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     threads: int = 1
-    group_size: int = 16
+    group_size: int | None = None  # None: each preset's own (bench.presets.Preset.group_size)
     data_dir: str | None = None
     slurm: dict[str, Any] = field(default_factory=dict)
     seconds_per_iteration: float | None = None
@@ -283,6 +283,7 @@ def plan(sweep: Sweep, cache: Path) -> list[dict]:
     """Every unit of the sweep, tickets units before their branches, each marked cached or not."""
     from bench.perturbation import resolve_params
     from bench.plugins import default_plugins
+    from bench.presets import get_preset
 
     known = default_plugins().perturbations()
     units: list[dict] = []
@@ -295,10 +296,11 @@ def plan(sweep: Sweep, cache: Path) -> list[dict]:
         per_epoch = exp.iterations_per_epoch(train_size)
         T, k = parse_step(exp.train.steps, per_epoch), parse_step(exp.rewind, per_epoch)
         spi = sweep.seconds_per_iteration or SECONDS_PER_ITERATION.get(preset, 0.01)
+        size = sweep.group_size or get_preset(preset).group_size  # as bench run groups them: the same numbers
         common = {"preset": preset, "overrides": sweep.overrides, "config_hash": chash, "device": sweep.device,
-                  "threads": sweep.threads, "group_size": sweep.group_size, "data_dir": sweep.data_dir,
+                  "threads": sweep.threads, "group_size": size, "data_dir": sweep.data_dir,
                   "perturbation_seed": sweep.perturbation_seed}
-        for group in seed_groups(sweep.seeds, sweep.group_size):
+        for group in seed_groups(sweep.seeds, size):
             top = max(levels)
             tid = f"tickets:{preset}:{chash[:8]}:s{'-'.join(map(str, group))}:L{top}"
             if tid in seen:  # two presets with one configuration share their units

@@ -1,37 +1,52 @@
 #!/usr/bin/env bash
-# Regenerate every committed result from the current code, then the tables generated from them.
-#   scripts/regenerate_results.sh [CACHE_DIR]
-# leaderboard/results: the default preset (3 seeds): every built-in perturbation, the noise scales and the
-# pre-training entries. leaderboard/smoke: a few `smoke` results that CI re-runs exactly
-# (tests/test_committed_results.py). Run it whenever the numerics change (PROTOCOL_VERSION in
-# bench/provenance.py), on a machine of the class docs/reproducibility.md names.
+# Regenerate every committed result and measured figure from the current code, then the tables.
+#   scripts/regenerate_results.sh OUT_DIR [CACHE_DIR]
+# 1. The README's default command from an empty cache, timed (OUT_DIR/times.txt).
+# 2. leaderboard/results: the default preset on its default seeds (never used by the preset's search,
+#    docs/default-preset.md): every built-in perturbation and control at the default level and level 2, the
+#    noise scales, the pre-training entries (default level).
+# 3. docs/early-phase.md's rewind curve (a chain per k) and trace, into docs/figures.
+# 4. leaderboard/smoke: a few `smoke` results that CI re-runs exactly (tests/test_committed_results.py).
+# Run it whenever the numerics change (PROTOCOL_VERSION in bench/provenance.py), on an idle machine of the
+# class docs/reproducibility.md names. About 40 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache=${1:-$(mktemp -d)}
+out=${1:?output folder}; cache=${2:-$out/cache}
+mkdir -p "$out" docs/figures
 export CI=1  # no progress bars in logs
 b() { .venv/bin/bench "$@" --cache-dir "$cache"; }
-# two workers (each process uses one thread, docs/reproducibility.md); they share the trunk and the IMP
-# levels through the cache, whose stage locks make one train while the other waits
-(for p in identity rewind-to-init lottery-ticket reinit reinit-keep-sign init-magnitude-keep-sign keep-magnitude-init-sign \
-          random-sign shuffle-layer shuffle-layer-keep-sign shuffle-filter; do
-   b run --perturbation "$p" --json > /dev/null
+{ /usr/bin/time -f "default run (empty cache, shuffle-layer, default seeds): %e s wall, %M KB peak RSS" \
+    .venv/bin/bench run --perturbation shuffle-layer --cache-dir "$cache" --json > "$out/shuffle-layer.json"; } 2>> "$out/times.txt"
+{ /usr/bin/time -f "same command again (cached): %e s wall" \
+    .venv/bin/bench run --perturbation shuffle-layer --cache-dir "$cache" --json > /dev/null; } 2>> "$out/times.txt"
+{ /usr/bin/time -f "another perturbation (reinit, trunk and levels cached): %e s wall" \
+    .venv/bin/bench run --perturbation reinit --cache-dir "$cache" --json > "$out/reinit.json"; } 2>> "$out/times.txt"
+# two workers, one process each (--workers 1: the seed groups one after another, the same numbers); they
+# share the trunk and the IMP levels through the cache, whose stage locks make one train while the other waits
+(b run -p imp-rewind-0 --level 3 --level 2 --workers 1 --json > "$out/imp-rewind-0.json"
+ for p in identity rewind-to-init lottery-ticket reinit reinit-keep-sign init-magnitude-keep-sign \
+          keep-magnitude-init-sign random-sign shuffle-layer shuffle-layer-keep-sign shuffle-filter; do
+   b run --perturbation "$p" --level 3 --level 2 --workers 1 --json > "$out/$p.json"
+ done
+ for s in 0.25 0.5 1 2 4; do
+   b run --perturbation gaussian-noise --param scale=$s --level 3 --level 2 --workers 1 --json > "$out/gaussian-noise-$s.json"
  done) & first=$!
-(for s in 0.25 0.5 1 2 4; do
-   b run --perturbation gaussian-noise --param scale=$s --json > /dev/null
- done
+(b rewind-curve --k 0,32,96,192,320 --output docs/figures/rewind-curve.png --json > "$out/rewind-curve.json"
+ b trace --seeds 3 --output-dir docs/figures/trace --json > "$out/trace.json"
  for task in random-labels rotation blur blur-rotation; do
-   b pretrain --task "$task" --json > /dev/null
+   b pretrain --task "$task" --json > "$out/pretrain-$task.json"
  done
- for task in blur rotation; do  # the supervised budget (k = 60 iterations), for contrast
-   b pretrain --task "$task" --param steps=60it --json > /dev/null
+ for task in blur rotation; do  # the supervised budget (k = 96 iterations), for contrast
+   b pretrain --task "$task" --param steps=96it --json > "$out/pretrain-$task-96it.json"
  done) & second=$!
 wait "$first" && wait "$second"  # fail if either worker failed
-# the CI sample: small, every code path (perturbations, a pre-training) re-run exactly by the tests
+# the CI sample: small, every code path (perturbations, the reference chain, a pre-training) re-run exactly
 smoke="$cache/smoke"
-.venv/bin/bench run --preset smoke --seeds 2 -p identity -p shuffle-layer -p reinit --cache-dir "$smoke" --json > /dev/null
+.venv/bin/bench run --preset smoke --seeds 2 -p identity -p shuffle-layer -p reinit -p imp-rewind-0 \
+  --cache-dir "$smoke" --json > /dev/null
 .venv/bin/bench pretrain --preset smoke --seeds 2 --task blur --param steps=5it --cache-dir "$smoke" --json > /dev/null
 rm -rf leaderboard/results leaderboard/smoke
 cp -r "$cache/results" leaderboard/results
 cp -r "$smoke/results" leaderboard/smoke
 .venv/bin/python -m bench.report
-echo "results in leaderboard/results and leaderboard/smoke; cache kept in $cache"
+echo "results in leaderboard/results and leaderboard/smoke; JSON outputs and times in $out; cache kept in $cache"

@@ -127,3 +127,36 @@ def test_validation_examples_change_the_config_hash_only_when_set():
     base = SMOKE.experiment
     assert config_hash(base) != config_hash(replace(base, data=replace(base.data, validation_examples=0)))
     assert DataConfig().validation_examples == 0
+
+
+def test_seed_groups_in_parallel_workers_give_the_same_numbers(tmp_path, data_dir):
+    requests = [("identity", {}), ("shuffle-layer", {})]
+    one = run_perturbations(SMOKE, requests, replace(_options(tmp_path / "one", data_dir), group_size=2),
+                            seeds=3, level=1)
+    two = run_perturbations(SMOKE, requests, replace(_options(tmp_path / "two", data_dir), group_size=2, workers=2),
+                            seeds=3, level=1)
+    for a, b in zip(one, two):
+        assert [r["accuracy"] for r in a.records] == [r["accuracy"] for r in b.records]
+        assert [r["fingerprints"] for r in a.records] == [r["fingerprints"] for r in b.records]
+        assert [r["trained_with_seeds"] for r in b.records][0]["trunk"] == [0, 1]
+    # the workers' stage events reach the parent: each stage counted as trained once, none as cached
+    trained = [e for e in two[0].events if e.kind == "trained"]
+    assert len(trained) == len({(e.stage, e.seed) for e in trained}) == 3 * 4  # trunk, level 1, two branches
+    assert not any(e.kind == "cached" for e in two[0].events)
+
+
+def test_a_failing_worker_is_one_error_naming_its_seeds(tmp_path, data_dir, monkeypatch):
+    from bench.errors import BenchError
+    from bench.experiments import perturb
+
+    real = perturb._train
+
+    def fail_for_seed_2(reps, *args):
+        if any(rep.seed == 2 for rep in reps):
+            raise BenchError("planted failure")
+        return real(reps, *args)
+
+    monkeypatch.setattr(perturb, "_train", fail_for_seed_2)
+    with pytest.raises(BenchError, match="seeds 2: planted failure"):
+        run_perturbations(SMOKE, [("identity", {})], replace(_options(tmp_path, data_dir), group_size=2, workers=2),
+                          seeds=3, level=1)

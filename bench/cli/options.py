@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -130,7 +131,7 @@ def json_option(help_: str = "Print one JSON object instead of a table.") -> Cal
     return click.option("--json", "as_json", is_flag=True, help=help_)
 
 
-_RUN_KEYS = ("device", "cache_dir", "data_dir", "download", "checkpoint_every", "group_size", "compile_")
+_RUN_KEYS = ("device", "cache_dir", "data_dir", "download", "checkpoint_every", "group_size", "compile_", "workers")
 
 
 def run_options(command: Callable) -> Callable:
@@ -143,7 +144,8 @@ def run_options(command: Callable) -> Callable:
         options = RunOptions(
             cache=cache_root(values["cache_dir"]), device=values["device"],
             data_dir=Path(values["data_dir"]) if values["data_dir"] else None, download=values["download"],
-            checkpoint_every=values["checkpoint_every"], group_size=values["group_size"], compile=values["compile_"])
+            checkpoint_every=values["checkpoint_every"], group_size=values["group_size"], compile=values["compile_"],
+            workers=values["workers"] or default_workers())
         return command(options=options, **kwargs)
 
     return _stack(wrapper, [
@@ -154,11 +156,23 @@ def run_options(command: Callable) -> Callable:
         click.option("--download", is_flag=True, help="Download CIFAR-10 if it is missing (needs internet)."),
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
                      help="Checkpoint every N steps (default: each epoch)."),
-        click.option("--group-size", type=click.IntRange(min=1), default=DEFAULT_GROUP_SIZE, show_default=True,
-                     help="Most replicates trained together as one fused model (1 = one at a time)."),
+        click.option("--group-size", type=click.IntRange(min=1), default=None,
+                     help=f"Most replicates trained together as one fused model (1 = one at a time). "
+                          f"Default: the preset's ({DEFAULT_GROUP_SIZE} unless it says otherwise)."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Seed groups trained at once, one process each (CPU). Default: one per CPU core. "
+                          "Never changes a number."),
         click.option("--compile", "compile_", is_flag=True,
                      help="torch.compile the model (worth it on long GPU runs)."),
     ])
+
+
+def default_workers() -> int:
+    """One worker per core this process may use: each trains with one thread (docs/reproducibility.md)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def cache_dir_option(help_: str) -> Callable:

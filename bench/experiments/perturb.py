@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 from bench import paths
@@ -11,7 +12,8 @@ from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import resolve_params, start_point
 from bench.plugins import Plugins, Registered, default_plugins
 from bench.presets import Preset
-from bench.stages import Replicate, execute, train_chain, training_groups
+from bench.experiments.parallel import run_groups, seed_groups
+from bench.stages import Env, ProgressFactory, Replicate, StageEvent, execute, train_chain, training_groups
 
 
 def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, str], options: RunOptions,
@@ -26,7 +28,9 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
                       experiment: Experiment | None = None) -> list[Outcome]:
     """Several perturbations at one level, each over ``seeds`` replicates, sharing trunk and IMP levels.
 
-    Each stage trains its replicates together as fused groups of up to ``options.group_size``.
+    Each stage trains its replicates together as fused groups of up to the group size (the preset's unless
+    ``options.group_size`` says otherwise); with ``options.workers`` > 1 on a CPU, the groups train side by
+    side, one process each (bench.experiments.parallel), to the same numbers.
     """
     plugins = plugins or default_plugins()
     chosen = []
@@ -35,17 +39,16 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
         chosen.append((registered, resolve_params(registered.perturbation, raw)))
     setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
     exp, env, lvl = setup.experiment, setup.env, setup.level
+    groups = seed_groups(setup.seeds, env.group_size)
+    if options.workers > 1 and len(groups) > 1 and env.device.type == "cpu":
+        def work(group: list[int], progress: ProgressFactory) -> list[StageEvent]:
+            mine = replace(env, progress=progress, events=[])
+            _train([Replicate(exp, seed, mine) for seed in group], chosen, lvl, mine, perturbation_seed)
+            return mine.events
+
+        env.events.extend(run_groups(work, groups, options.workers, env.progress))
     reps = [Replicate(exp, seed, env) for seed in setup.seeds]
-    # stage by stage across replicates, so each stage's replicates train together as one fused model
-    train_chain(reps, lvl, env)
-    if any(start_point(registered.perturbation) == "imp-from-init" for registered, _ in chosen):
-        train_chain(reps, lvl, env, rewind=0)  # the paper's reference: IMP rewound to 0, its own chain
-    # Each perturbation's branches train together like its tickets did (same seeds, same group), so a
-    # ticket and its branch follow the same numerical path; early training amplifies any rounding
-    # difference (docs/harness.md), and then identity would no longer drop exactly 0.
-    for registered, params in chosen:
-        for group in training_groups(reps, lvl):
-            execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in group], env)
+    _train(reps, chosen, lvl, env, perturbation_seed)  # after parallel groups: reads what they trained
     outcomes = []
     for registered, params in chosen:
         out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered.perturbation.name,
@@ -55,6 +58,21 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
             out.records.append(store(paths.result_file(paths.results_dir(options.cache), record), record))
         outcomes.append(out)
     return outcomes
+
+
+def _train(reps: list[Replicate], chosen: list[tuple[Registered, dict[str, Any]]], lvl: int, env: Env,
+           perturbation_seed: int) -> None:
+    """Every stage the records need, stage by stage across ``reps`` (each stage's replicates train together
+    as fused groups of up to ``env.group_size``)."""
+    train_chain(reps, lvl, env)
+    if any(start_point(registered.perturbation) == "imp-from-init" for registered, _ in chosen):
+        train_chain(reps, lvl, env, rewind=0)  # the paper's reference: IMP rewound to 0, its own chain
+    # Each perturbation's branches train together like its tickets did (same seeds, same group), so a
+    # ticket and its branch follow the same numerical path; early training amplifies any rounding
+    # difference (docs/harness.md), and then identity would no longer drop exactly 0.
+    for registered, params in chosen:
+        for group in training_groups(reps, lvl):
+            execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in group], env)
 
 
 def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict[str, Any], lvl: int,

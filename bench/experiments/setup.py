@@ -31,7 +31,8 @@ class RunOptions:
     data_dir: Path | None = None  # default: <cache>/data
     download: bool = False
     checkpoint_every: int | None = None  # steps; default one epoch
-    group_size: int = DEFAULT_GROUP_SIZE  # most replicates trained together as one fused model
+    group_size: int | None = None  # most replicates trained together as one fused model; None: the preset's
+    workers: int = 1  # seed groups trained at once, each in its own process (CPU only); never moves a number
     compile: bool = False
     apply_timeout: float | None = None  # seconds a perturbation's apply() may run (None: no limit)
     progress: ProgressFactory = no_progress
@@ -101,6 +102,7 @@ def prepare(preset: Preset, options: RunOptions, *, seeds: int | Sequence[int], 
     table = levels_table(exp, data.in_channels, data.num_classes)
     lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
     env = Env(cache=options.cache, device=device, data=data, progress=options.progress,
-              checkpoint_every=options.checkpoint_every, group_size=options.group_size, compile=options.compile,
+              checkpoint_every=options.checkpoint_every, group_size=options.group_size or preset.group_size,
+              compile=options.compile,
               apply_timeout=options.apply_timeout)
     return Setup(exp, env, lvl, table, chosen)

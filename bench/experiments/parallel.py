@@ -1,0 +1,108 @@
+"""Seed groups trained side by side, one forked process each, their progress shown by the parent.
+
+Fusing changes rounding, so which seeds train together is fixed by the group size alone: the same
+chunks that ``bench.stages.execute`` would train one after another. Running them at once changes when
+they are computed, never what. Every process trains with one thread (docs/reproducibility.md), so one
+process per core is what fills a CPU machine. Stages are locked (bench.stages), so two groups that
+need one shared stage never train it twice.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_module
+from dataclasses import astuple
+from typing import Any, Callable
+
+from bench.errors import BenchError
+from bench.stages import ProgressFactory, StageEvent
+
+
+def seed_groups(seeds: list[int], size: int) -> list[list[int]]:
+    """The fused groups of ``seeds``, in order: the chunks a single process trains one after another."""
+    return [seeds[i:i + size] for i in range(0, len(seeds), max(1, size))]
+
+
+class _Bar:
+    """A child's progress callback: every update goes to the parent, which owns the real bar."""
+
+    def __init__(self, channel: Any, key: tuple[int, int]):
+        self.channel, self.key = channel, key
+
+    def __call__(self, done: int) -> None:
+        self.channel.put(("step", self.key, done))
+
+    def done(self, accuracies: list[float], seconds: float) -> None:
+        self.channel.put(("finish", self.key, list(accuracies), seconds))
+
+
+def run_groups(work: Callable[[list[int], ProgressFactory], list[StageEvent]], groups: list[list[int]],
+               workers: int, progress: ProgressFactory) -> list[StageEvent]:
+    """``work(group, progress)`` for every group, at most ``workers`` at once; returns their stage events.
+
+    A failing group stops the others (what they finished stays cached) and is raised as one BenchError."""
+    context = multiprocessing.get_context("fork")  # the data and setup are already in memory: share them
+    channel = context.Queue()
+    bars: dict[tuple[int, int], Callable] = {}
+    events: list[StageEvent] = []
+    pending = list(enumerate(groups))
+    running: dict[int, Any] = {}
+    failure: str | None = None
+
+    def child(index: int, group: list[int]) -> None:
+        counter = iter(range(1 << 30))
+
+        def factory(description: str, total: int) -> _Bar:
+            key = (index, next(counter))
+            channel.put(("bar", key, description, total))
+            return _Bar(channel, key)
+
+        try:
+            found = work(group, factory)
+            channel.put(("done", index, [astuple(e) for e in found], None))
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+            message = str(exc) if isinstance(exc, BenchError) else f"{type(exc).__name__}: {exc}"
+            channel.put(("done", index, [], message))
+            code = 1
+        channel.close()
+        channel.join_thread()
+        os._exit(code)  # no atexit handlers or finalizers of the parent's state in a forked child
+
+    def handle(message: tuple) -> None:
+        nonlocal failure
+        kind, key = message[0], message[1]
+        if kind == "bar":
+            bars[key] = progress(message[2], message[3])
+        elif kind == "step":
+            bars[key](message[2])
+        elif kind == "finish":
+            if hasattr(bars[key], "done"):
+                bars[key].done(message[2], message[3])
+        elif kind == "done":
+            events.extend(StageEvent(*e) for e in message[2])
+            if message[3] is not None and failure is None:
+                failure = f"seeds {','.join(map(str, groups[key]))}: {message[3]}"
+            running.pop(key).join()
+
+    try:
+        while (pending or running) and failure is None:
+            while pending and len(running) < max(1, workers):
+                index, group = pending.pop(0)
+                running[index] = context.Process(target=child, args=(index, group), daemon=True)
+                running[index].start()
+            try:
+                handle(channel.get(timeout=1.0))
+            except queue_module.Empty:
+                for index, process in list(running.items()):
+                    if process.exitcode is not None and process.exitcode != 0:
+                        failure = (f"the worker training seeds {','.join(map(str, groups[index]))} died "
+                                   f"(exit code {process.exitcode}); rerun to resume from the cache")
+    finally:
+        for process in running.values():  # a failure or Ctrl-C: stop the others; their stages stay cached
+            process.terminate()
+            process.join()
+    if failure is not None:
+        raise BenchError(failure)
+    return events
