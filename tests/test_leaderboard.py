@@ -220,7 +220,7 @@ def test_a_board_without_the_reference_says_how_to_add_it(tmp_path):
         assert unranked in text and f"{missing} --seeds 3 --level 2." in text
     default = tmp_path / "default"  # the default preset and its seeds: the command needs neither
     mnist = get_preset("mnist1d-resnet")
-    write_series(default, "noise", [1.0, 2.0, 3.0], dist="o", preset="mnist1d-resnet", experiment=mnist.experiment,
+    write_series(default, "noise", [1.0, 2.0, 3.0, 1.5, 2.5, 2.0], dist="o", preset="mnist1d-resnet", experiment=mnist.experiment,
                  level=3, density=0.2)
     assert "run bench run -p imp-rewind-0 --level 3." in render_markdown(from_folders([default]))
     hostile = tmp_path / "hostile"
