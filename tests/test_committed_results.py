@@ -61,7 +61,7 @@ def test_default_preset_w0_and_wk_fingerprints_recompute(tmp_path, data_dir):
         for rep in reps:
             job = rep.trunk_job()
             job.end = rep.k  # only the first k iterations: W_k, not the whole dense run
-            job.finish = lambda accuracy, seconds, seeds: {}
+            job.finish = lambda accuracy, seconds, seeds, val_accuracy=None: {}
             jobs.append(job)
         stages.execute(jobs, env)
         for rep in reps:

@@ -103,7 +103,7 @@ def _save_report(fig, output: Path) -> Path:
     # fixed salt and no date, so the same results give the same SVG
     # svg.fonttype none: labels stay text in the SVG (searchable, selectable) instead of glyph paths
     with matplotlib.rc_context({"svg.hashsalt": "earlyphase-bench", "svg.fonttype": "none"}):
-        fig.savefig(output, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+        fig.savefig(output, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
     return output
 
 
@@ -178,8 +178,9 @@ def _accuracy_axes(ax, curve: AccuracyCurve) -> None:
               "reference": {"color": REFERENCE_COLOR, "marker": "s", "linestyle": "--", "linewidth": 2},
               "control": {"marker": "o", "linestyle": ":"}, "perturbation": {"marker": "o"}}
     for i, line in enumerate(curve.lines):
-        # a small horizontal offset per line so intervals at the same sparsity do not hide each other
-        shift = 1 + 0.012 * (i - (len(curve.lines) - 1) / 2)
+        # a small horizontal offset per line so intervals at the same sparsity do not hide each other; the whole
+        # spread stays within +-6% of the sparsity, however many lines there are
+        shift = 1 + (0.12 * (i / (len(curve.lines) - 1) - 0.06) if len(curve.lines) > 1 else 0.0)
         xs = [p.percent_remaining * shift for p in line.points]
         acc = [p.accuracy for p in line.points]
         bounds = [_within_accuracy(s) for s in acc]
@@ -194,7 +195,8 @@ def _accuracy_axes(ax, curve: AccuracyCurve) -> None:
     ax.set_xlabel("percent of weights remaining")
     ax.set_ylabel("test accuracy (%; mean, 95% CI)")
     ax.set_title(_plot_label(f"{curve.preset}: accuracy against sparsity"))
-    ax.legend(fontsize="small")
+    # beside the axes, not on them: a board has a line per perturbation, and they must not hide the data
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def _within_accuracy(s: Summary) -> tuple[float, float]:
@@ -207,7 +209,7 @@ def _within_accuracy(s: Summary) -> tuple[float, float]:
 
 def draw_accuracy(curve: AccuracyCurve, output: Path) -> Path:
     """The accuracy-against-sparsity figure on its own (``bench plot --vs-sparsity``). PNG or SVG by suffix."""
-    fig = _figure((7.5, 5.0))
+    fig = _figure((11.0, 5.5))
     ax = fig.subplots()
     _accuracy_axes(ax, curve)
     ax.set_title(_plot_label(f"{curve.preset}: test accuracy against sparsity") + "\n"
