@@ -155,7 +155,7 @@ class Replicate:
             move_aside(done, problem)
         return None
 
-    def _finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[[float, float, list[int]], dict]:
+    def _finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[..., dict]:
         def finish(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:
             # the group and the hardware class are part of a result's identity: grouped kernels round
             # differently per group, and kernels differ per CPU capability and GPU model

@@ -9,6 +9,7 @@ need one shared stage never train it twice.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import queue as queue_module
@@ -51,7 +52,7 @@ def run_groups(work: Callable[[list[int], ProgressFactory], list[StageEvent]], g
     failure: str | None = None
 
     def child(index: int, group: list[int]) -> None:
-        counter = iter(range(1 << 30))
+        counter = itertools.count()
 
         def factory(description: str, total: int) -> _Bar:
             key = (index, next(counter))
