@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, TypeVar
 
 import torch
 from filelock import FileLock
@@ -313,6 +313,15 @@ class Replicate:
         return record | {"drop": record["ticket_accuracy"] - record["accuracy"]}
 
 
+T = TypeVar("T")
+
+
+def seed_groups(items: list[T], size: int) -> list[list[T]]:
+    """Consecutive chunks of up to ``size``, in order: how replicates are fused into groups. ``execute``,
+    the parallel runner and the sweep planner all group by this one rule, so they fuse the same seeds."""
+    return [items[i:i + max(1, size)] for i in range(0, len(items), max(1, size))]
+
+
 def train_chain(reps: list[Replicate], level: int, env: Env, rewind: int | None = None) -> None:
     """Everything the tickets at ``level`` need, stage by stage across the replicates (each stage's
     replicates train together as fused groups): the dense trunk, then IMP levels 1..level of the chain
@@ -353,8 +362,7 @@ def execute(jobs: list[Job | None], env: Env) -> None:
     for job in pending:
         groups.setdefault((job.replicate.hash, job.start), []).append(job)
     for group in groups.values():
-        for i in range(0, len(group), max(1, env.group_size)):
-            chunk = group[i:i + max(1, env.group_size)]
+        for chunk in seed_groups(group, env.group_size):
             with stage_locks([j.folder for j in chunk]):
                 todo = []
                 for job in chunk:  # finished by another process while this one waited

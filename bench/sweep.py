@@ -33,6 +33,7 @@ from bench.errors import BenchError, unknown
 from bench.experiments.perturb import run_perturbations
 from bench.experiments.setup import RunOptions, prepare, resolve_device, resolve_level
 from bench.pruning import levels_table
+from bench.stages import seed_groups
 
 TOP_KEYS = ("presets", "seeds", "levels", "sparsities", "perturbations", "perturbation_seed", "overrides", "run",
             "slurm", "estimate")
@@ -259,10 +260,6 @@ def levels_of(sweep: Sweep, preset: str) -> list[int]:
 
 
 # ------------------------------------------------------------------------------------------ the unit graph
-
-
-def seed_groups(seeds: list[int], size: int) -> list[list[int]]:
-    return [seeds[i:i + size] for i in range(0, len(seeds), size)]
 
 
 def _stage_dir(cache: Path, chash: str, seed: int, level: int) -> Path:

@@ -155,11 +155,7 @@ def test_fused_replicates_step(benchmark, report, replicas):
     steps = STEPS["mnist1d"]
 
     def loop(r):
-        m = fused.build(exp.model, 1, 10, r)
-        trainer = Trainer(m, exp.train, Schedule(0.1, 0.1, ()), loss=fused.loss)
-        stream = fused.FusedStream([BatchStream(data, 128, s) for s in range(r)])
-        for step in range(steps):
-            trainer.step(step, *stream.batch(step))
+        _fused_loop(fused.build(exp.model, 1, 10, r), data, steps, r)
 
     one = _time(lambda: loop(1))
     benchmark.pedantic(lambda: loop(replicas), rounds=3, warmup_rounds=1)
@@ -196,12 +192,16 @@ class _Plain1d(torch.nn.Module):
         return net.fc(out.mean(-1))
 
 
-REPLICAS = 5  # the default preset's seeds, fused
+REPLICAS = 5  # replicates fused in the layout and compile benchmarks (docs/performance.md)
 
 
-def _fused_loop(model, data, steps, compile_=False):
+def _trainer(model, data, replicas, compile_=False):
     trainer = Trainer(model, TrainConfig(), Schedule(0.1, 0.1, ()), loss=fused.loss, compile=compile_)
-    stream = fused.FusedStream([BatchStream(data, 128, s) for s in range(REPLICAS)])
+    return trainer, fused.FusedStream([BatchStream(data, 128, s) for s in range(replicas)])
+
+
+def _fused_loop(model, data, steps, replicas=REPLICAS):
+    trainer, stream = _trainer(model, data, replicas)
     for step in range(steps):
         trainer.step(step, *stream.batch(step))
 
@@ -232,13 +232,10 @@ def test_compile_on_cpu(benchmark, report):
         return fused.build(exp.model, 1, 10, REPLICAS).to(memory_format=torch.channels_last)
 
     eager = _time(lambda: _fused_loop(model(), data, steps))
-    compiled = model()
+    trainer, stream = _trainer(model(), data, REPLICAS, compile_=True)
     start = time.perf_counter()
-    _fused_loop(compiled, data, 2, compile_=True)  # compiles (the Trainer compiles the forward once)
+    trainer.step(0, *stream.batch(0))  # the first step compiles the forward
     compile_s = time.perf_counter() - start
-    trainer = Trainer(compiled, TrainConfig(), Schedule(0.1, 0.1, ()), loss=fused.loss, compile=True)
-    stream = fused.FusedStream([BatchStream(data, 128, s) for s in range(REPLICAS)])
-    trainer.step(0, *stream.batch(0))  # warm: reuses the compiled graph
 
     def loop():
         for step in range(steps):

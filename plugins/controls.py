@@ -40,15 +40,13 @@ class LotteryTicket:
         return dict(ctx.init)
 
 
-class ImpRewindZero:
+class ImpRewindZero(LotteryTicket):
+    """Starts from W_0 like the lottery ticket (so apply() is the same), but under its own pruning chain."""
+
     name = "imp-rewind-0"
     description = ("Reference: IMP rewound to iteration 0 with its own pruning chain (own masks, W_0 trained "
                    "0 -> T at every level), as the paper compares.")
-    params = ()
     start = "imp-from-init"  # the harness trains the chain; apply() measures W_0 against W_k
-
-    def apply(self, ctx):
-        return dict(ctx.init)
 
 
 PERTURBATIONS = [

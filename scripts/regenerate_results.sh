@@ -8,7 +8,7 @@
 # 3. docs/early-phase.md's rewind curve (a chain per k) and trace, into docs/figures.
 # 4. leaderboard/smoke: a few `smoke` results that CI re-runs exactly (tests/test_committed_results.py).
 # Run it whenever the numerics change (PROTOCOL_VERSION in bench/provenance.py), on an idle machine of the
-# class docs/reproducibility.md names. 34 minutes on 2 idle cores (protocol 2).
+# class docs/reproducibility.md names. Protocol 2 took 34 minutes on 2 cores (the test suite ran beside it for part of that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?output folder}; cache=${2:-$out/cache}

@@ -20,11 +20,6 @@ from bench.errors import BenchError
 from bench.stages import ProgressFactory, StageEvent
 
 
-def seed_groups(seeds: list[int], size: int) -> list[list[int]]:
-    """The fused groups of ``seeds``, in order: the chunks a single process trains one after another."""
-    return [seeds[i:i + size] for i in range(0, len(seeds), max(1, size))]
-
-
 class _Bar:
     """A child's progress callback: every update goes to the parent, which owns the real bar."""
 

@@ -12,8 +12,9 @@ from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import resolve_params, start_point
 from bench.plugins import Plugins, Registered, default_plugins
 from bench.presets import Preset
-from bench.experiments.parallel import run_groups, seed_groups
-from bench.stages import Env, ProgressFactory, Replicate, StageEvent, execute, train_chain, training_groups
+from bench.experiments.parallel import run_groups
+from bench.stages import Env, ProgressFactory, Replicate, StageEvent, execute, seed_groups, train_chain, \
+    training_groups
 
 
 def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, str], options: RunOptions,
