@@ -72,8 +72,36 @@ def hardware_class(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    # oneDNN splits its reductions by thread count, so the count is part of the class
-    return f"cpu:{torch.backends.cpu.get_cpu_capability()}:threads={torch.get_num_threads()}"
+    from bench.numerics import cpu_model
+
+    # oneDNN splits its reductions by thread count, so the count is part of the class; and the same pinned
+    # AVX2 kernels round differently on another CPU model (measured: an Intel AVX-512 Xeon's W_k differs from
+    # an AMD EPYC's after 10 smoke iterations, W_0 equal), so the model is part of it too
+    return cpu_class(torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(), cpu_model())
+
+
+def cpu_class(capability: str, threads: int | str | None, model: str | None) -> str:
+    """The CPU kernel class string; records written before the CPU model was part of it have no model."""
+    base = f"cpu:{capability}:threads={threads}"
+    return f"{base}:{model}" if model else base
+
+
+def record_class(record: Mapping[str, Any]) -> str:
+    """The kernel class a stored result was trained on, from its recorded environment."""
+    env = record.get("environment", {})
+    if str(env.get("device", "")).startswith("cuda"):
+        return f"cuda:{env.get('device_name')}"
+    if "cpu_capability" not in env:
+        return "cpu:unrecorded"  # records before provenance was recorded
+    return cpu_class(env["cpu_capability"], env.get("threads"), env.get("device_name"))
+
+
+def same_class(recorded: str | None, here: str) -> bool:
+    """Whether a stage trained in class ``recorded`` can be paired with work in class ``here``. A class
+    recorded before the CPU model was part of it matches any model with the same capability and threads."""
+    if recorded is None or recorded == here:
+        return True
+    return recorded.startswith("cpu:") and recorded.count(":") == 2 and here.startswith(recorded + ":")
 
 
 def environment(device: torch.device) -> dict[str, Any]:

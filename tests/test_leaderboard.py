@@ -513,7 +513,7 @@ def test_accuracy_vs_sparsity_data(tmp_path):
         write_series(tmp_path / "other", "imp-rewind-0", [9.0, 9.0], level=level, density=density,
                      environment={**record()["environment"], "cpu_capability": "AVX512"})  # another kernel class
     curve = accuracy_vs_sparsity(from_folders([tmp_path]), default_level=2)
-    assert curve.hardware == "cpu:AVX2:threads=1" and curve.levels == ((1, 50.0), (2, 25.0))
+    assert curve.hardware == "cpu:AVX2:threads=1:x86_64" and curve.levels == ((1, 50.0), (2, 25.0))
     assert [(line.kind, line.label) for line in curve.lines] == [
         ("ticket", "ticket, rewound to k = 5"), ("reference", "imp-rewind-0"), ("perturbation", "noise")]
     ticket, reference, noise = curve.lines

@@ -50,6 +50,8 @@ def verify(files, results, sample, seed, tolerance, options, as_json):
         for v in verdicts:
             table.add_row(v.source, v.status, f"{v.largest:.2f}", v.first_stage or "-")
         out.print(table)
+        for note in sorted({v.note for v in verdicts if v.note}):
+            err.print(f"Note: {note}", markup=False, highlight=False)
     if failed:
         raise click.exceptions.Exit(1)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from bench.provenance import PROTOCOL_VERSION
+from bench.provenance import PROTOCOL_VERSION, record_class
 from bench.report.results import Problem, Result, load_results
 from bench.stats import Summary, summarize
 
@@ -260,12 +260,7 @@ def _overlap(a: Summary, b: Summary) -> bool:
 
 def hardware_class(record: dict[str, Any]) -> str:
     """The kernel class a record was trained on, from its environment (bench.provenance.hardware_class)."""
-    env = record.get("environment", {})
-    if str(env.get("device", "")).startswith("cuda"):
-        return f"cuda:{env.get('device_name')}"
-    if "cpu_capability" not in env:
-        return "cpu:unrecorded"  # records before provenance was recorded
-    return f"cpu:{env['cpu_capability']}:threads={env.get('threads')}"
+    return record_class(record)
 
 
 def protocol(record: dict[str, Any]) -> int:
