@@ -6,7 +6,8 @@
 #    docs/default-preset.md): every built-in perturbation and control at the default level and level 2, the
 #    noise scales, the pre-training entries (default level).
 # 3. docs/early-phase.md's rewind curve (a chain per k) and trace, into docs/figures.
-# 4. leaderboard/smoke: a few `smoke` results that CI re-runs exactly (tests/test_committed_results.py).
+# 4. leaderboard/smoke-<cpu model>: a few `smoke` results that CI re-runs exactly on a machine of this class
+#    (scripts/smoke_sample.sh; tests/test_committed_results.py).
 # Run it whenever the numerics change (PROTOCOL_VERSION in bench/provenance.py), on an idle machine of the
 # class docs/reproducibility.md names. Protocol 2 took 34 minutes on 2 cores (the test suite ran beside it for part of that).
 set -euo pipefail
@@ -40,13 +41,8 @@ b() { .venv/bin/bench "$@" --cache-dir "$cache"; }
    b pretrain --task "$task" --param steps=96it --json > "$out/pretrain-$task-96it.json"
  done) & second=$!
 wait "$first" && wait "$second"  # fail if either worker failed
-# the CI sample: small, every code path (perturbations, the reference chain, a pre-training) re-run exactly
-smoke="$cache/smoke"
-.venv/bin/bench run --preset smoke --seeds 2 -p identity -p shuffle-layer -p reinit -p imp-rewind-0 \
-  --cache-dir "$smoke" --json > /dev/null
-.venv/bin/bench pretrain --preset smoke --seeds 2 --task blur --param steps=5it --cache-dir "$smoke" --json > /dev/null
-rm -rf leaderboard/results leaderboard/smoke
+scripts/smoke_sample.sh "$cache/smoke"  # the CI sample of this machine's class
+rm -rf leaderboard/results
 cp -r "$cache/results" leaderboard/results
-cp -r "$smoke/results" leaderboard/smoke
 .venv/bin/python -m bench.report
-echo "results in leaderboard/results and leaderboard/smoke; JSON outputs and times in $out; cache kept in $cache"
+echo "results in leaderboard/results and leaderboard/smoke-*; JSON outputs and times in $out; cache kept in $cache"

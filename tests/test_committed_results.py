@@ -89,4 +89,4 @@ def test_default_preset_w0_and_wk_fingerprints_recompute(tmp_path, data_dir):
 
 
 if not SMOKE_SAMPLES:  # pragma: no cover - the folder is committed
-    pytestmark = pytest.mark.skip(reason="leaderboard/smoke is missing")
+    pytestmark = pytest.mark.skip(reason="leaderboard/smoke-* is missing")
