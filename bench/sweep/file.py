@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import Experiment, parse_step
+from bench.datasets import dataset_info
 from bench.errors import BenchError, unknown
 from bench.experiments.setup import resolve_level
 from bench.pruning import levels_table
@@ -206,22 +207,19 @@ def preset_experiment(preset: str, overrides: dict[str, Any], path: Path) -> Exp
         exp = replace(exp, rewind=str(overrides["rewind"]))
     parse_step(exp.rewind, 1)  # a bad step string fails here, naming itself
     parse_step(exp.train.steps, 1)
+    try:
+        dataset_info(exp.data.dataset)
+    except BenchError as exc:
+        raise _fail(path, "overrides.data", str(exc)) from None
     return exp
-
-
-def shape(exp: Experiment) -> tuple[int, int, int]:
-    """(input channels, classes, training examples) without loading data: known per dataset."""
-    if exp.data.dataset == "cifar10":
-        return 3, 10, 50000
-    return 1, 10, exp.data.train_examples
 
 
 def levels_of(sweep: Sweep, preset: str) -> list[int]:
     from bench.presets import get_preset
 
     exp = experiment_of(sweep, preset)
-    in_ch, classes, _ = shape(exp)
-    table = levels_table(exp, in_ch, classes)
+    info = dataset_info(exp.data.dataset)
+    table = levels_table(exp, info.in_channels, info.num_classes)
     default = min(get_preset(preset).level, exp.prune.levels)
     key = "levels" if sweep.levels is not None else "sparsities"
     try:

@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from bench import paths
 from bench.config import config_hash, digest, parse_step
+from bench.datasets import dataset_info
 from bench.stages import seed_groups
-from bench.sweep.file import Sweep, experiment_of, levels_of, shape
+from bench.sweep.file import Sweep, experiment_of, levels_of
 
 # Seconds per replicate-iteration, to estimate a sweep's time in --dry-run (overridable per sweep with
 # [estimate] seconds_per_iteration). The CPU figures were measured on this project's 2-core machine with
@@ -95,7 +96,7 @@ def plan(sweep: Sweep, cache: Path) -> list[Unit]:
         exp = experiment_of(sweep, preset)
         chash = config_hash(exp)
         levels = levels_of(sweep, preset)
-        per_epoch = exp.iterations_per_epoch(shape(exp)[2])
+        per_epoch = exp.iterations_per_epoch(dataset_info(exp.data.dataset).train_size(exp.data))
         T, k = parse_step(exp.train.steps, per_epoch), parse_step(exp.rewind, per_epoch)
         spi = sweep.seconds_per_iteration or SECONDS_PER_ITERATION.get(preset, 0.01)
         size = sweep.group_size or get_preset(preset).group_size  # as bench run groups them: the same numbers
