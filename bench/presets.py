@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.config import DataConfig, Experiment, ModelConfig, PruneConfig, TrainConfig, canonical, parse_step
-from bench.errors import unknown
+from bench.errors import BenchError, unknown
 
 
 @dataclass(frozen=True)
@@ -90,21 +90,22 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-# Sizes known without loading the data, so `bench presets` never generates or downloads a dataset.
-_DATASET_SHAPES = {"cifar10": (3, 50000)}  # dataset -> (input channels, training examples)
-
-
 def describe(preset: Preset) -> dict[str, Any]:
     """A preset's facts as `bench presets --json` lists them: sizes, schedule, pruning, defaults."""
     from bench import models
+    from bench.datasets import dataset_info
     from bench.pruning import levels_table
 
     exp = preset.experiment
-    in_ch, train_size = _DATASET_SHAPES.get(exp.data.dataset, (1, exp.data.train_examples))
+    try:  # sizes from the dataset registry, so `bench presets` never generates or downloads a dataset
+        info = dataset_info(exp.data.dataset)
+    except BenchError as exc:
+        raise BenchError(f"Preset '{preset.name}': {exc}") from None
+    train_size = info.train_size(exp.data)
     per_epoch = exp.iterations_per_epoch(train_size)
-    model = models.build_model(exp.model, in_ch, 10)
+    model = models.build_model(exp.model, info.in_channels, info.num_classes)
     params = dict(model.named_parameters())
-    table = levels_table(exp, in_ch, 10)
+    table = levels_table(exp, info.in_channels, info.num_classes)
     return {
         "name": preset.name, "description": preset.description, "dataset": exp.data.dataset,
         "model": exp.model.name, "parameters": sum(p.numel() for p in params.values()),

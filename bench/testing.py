@@ -21,6 +21,7 @@ import torch
 
 from bench import models
 from bench.config import ModelConfig
+from bench.datasets import dataset_info
 from bench.errors import BenchError
 from bench.perturbation import Applied, Context, Param, perturb, resolve_params
 from bench.seeding import generator
@@ -31,7 +32,8 @@ _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 def tiny_weights(seed: int = 0, device: str | torch.device = "cpu") -> tuple[dict, dict]:
     """(W_0, W_k) of the tiny model: W_0 from the model's initialiser, W_k a nearby point as if briefly trained."""
-    model = models.build_model(TINY_MODEL, in_channels=1, num_classes=10)
+    mnist1d = dataset_info("mnist1d")  # the tiny model is shaped for MNIST-1D
+    model = models.build_model(TINY_MODEL, in_channels=mnist1d.in_channels, num_classes=mnist1d.num_classes)
     models.initialize(model, generator(seed, "testing-init"))
     state = dict(model.named_parameters())
     w0 = {n: state[n].detach().to(device).clone() for n in models.prunable_names(model)}

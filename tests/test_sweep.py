@@ -212,11 +212,12 @@ def test_branch_on_another_hardware_class_is_refused_naming_unit_node_and_log(lo
 
 
 def test_worker_refuses_a_cache_it_cannot_see(tmp_path):
+    from dataclasses import replace
+
     from bench.sweep import load_sweep, plan, prepare_units, run_unit
 
-    units = plan(load_sweep(SMOKE), tmp_path)
-    prepare_units(load_sweep(SMOKE), units, tmp_path)
-    unit = dict(units[0], token="another-run")  # a node that sees some other copy of the cache
+    units, _ = prepare_units(load_sweep(SMOKE), plan(load_sweep(SMOKE), tmp_path), tmp_path)
+    unit = replace(units[0], placement=replace(units[0].placement, token="another-run"))  # sees another cache copy
     with pytest.raises(BenchError, match=r"cannot see the sweep's cache at .* file system shared by the driver"):
         run_unit(unit)
 

@@ -1,10 +1,11 @@
-"""``bench sweep FILE``: run a grid from a sweep file locally or on SLURM (bench/sweep.py, docs/cluster.md)."""
+"""``bench sweep FILE``: run a grid from a sweep file locally or on SLURM (bench/sweep/, docs/cluster.md)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console, Group
@@ -14,11 +15,14 @@ from rich.text import Text
 from bench.cache import cache_root
 from bench.errors import BenchError
 
+if TYPE_CHECKING:
+    from bench.sweep import Unit
+
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 
-def _units_table(units: list[dict], title: str) -> Table:
+def _units_table(units: list[Unit], title: str) -> Table:
     table = Table(title=title)
     for col in ("unit", "after", "trainings", "replicate-it", "est."):
         table.add_column(col, justify="right" if col in ("trainings", "replicate-it", "est.") else "left",
@@ -26,9 +30,9 @@ def _units_table(units: list[dict], title: str) -> Table:
     from bench.sweep import fmt_hours
 
     for u in units:
-        table.add_row(Text(u["id"]), Text(u["depends"] or "-"),
-                      "cached" if u["cached"] else str(u["trainings"]),
-                      "-" if u["cached"] else f"{u['iterations']:,}", "-" if u["cached"] else fmt_hours(u["estimate_s"]))
+        table.add_row(Text(u.id), Text(u.depends or "-"),
+                      "cached" if u.cached else str(u.trainings),
+                      "-" if u.cached else f"{u.iterations:,}", "-" if u.cached else fmt_hours(u.estimate_s))
     return table
 
 
@@ -91,8 +95,9 @@ def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, 
     if dry_run:
         if as_json:
             click.echo(json.dumps({"sweep": str(file), "dry_run": True, "cache": str(root), "counts": totals,
-                                   "units": [{k: u[k] for k in ("id", "kind", "depends", "seeds", "level", "requests",
-                                                                 "trainings", "iterations", "estimate_s", "cached")}
+                                   "units": [{k: getattr(u, k) for k in ("id", "kind", "depends", "seeds", "level",
+                                                                         "requests", "trainings", "iterations",
+                                                                         "estimate_s", "cached")}
                                              for u in units]}, indent=2))
             return
         out.print(_units_table(units, f"Sweep {file}: units (dry run, nothing runs)"))
@@ -102,7 +107,7 @@ def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, 
                   f"(per-iteration figures: docs/cluster.md).")
         return
 
-    folder = prepare_units(sweep, units, root)
+    units, folder = prepare_units(sweep, units, root)
     report = Report(units)
     quiet = as_json or bool(os.environ.get("CI")) or not sys.stderr.isatty()
     from contextlib import nullcontext
@@ -120,7 +125,7 @@ def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, 
 
             run_local(units, report, jobs, refresh)
         else:
-            from bench.sweep_slurm import options, run_slurm
+            from bench.sweep.slurm import options, run_slurm
 
             flags = {"partition": partition, "time_min": time_min, "gpus_per_node": gpus_per_node, "mem_gb": mem_gb,
                      "cpus_per_task": cpus_per_task,

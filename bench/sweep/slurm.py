@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.sweep import Report, read_status, run_unit
+from bench.sweep.plan import Report, Unit
+from bench.sweep.worker import read_status, run_unit
 
 try:
     import submitit
@@ -28,7 +29,7 @@ class UnitTask(submitit.helpers.Checkpointable):
     """A unit as a SLURM job. Checkpointable: on preemption or timeout submitit requeues the same call; the
     stages it already finished are cached and the one in progress resumes from its checkpoint."""
 
-    def __call__(self, unit: dict) -> dict:
+    def __call__(self, unit: Unit) -> dict:
         return run_unit(unit)
 
 
@@ -60,7 +61,7 @@ def _executor(folder: Path, params: dict):
     return executor
 
 
-def _submit(executor, units: list[dict]) -> list:
+def _submit(executor, units: list[Unit]) -> list:
     try:
         return executor.map_array(UnitTask(), units)
     except Exception as exc:  # sbatch's own message says what it refused (partition, time, memory, ...)
@@ -91,9 +92,9 @@ def _squeue() -> dict[str, tuple[str, str]]:
     return out
 
 
-def run_slurm(units: list[dict], report: Report, folder: Path, params: dict, on_change=lambda: None,
+def run_slurm(units: list[Unit], report: Report, folder: Path, params: dict, on_change=lambda: None,
               poll_s: float = 1.0) -> None:
-    todo = [u for u in units if not u["cached"]]
+    todo = [u for u in units if not u.cached]
     if not todo:
         return
     if shutil.which("sbatch") is None:
@@ -109,20 +110,20 @@ def run_slurm(units: list[dict], report: Report, folder: Path, params: dict, on_
                          f"or scancel them, then rerun to run what is missing.")
     executor = _executor(logs, params)
     jobs: dict[str, Any] = {}  # unit id -> submitit job
-    tickets = [u for u in todo if u["kind"] == "tickets"]
+    tickets = [u for u in todo if u.kind == "tickets"]
     if tickets:
-        jobs.update(zip([u["id"] for u in tickets], _submit(executor, tickets)))
-    by_dep: dict[str, list[dict]] = {}
+        jobs.update(zip([u.id for u in tickets], _submit(executor, tickets)))
+    by_dep: dict[str, list[Unit]] = {}
     for u in todo:
-        if u["kind"] == "branches":
-            by_dep.setdefault(u["depends"], []).append(u)
+        if u.kind == "branches" and u.depends is not None:
+            by_dep.setdefault(u.depends, []).append(u)
     for dep, branch_units in by_dep.items():
         extra = dict(params["slurm_additional_parameters"])
         if dep in jobs:  # else the tickets are cached: nothing to wait for
             extra["dependency"] = f"afterok:{jobs[dep].job_id}"
         executor.update_parameters(slurm_additional_parameters=extra)
-        jobs.update(zip([u["id"] for u in branch_units], _submit(executor, branch_units)))
-    by_id = {u["id"]: u for u in todo}
+        jobs.update(zip([u.id for u in branch_units], _submit(executor, branch_units)))
+    by_id = {u.id: u for u in todo}
     missing_since: dict[str, float] = {}
     while True:
         active = [i for i in jobs if report.state[i] in ("queued", "running")]
@@ -151,7 +152,7 @@ def run_slurm(units: list[dict], report: Report, folder: Path, params: dict, on_
             # systems lag), then call it failed (killed, cancelled, or dropped because its tickets failed)
             first = missing_since.setdefault(uid, time.monotonic())
             if time.monotonic() - first > max(3 * poll_s, 10):
-                dep = unit.get("depends")
+                dep = unit.depends
                 if dep and report.state.get(dep) == "failed":
                     report.fail(unit, f"not run: its tickets unit {dep} failed", None, None)
                 else:
