@@ -18,6 +18,7 @@ from typing import Any
 from bench import paths
 from bench.config import digest
 from bench.errors import BenchError
+from bench.provenance import same_class
 # the one touch point with the harness: a unit only calls what `bench run` calls
 from bench.experiments.perturb import run_perturbations
 from bench.experiments.setup import RunOptions, prepare, resolve_device
@@ -56,7 +57,7 @@ def _check_hardware(unit: Unit, here: str) -> None:
             if not done.exists():
                 continue
             there = json.loads(done.read_text()).get("hardware")
-            if there is not None and there != here:  # None: a stage from before hardware was recorded
+            if not same_class(there, here):  # a stage from before the class was recorded (None) or named its CPU
                 what = "trunk" if lvl == 0 else f"level {lvl}"
                 raise BenchError(f"Unit {unit.id}: refusing to train on {here}: its {what} (seed {seed}) was "
                                  f"trained on {there}, and a branch must train on its ticket's hardware class; pin "
