@@ -1,4 +1,4 @@
-"""``bench leaderboard`` and ``bench plot``: reports computed from stored result files only."""
+"""``bench leaderboard``, ``bench compare`` and ``bench plot``: reports computed from stored result files only."""
 
 from __future__ import annotations
 
@@ -137,4 +137,41 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
     click.echo(f"Wrote {path}.", err=True)
 
 
-COMMANDS = (leaderboard, plot)
+@click.command()
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@_common
+@click.option("--level", type=click.IntRange(min=0), default=None,
+              help="IMP level of the board. Default: the preset's, where A and B are on several boards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(a, b, results, cache_dir, preset, sparsity, min_seeds, any_config, strict, level, as_json):
+    """The paired difference of two ranked entries (A minus B) over the seeds both have.
+
+    A and B are NAME, NAME:KEY=VALUE[,KEY=VALUE] or NAME@PSEED (the perturbation seed); a parameter left out
+    matches any value. Prints the mean difference of drops with its 95% t-interval, the t-test, exact
+    sign-flip and Wilcoxon signed-rank p-values, median and Hodges-Lehmann, each seed's drops, and how many
+    seeds would separate the pair at the observed paired spread.
+
+    \b
+    Examples:
+      bench compare shuffle-layer shuffle-layer-keep-sign --results leaderboard/results
+      bench compare gaussian-noise:scale=2.0 imp-rewind-0 --level 2 --json
+    """
+    import json
+
+    from bench.presets import PRESETS
+    from bench.report.compare import as_dict, lines, select
+    from bench.report.render import json_safe
+
+    lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
+    presets = {bd.preset for bd in lb.boards}
+    default_level = PRESETS[next(iter(presets))].level if len(presets) == 1 and next(iter(presets)) in PRESETS \
+        else None
+    comparison = select(lb, a, b, level, default_level)
+    if as_json:
+        click.echo(json.dumps(json_safe(as_dict(comparison)), indent=2, sort_keys=True, allow_nan=False))
+    else:
+        click.echo("\n".join(lines(comparison)))
+
+
+COMMANDS = (leaderboard, compare, plot)

@@ -62,8 +62,9 @@ class Paired:
 
     def as_dict(self) -> dict:
         out = asdict(self)
-        out.update(seeds=list(self.seeds), a=list(self.a), b=list(self.b), diffs=list(self.diffs), p=self.p,
-                   test=self.test)
+        del out["a"], out["b"]  # named for the JSON, where "a" and "b" are the rows' labels
+        out.update(seeds=list(self.seeds), drops_a=list(self.a), drops_b=list(self.b), diffs=list(self.diffs),
+                   p=self.p, test=self.test)
         return out
 
 

@@ -89,7 +89,7 @@ def versus_reference(row: Row) -> str:
 def pvalue(p: float | None) -> str:
     if p is None or math.isnan(p):
         return "-"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
 
 
 def board_title(b: Board) -> str:
