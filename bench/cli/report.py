@@ -10,7 +10,7 @@ from bench import paths
 from bench.cache import cache_root
 from bench.cli.options import cache_dir_option
 from bench.errors import BenchError
-from bench.report.figures import PLOT_SUFFIXES, accuracy_vs_sparsity, draw, draw_accuracy
+from bench.report.figures import PLOT_SUFFIXES, accuracy_vs_sparsity, draw, draw_accuracy, draw_sweep, parameter_sweep
 from bench.report.model import DEFAULT_MIN_SEEDS, Leaderboard, from_folders
 from bench.report.render import FORMATS, render
 from bench.report.terminal import rich_tables
@@ -101,7 +101,10 @@ def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, str
 @click.option("--vs-sparsity", is_flag=True,
               help="Draw only test accuracy against percent of weights remaining, one line per perturbation, with "
                    "the ticket, the dense network and imp-rewind-0 (the paper's k = 0 reference).")
-def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output, vs_sparsity):
+@click.option("--sweep", "sweep_name", default=None, metavar="NAME",
+              help="Draw only NAME's mean drop against the numeric parameter its rows vary (e.g. gaussian-noise: "
+                   "drop against scale), one line per sparsity.")
+def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output, vs_sparsity, sweep_name):
     """Draw mean drops with 95% intervals (and accuracy against sparsity where several were run).
 
     \b
@@ -109,12 +112,15 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
       bench plot --output drops.svg
       bench run -p identity -p imp-rewind-0 --level all --seeds 3
       bench plot --vs-sparsity --output accuracy.png
+      bench plot --sweep gaussian-noise --output noise.svg
     """
     path = Path(output)
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise BenchError(f"--output must end in {' or '.join(PLOT_SUFFIXES)}, got '{path.name}'.")
     if vs_sparsity and sparsity is not None:
         raise BenchError("--vs-sparsity draws every sparsity: leave out --sparsity.")
+    if vs_sparsity and sweep_name:
+        raise BenchError("--vs-sparsity and --sweep draw different figures: give one of them.")
     lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
     if not lb.boards:
         raise BenchError(f"Nothing to plot: no perturbation has at least {min_seeds} seeds"
@@ -126,7 +132,13 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
 
     chosen = PRESETS.get(presets[0])
     default_level = chosen.level if chosen else None
-    if vs_sparsity:
+    if sweep_name:
+        try:
+            data = parameter_sweep(lb, sweep_name)
+        except ValueError as exc:
+            raise BenchError(f"Cannot draw --sweep {sweep_name}: {exc}.") from None
+        draw_sweep(data, path)
+    elif vs_sparsity:
         curve = accuracy_vs_sparsity(lb, default_level)
         if len(curve.levels) == 1:
             click.echo(f"Warning: only one sparsity ({curve.levels[0][1]:.1f}%) to draw: run `bench run --level all` "
