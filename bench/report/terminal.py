@@ -6,7 +6,7 @@ import io
 
 from bench.report.model import Leaderboard, Row, label
 from bench.report.text import (INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, clean, group, ineligible_cells,
-                               interval, note_lines, num, per_seed, rank_interval, rank_ub, reference_line,
+                               interval, note_lines, notes, num, per_seed, rank_interval, rank_ub, reference_line,
                                summary_line, verdict_lines, versus_reference, zero_mark)
 
 
@@ -15,18 +15,18 @@ TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "ranks", "UB", "
 _MIN_WIDTH = {"reason": 10, "notes": 7, "95% CI": 8}
 
 
-def _terminal_cells(row: Row) -> list[str]:
+def _terminal_cells(row: Row, narrow: bool = False) -> list[str]:
     # narrower than the files' tables: level, sparsity and k are in the title, parameters join the name
     return [str(row.rank), clean(label(row.name, row.params, row.perturbation_seed)), str(row.n),
             num(row.drop.mean), interval(row.drop), rank_interval(row), rank_ub(row), group(row),
             versus_reference(row), per_seed(row), num(row.effective_std, 4), clean(f"{row.plugin} {row.version}"),
-            _notes(row)]
+            _notes(row, narrow)]
 
 
-def _notes(row: Row) -> str:
-    # short words: the notes column must fit beside the others at 80 columns
-    parts = ["ref" if row.reference else "control" if row.control else ""] + [zero_mark(row)]
-    return " ".join(p for p in parts if p)
+def _notes(row: Row, narrow: bool) -> str:
+    # short words on a narrow terminal: the notes column must fit beside the others at 80 columns
+    first = ("ref" if row.reference else "control" if row.control else "") if narrow else notes(row)
+    return "; ".join(p for p in (first, zero_mark(row)) if p)
 
 
 NARROW = 110  # below this terminal width the columns below go (--format json or markdown has them all)
@@ -69,7 +69,7 @@ def rich_tables(lb: Leaderboard, width: int | None = None) -> list:
         table = Table(title=Text(title), caption=Text(caption), caption_justify="left")
         columns(table, names, board.rows)
         for row in board.rows:
-            cells = dict(zip(TERMINAL_COLUMNS, _terminal_cells(row)))
+            cells = dict(zip(TERMINAL_COLUMNS, _terminal_cells(row, narrow)))
             style = "bold" if row.reference else "dim" if row.control else ""
             table.add_row(*(Text(cells[c]) for c in names), style=style)
         tables.append(table)
