@@ -178,3 +178,20 @@ def test_compare_prints_the_paired_difference_and_names_candidates(tmp_path):
     unknown = runner.invoke(cli, ["compare", "bgi", "noise", "--results", str(tmp_path)])
     assert unknown.exit_code == 1 and "No ranked row matches 'bgi'. Ranked: big, noise, noise:scale=2.0." in \
         unknown.stderr
+
+
+def test_a_parameter_sweep_is_drawn_as_a_curve(tmp_path):
+    from bench.report.figures import parameter_sweep
+
+    for scale, mean in ((0.5, 0.2), (1.0, 1.0), (2.0, 4.0)):
+        _write_board(tmp_path, {"noise": mean}, n=3, params={"scale": scale})
+    _write_board(tmp_path, {"big": 20.0}, n=3)
+    data = parameter_sweep(from_folders([tmp_path]), "noise")
+    assert data.param == "scale" and [x for x, _ in data.curves[0][1]] == [0.5, 1.0, 2.0]
+    runner = CliRunner()
+    out = tmp_path / "sweep.svg"
+    result = runner.invoke(cli, ["plot", "--results", str(tmp_path), "--sweep", "noise", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("<?xml") and "scale (noise)" in out.read_text()
+    bad = runner.invoke(cli, ["plot", "--results", str(tmp_path), "--sweep", "big", "--output", str(out)])
+    assert bad.exit_code == 1 and "differ in exactly one numeric parameter" in bad.stderr
