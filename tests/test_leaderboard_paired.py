@@ -195,3 +195,24 @@ def test_a_parameter_sweep_is_drawn_as_a_curve(tmp_path):
     assert out.read_text().startswith("<?xml") and "scale (noise)" in out.read_text()
     bad = runner.invoke(cli, ["plot", "--results", str(tmp_path), "--sweep", "big", "--output", str(out)])
     assert bad.exit_code == 1 and "differ in exactly one numeric parameter" in bad.stderr
+
+
+def test_committed_boards_fit_80_columns_with_their_verdicts():
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from bench.report.terminal import rich_tables
+
+    results = Path(__file__).resolve().parent.parent / "leaderboard" / "results"
+    if not any(results.rglob("*.json")):
+        pytest.skip("no committed results")
+    lb = from_folders([results], min_seeds=3)
+    assert all(not any(r.pretraining for r in b.rows) or all(r.pretraining for r in b.rows) for b in lb.boards)
+    console = Console(record=True, width=80)
+    for table in rich_tables(lb, 80):
+        console.print(table)
+    text = console.export_text()
+    assert max(map(len, text.splitlines())) <= 80
+    assert "keep-magnitude-init-sign" in text and "ranks" in text and "grp" in text
+    assert "Nothing on this board is separated at n = 6 seeds" in " ".join(text.split())
