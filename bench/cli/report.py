@@ -65,7 +65,11 @@ def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json (as every other command).")
 def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output, as_json):
-    """Rank perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results.
+    """List perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results.
+
+    One board per preset, configuration, level, hardware class and estimand (pre-training entries apart).
+    What the order establishes comes from paired tests between rows (exact sign-flip, Holm over the pairs
+    shown): bootstrap rank intervals, Rank (UB), group letters and the difference from imp-rewind-0.
 
     \b
     Examples:
