@@ -108,7 +108,8 @@ def verdict_lines(b: Board) -> list[str]:
     exact = n <= EXACT_MAX_N
     lines.append(
         f"Paired comparisons: for each pair of rows the per-seed difference of drops over the seeds both have, "
-        f"tested with the {v.test} test" + (" (the t-test's p, in the JSON and `bench compare`, decides nothing)" if exact else "")
+        f"tested with the {v.test} test"
+        + (" (the t-test's p, in the JSON and `bench compare`, decides nothing)" if exact else "")
         + f"; Holm's correction over the {v.comparisons} pairs shown, family-wise alpha {v.alpha:g}: "
         f"{v.separated} pair{'s' if v.separated != 1 else ''} separated. Rows that share a group letter are not "
         f"separated. Rank (UB) = 1 + the number of rows separated from it and above it. Ranks: 95% interval of the "

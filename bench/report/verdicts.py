@@ -13,8 +13,8 @@ from itertools import combinations
 from string import ascii_lowercase
 from typing import Mapping, Sequence
 
-from bench.report.paired import (ALPHA, MAX_SEEDS_NEEDED, RESAMPLES, Paired, bootstrap_ranks, decision_test, holm, paired,
-                                 seeds_for_exact)
+from bench.report.paired import (ALPHA, MAX_SEEDS_NEEDED, RESAMPLES, Paired, bootstrap_ranks, decision_test, holm,
+                                 paired, seeds_for_exact)
 from bench.stats import summarize
 
 
