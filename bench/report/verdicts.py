@@ -13,8 +13,8 @@ from itertools import combinations
 from string import ascii_lowercase
 from typing import Mapping, Sequence
 
-from bench.report.paired import (ALPHA, MAX_SEEDS_NEEDED, RESAMPLES, Paired, bootstrap_ranks, decision_test, holm,
-                                 paired, seeds_for_exact)
+from bench.report.paired import (ALPHA, BOOTSTRAP_SEED, MAX_SEEDS_NEEDED, RESAMPLES, Paired, bootstrap_ranks,
+                                 decision_test, holm, paired, seeds_for_exact)
 from bench.stats import summarize
 
 
@@ -83,7 +83,7 @@ class BoardVerdicts:
         return {"test": self.test, "alpha": self.alpha, "correction": "Holm over the pairs shown",
                 "comparisons": self.comparisons, "separated": self.separated,
                 "bootstrap": {"resamples": self.resamples, "resampled": "seeds, jointly across rows",
-                              "seed": 0, "interval": "95% percentile"},
+                              "seed": BOOTSTRAP_SEED, "interval": "95% percentile"},
                 "seeds_for_exact_test": self.seeds_for_exact, "seeds_needed_cap": MAX_SEEDS_NEEDED,
                 "adjacent_seeds_needed": self.adjacent_seeds_needed}
 
