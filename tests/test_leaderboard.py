@@ -119,15 +119,19 @@ def test_drop_is_paired_by_seed(tmp_path):
     assert row.ticket.values == (40.0, 60.0, 80.0)
 
 
-def test_neighbours_with_overlapping_intervals_are_tied(tmp_path):
+def test_groups_come_from_paired_tests_and_the_board_says_when_nothing_separates(tmp_path):
+    # three seeds: the exact sign-flip test's smallest p is 2/8, so no pair can be separated, however clear
     write_series(tmp_path, "a", [10.0, 11.0, 12.0], dist="other")
-    write_series(tmp_path, "b", [9.0, 10.0, 11.0], dist="other")  # overlaps a
-    write_series(tmp_path, "c", [0.0, 0.1, 0.2], dist="other")  # far below b
-    rows = board_rows(from_folders([tmp_path]))
+    write_series(tmp_path, "b", [9.0, 10.0, 11.0], dist="other")
+    write_series(tmp_path, "c", [0.0, 0.1, 0.2], dist="other")
+    lb = from_folders([tmp_path])
+    rows = board_rows(lb)
     assert [r.name for r in rows] == ["a", "b", "c"]
-    assert rows[0].tied_with == [2] and rows[1].tied_with == [1] and rows[2].tied_with == []
-    md = render_markdown(from_folders([tmp_path]))
-    assert "tied with #2" in md and "tied with #1" in md
+    assert [r.verdict.group for r in rows] == ["a", "a", "a"] and [r.verdict.rank_ub for r in rows] == [1, 1, 1]
+    assert lb.boards[0].verdicts.separated == 0 and lb.boards[0].verdicts.comparisons == 3
+    md = render_markdown(lb)
+    assert "tied with" not in md and "Nothing on this board is separated at n = 3 seeds" in md
+    assert "Holm's correction over the 3 pairs shown" in md
 
 
 def test_min_seeds_excludes_and_lists_rows(tmp_path):
@@ -272,7 +276,7 @@ def test_markdown(tmp_path):
     assert "## smoke: 25.0% of weights remaining (level 2), k = 5" in text
     lines = [line for line in text.splitlines() if line.startswith("| 1 ")]
     # mean 12.5/3; sd sqrt(2.1667/2) = 1.0408; half-width 4.3027 * 1.0408 / sqrt(3) = 2.5856
-    assert lines == ["| 1 | noise | scale=0.5 | 0 | 3 | 4.17 | [1.58, 6.75] | 3.00, 4.50, 5.00 | 25.0 | 5 | 0.0100 "
+    assert lines == ["| 1 | noise | scale=0.5 | 0 | 3 | 4.17 | [1.58, 6.75] | 1 | 1 | a | > 0 | - | 3.00, 4.50, 5.00 | 25.0 | 5 | 0.0100 "
                      "| builtin-controls (o 0.1.0) |   |"]
     assert "| 2 | identity |" in text and "control" in text
     assert "| smoke | 2 | few |" in text
@@ -290,7 +294,7 @@ def test_html_is_one_self_contained_page(tmp_path):
     assert '<tr class="control' in page and "Not ranked" in page
     assert page.count("<svg") == 3  # the board's axis and one interval bar per ranked row
     assert 'href="../plugins/"' in page and 'href="https://pypi.org/project/o/"' in page
-    assert "Same for every row: p-seed 0, n 3, % remaining 25.0, k 5." in page  # constant columns left the table
+    assert "Same for every row: p-seed 0, n 3, % remaining 25.0, k 5, Rank (UB) 1, group a." in page  # constant columns left the table
     assert '<div id="controls" hidden>' in page  # shown by the script only: without it every board shows
 
 
@@ -336,7 +340,7 @@ def test_hostile_strings_are_escaped_everywhere(tmp_path):
     assert "&lt;script&gt;" in text
     assert "\x1b" not in text + page + render_table(lb) + render_json(lb)
     row_line = next(line for line in text.splitlines() if line.startswith("| 1 "))
-    assert row_line.count(" | ") == 12  # the '|' in a parameter name did not add a column
+    assert row_line.count(" | ") == 17  # the '|' in a parameter name did not add a column
     from rich.console import Console
 
     console = Console(record=True, width=300)

@@ -1,4 +1,4 @@
-"""``bench leaderboard`` and ``bench plot``: reports computed from stored result files only."""
+"""``bench leaderboard``, ``bench compare`` and ``bench plot``: reports computed from stored result files only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bench import paths
 from bench.cache import cache_root
 from bench.cli.options import cache_dir_option
 from bench.errors import BenchError
-from bench.report.figures import PLOT_SUFFIXES, accuracy_vs_sparsity, draw, draw_accuracy
+from bench.report.figures import PLOT_SUFFIXES, accuracy_vs_sparsity, draw, draw_accuracy, draw_sweep, parameter_sweep
 from bench.report.model import DEFAULT_MIN_SEEDS, Leaderboard, from_folders
 from bench.report.render import FORMATS, render
 from bench.report.terminal import rich_tables
@@ -65,7 +65,11 @@ def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
 @click.option("--json", "as_json", is_flag=True, help="The same as --format json (as every other command).")
 def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, fmt, output, as_json):
-    """Rank perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results.
+    """List perturbations by mean accuracy drop over seeds, with 95% intervals, from stored results.
+
+    One board per preset, configuration, level, hardware class and estimand (pre-training entries apart).
+    What the order establishes comes from paired tests between rows (exact sign-flip, Holm over the pairs
+    shown): bootstrap rank intervals, Rank (UB), group letters and the difference from imp-rewind-0.
 
     \b
     Examples:
@@ -101,7 +105,10 @@ def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, str
 @click.option("--vs-sparsity", is_flag=True,
               help="Draw only test accuracy against percent of weights remaining, one line per perturbation, with "
                    "the ticket, the dense network and imp-rewind-0 (the paper's k = 0 reference).")
-def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output, vs_sparsity):
+@click.option("--sweep", "sweep_name", default=None, metavar="NAME",
+              help="Draw only NAME's mean drop against the numeric parameter its rows vary (e.g. gaussian-noise: "
+                   "drop against scale), one line per sparsity.")
+def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output, vs_sparsity, sweep_name):
     """Draw mean drops with 95% intervals (and accuracy against sparsity where several were run).
 
     \b
@@ -109,12 +116,15 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
       bench plot --output drops.svg
       bench run -p identity -p imp-rewind-0 --level all --seeds 3
       bench plot --vs-sparsity --output accuracy.png
+      bench plot --sweep gaussian-noise --output noise.svg
     """
     path = Path(output)
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise BenchError(f"--output must end in {' or '.join(PLOT_SUFFIXES)}, got '{path.name}'.")
     if vs_sparsity and sparsity is not None:
         raise BenchError("--vs-sparsity draws every sparsity: leave out --sparsity.")
+    if vs_sparsity and sweep_name:
+        raise BenchError("--vs-sparsity and --sweep draw different figures: give one of them.")
     lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
     if not lb.boards:
         raise BenchError(f"Nothing to plot: no perturbation has at least {min_seeds} seeds"
@@ -126,7 +136,13 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
 
     chosen = PRESETS.get(presets[0])
     default_level = chosen.level if chosen else None
-    if vs_sparsity:
+    if sweep_name:
+        try:
+            data = parameter_sweep(lb, sweep_name)
+        except ValueError as exc:
+            raise BenchError(f"Cannot draw --sweep {sweep_name}: {exc}.") from None
+        draw_sweep(data, path)
+    elif vs_sparsity:
         curve = accuracy_vs_sparsity(lb, default_level)
         if len(curve.levels) == 1:
             click.echo(f"Warning: only one sparsity ({curve.levels[0][1]:.1f}%) to draw: run `bench run --level all` "
@@ -137,4 +153,41 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
     click.echo(f"Wrote {path}.", err=True)
 
 
-COMMANDS = (leaderboard, plot)
+@click.command()
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@_common
+@click.option("--level", type=click.IntRange(min=0), default=None,
+              help="IMP level of the board. Default: the preset's, where A and B are on several boards.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(a, b, results, cache_dir, preset, sparsity, min_seeds, any_config, strict, level, as_json):
+    """The paired difference of two ranked entries (A minus B) over the seeds both have.
+
+    A and B are NAME, NAME:KEY=VALUE[,KEY=VALUE] or NAME@PSEED (the perturbation seed); a parameter left out
+    matches any value. Prints the mean difference of drops with its 95% t-interval, the t-test, exact
+    sign-flip and Wilcoxon signed-rank p-values, median and Hodges-Lehmann, each seed's drops, and how many
+    seeds would separate the pair at the observed paired spread.
+
+    \b
+    Examples:
+      bench compare shuffle-layer shuffle-layer-keep-sign --results leaderboard/results
+      bench compare gaussian-noise:scale=2.0 imp-rewind-0 --level 2 --json
+    """
+    import json
+
+    from bench.presets import PRESETS
+    from bench.report.compare import as_dict, lines, select
+    from bench.report.render import json_safe
+
+    lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
+    presets = {bd.preset for bd in lb.boards}
+    default_level = PRESETS[next(iter(presets))].level if len(presets) == 1 and next(iter(presets)) in PRESETS \
+        else None
+    comparison = select(lb, a, b, level, default_level)
+    if as_json:
+        click.echo(json.dumps(json_safe(as_dict(comparison)), indent=2, sort_keys=True, allow_nan=False))
+    else:
+        click.echo("\n".join(lines(comparison)))
+
+
+COMMANDS = (leaderboard, compare, plot)

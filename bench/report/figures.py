@@ -7,6 +7,7 @@ backend or touches pyplot's global state, so importing bench never changes a cal
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,8 @@ def choose_board(boards: Sequence[Board], default_level: int | None) -> Board:
     with the most ranked rows (then the lowest level, for a stable choice)."""
     at_default = [b for b in boards if b.level == default_level]
     pool = at_default or list(boards)
-    return sorted(pool, key=lambda b: (-len(b.rows), b.level, b.config_hash))[0]
+    # the mask-fixed board before a board of pre-training entries (another estimand)
+    return sorted(pool, key=lambda b: (b.pretraining, -len(b.rows), b.level, b.config_hash))[0]
 
 
 def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Path:
@@ -144,8 +146,8 @@ def accuracy_vs_sparsity(lb: Leaderboard, default_level: int | None = None) -> A
     first: the ticket (accuracy.ticket, each seed once, whichever rows carry it), every ranked row's accuracy
     after its perturbation (for imp-rewind-0: the IMP-rewound-to-0 network), and the dense network."""
     main = choose_board(lb.boards, default_level)
-    same = (main.preset, main.config_hash, main.hardware)
-    boards = sorted((b for b in lb.boards if (b.preset, b.config_hash, b.hardware) == same),
+    same = (main.preset, main.config_hash, main.hardware, main.pretraining)
+    boards = sorted((b for b in lb.boards if (b.preset, b.config_hash, b.hardware, b.pretraining) == same),
                     key=lambda b: (-b.percent_remaining, b.level))
     ticket, dense, series = [], {}, {}
     for board in boards:
@@ -215,6 +217,69 @@ def draw_accuracy(curve: AccuracyCurve, output: Path) -> Path:
     ax.set_title(_plot_label(f"{curve.preset}: test accuracy against sparsity") + "\n"
                  + _plot_label(f"k = {curve.rewind_step}, config {curve.config_hash}, {curve.hardware}"), fontsize=10)
     ax.grid(alpha=0.3)
+    return _save_report(fig, output)
+
+
+# ---------------------------------------------------------------------------------------- parameter sweep
+
+@dataclass(frozen=True)
+class Sweep:
+    """One perturbation's mean drop against the one numeric parameter its ranked rows vary, per board."""
+
+    name: str
+    param: str
+    curves: tuple[tuple[Board, tuple[tuple[float, Summary], ...]], ...]  # per board: (value, drop), ascending
+
+
+def parameter_sweep(lb: Leaderboard, name: str) -> Sweep:
+    """The rows of perturbation ``name`` on each mask-fixed board, by the numeric parameter that differs
+    between them (with others fixed). Raises ValueError when there is no such parameter."""
+    rows = [r for b in lb.boards if not b.pretraining for r in b.rows if r.name == name]
+    varying = sorted({k for r in rows for k, v in r.params.items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and len({json.dumps(x.params.get(k)) for x in rows}) > 1})
+    if len(varying) != 1:
+        found = ", ".join(varying) or "none"
+        raise ValueError(f"'{name}' needs ranked rows that differ in exactly one numeric parameter (found: {found})")
+    param = varying[0]
+    curves = []
+    for board in lb.boards:
+        points = sorted((float(r.params[param]), r.drop) for r in board.rows
+                        if r.name == name and param in r.params and not board.pretraining)
+        if len(points) > 1:
+            curves.append((board, tuple(points)))
+    if not curves:
+        raise ValueError(f"no board has two or more ranked '{name}' rows")
+    return Sweep(name, param, tuple(curves))
+
+
+def draw_sweep(data: Sweep, output: Path) -> Path:
+    """Mean drop with its 95% interval against the swept parameter (log axis where every value is positive),
+    one line per sparsity, with zero marked: ``bench plot --sweep NAME``."""
+    fig = _figure((6.8, 4.4))
+    ax = fig.subplots()
+    values = sorted({x for _, pts in data.curves for x, _ in pts})
+    for board, points in data.curves:
+        xs = [x for x, _ in points]
+        drops = [d for _, d in points]
+        err = [[0.0 if math.isnan(d.low) else d.mean - d.low for d in drops],
+               [0.0 if math.isnan(d.low) else d.high - d.mean for d in drops]]
+        ax.errorbar(xs, [d.mean for d in drops], yerr=err, marker="o", capsize=3,
+                    label=_plot_label(f"{board.percent_remaining:.1f}% remaining (level {board.level}), "
+                                      f"n = {min(d.n for d in drops)}"))
+    ax.axhline(0, color="0.7", linewidth=0.8)
+    if all(v > 0 for v in values):
+        import matplotlib.ticker
+
+        ax.set_xscale("log")
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel(_plot_label(f"{data.param} ({data.name})"))
+    ax.set_ylabel("drop vs. ticket (points; mean, 95% CI)")
+    first = data.curves[0][0]
+    ax.set_title(_plot_label(f"{first.preset}: {data.name} against {data.param}, k = {first.rewind_step}"))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
     return _save_report(fig, output)
 
 

@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 from bench.report.model import BUILTIN_DIST, Board, Leaderboard, Row
 from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, cells, clean,
-                               ineligible_cells, note_lines, reference_line, summary_line)
+                               ineligible_cells, note_lines, num, pvalue, reference_line, summary_line, verdict_lines)
 
 # columns that, when every row of a board agrees, say nothing per row: they move into the board's header
-_CONSTANT_CANDIDATES = ("p-seed", "n", "% remaining", "k")
+_CONSTANT_CANDIDATES = ("p-seed", "n", "% remaining", "k", "Rank (UB)", "group")
 # shown at 1400 px, hidden on narrow screens (the name, drop, interval and notes carry the ranking)
 _LOW_VALUE = ("drop per seed", "effective std", "plugin")
 _BAR = "interval"  # the inline SVG column, after the 95% CI text
@@ -36,7 +36,10 @@ _CSS = (
     "td.perturbation{min-width:12em;overflow-wrap:anywhere}.desc{color:#555;font-size:.85em}"
     "td.plugin,td.drop-per-seed{font-size:.85em;color:#444}td.drop-per-seed{white-space:nowrap}"
     ".params{font-family:monospace;font-size:.9em}"
-    "tr.control{background:#eee}tr.tied td.notes,.tied-key{font-style:italic}"
+    "tr.control{background:#eee}tr.differs-ref td.vs-ref{font-weight:700}"
+    "table.matrix{width:auto;font-size:.8em}table.matrix td{text-align:right;white-space:nowrap}"
+    "table.matrix td.sep{background:#fde2b8;font-weight:700}table.matrix td.self{background:#f4f4f4}"
+    "details{margin:.3em 0 1.5em}p.stats{margin:.2em 0;color:#333;font-size:.92em}"
     "tr.reference{background:#e3ecfa;font-weight:600}.swatch.ref{background:#e3ecfa}p.reference{margin:.2em 0}"
     ".legend span{margin-right:1.2em}.swatch{display:inline-block;width:1em;height:1em;background:#eee;"
     "border:1px solid #bbb;vertical-align:middle}.consts{color:#444;margin:.2em 0}"
@@ -104,7 +107,9 @@ def render_html(lb: Leaderboard, title: str = "Leaderboard") -> str:
         f"<p>{_h(summary_line(lb))}</p>",
         '<p class="legend"><span><span class="swatch"></span> control (the harness\'s reference)</span>'
         '<span><span class="swatch ref"></span> imp-rewind-0, the paper\'s reference (IMP rewound to 0)</span>'
-        '<span class="tied-key">tied with #n: the intervals overlap, order not established</span>'
+        "<span>group: rows sharing a letter are not separated by a paired test (Holm)</span>"
+        "<span>vs 0: the row's own 95% interval excludes 0</span>"
+        "<span>vs ref: paired difference from imp-rewind-0, Holm p, * differs</span>"
         "<span>bar: 95% interval of the drop, dot: mean, grey line: zero</span></p>",
     ]
     if not lb.boards:
@@ -145,12 +150,44 @@ def _board(lb: Leaderboard, board: Board, ident: str) -> list[str]:
     lo, hi = _axis(board.rows)
     out = [f'<section class="board" id="{ident}">', f"<h2>{_h(board_title(board))}</h2>",
            f'<p class="reference">{_h(reference_line(lb, board))}</p>']
+    out += [f'<p class="stats">{_h(line)}</p>' for line in verdict_lines(board)]
     if consts:
         out.append(f'<p class="consts">Same for every row: {_h(consts)}.</p>')
     out += ["<table>", "<thead>", _head(columns, sortable=True, axis=(lo, hi)), "</thead>", "<tbody>"]
     for row, values in zip(board.rows, table):
         out.append(_ranked_row(row, values, columns, lo, hi))
-    out += ["</tbody>", "</table>", "</section>"]
+    out += ["</tbody>", "</table>"] + _matrix(board) + ["</section>"]
+    return out
+
+
+def _matrix(board: Board) -> list[str]:
+    """Every pair's paired mean difference (row minus column), separated pairs highlighted; each cell's title
+    carries its interval and p-values. Plain HTML in a <details>, so it needs no script."""
+    v = board.verdicts
+    if v is None or len(board.rows) < 2:
+        return []
+    head = "".join(f'<th title="{_h(clean(r.label))}">#{r.rank}</th>' for r in board.rows)
+    out = ["<details>", f"<summary>Pairwise paired differences ({v.comparisons} pairs, {v.separated} separated "
+           f"after Holm)</summary>", "<p>Cell: mean over the seeds both rows have of (row's drop minus column's "
+           "drop); hover for the 95% interval and p-values. Highlighted: separated by the paired test after Holm's "
+           "correction over every pair of the board.</p>",
+           '<table class="matrix">', f"<thead><tr><th></th>{head}</tr></thead>", "<tbody>"]
+    for i, row in enumerate(board.rows):
+        tds = []
+        for j in range(len(board.rows)):
+            pair = v.pair(i, j)
+            if i == j or pair is None:
+                tds.append('<td class="self"></td>' if i == j else "<td>-</td>")
+                continue
+            d = pair.paired
+            sign = 1 if pair.i == i else -1  # stored as the upper row minus the lower one
+            low, high = sorted((sign * d.low, sign * d.high))
+            title = (f"#{row.rank} minus #{board.rows[j].rank}: {num(sign * d.mean)} [{num(low)}, {num(high)}], "
+                     f"n = {d.n}; p {d.test} {pvalue(d.p)}, t {pvalue(d.p_t)}, Holm {pvalue(pair.p_holm)}")
+            css = ' class="sep"' if pair.separated else ""
+            tds.append(f'<td{css} title="{_h(title)}">{_h(num(sign * d.mean, 1))}</td>')
+        out.append(f'<tr><th title="{_h(clean(row.label))}">#{row.rank} {_h(clean(row.label))}</th>{"".join(tds)}</tr>')
+    out += ["</tbody>", "</table>", "</details>"]
     return out
 
 
@@ -209,14 +246,18 @@ def _sort_value(col: str, row: Row) -> str | None:
     """The number a column sorts by (rank order for the name-less columns); None sorts by the text."""
     values = {"#": row.rank, "p-seed": row.perturbation_seed, "n": row.n, "mean drop": row.drop.mean,
               "95% CI": row.drop.low, _BAR: row.drop.mean, "% remaining": row.percent_remaining,
-              "k": row.rewind_step, "effective std": row.effective_std, "notes": row.rank}
+              "k": row.rewind_step, "effective std": row.effective_std, "notes": row.rank,
+              "ranks": row.verdict.rank_low if row.verdict else None,
+              "Rank (UB)": row.verdict.rank_ub if row.verdict else None,
+              "vs ref": row.verdict.vs_reference.mean if row.verdict and row.verdict.vs_reference else None}
     value = values.get(col)
     return None if value is None else ("nan" if isinstance(value, float) and math.isnan(value) else repr(value))
 
 
 def _ranked_row(row: Row, values: dict[str, str], columns: Sequence[str], lo: float, hi: float) -> str:
-    classes = " ".join(c for c, on in (("control", row.control), ("reference", row.reference), ("tied", row.tied))
-                       if on)
+    differs = row.verdict is not None and row.verdict.differs_from_reference
+    classes = " ".join(c for c, on in (("control", row.control), ("reference", row.reference),
+                                       ("differs-ref", differs)) if on)
     tds = []
     for col in columns:
         key = _key(col)

@@ -7,8 +7,8 @@ import re
 from typing import Sequence
 
 from bench.report.model import Leaderboard
-from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, board_title, cells, ineligible_cells,
-                               note_lines, reference_line, summary_line)
+from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, cells,
+                               ineligible_cells, note_lines, reference_line, summary_line, verdict_lines)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~!])")
@@ -31,9 +31,10 @@ def render_markdown(lb: Leaderboard, title: str | None = "Leaderboard", depth: i
     if not lb.boards:
         out += ["No ranked results.", ""]
     for board in lb.boards:
-        out += [f"{h2} {md(board_title(board))}", "", md(reference_line(lb, board)), "", _md_row(COLUMNS, COLUMNS),
-                "|" + "|".join("---:" if c in ("#", "p-seed", "n", "mean drop", "% remaining", "k",
-                                               "effective std") else "---" for c in COLUMNS) + "|"]
+        out += [f"{h2} {md(board_title(board))}", "", md(reference_line(lb, board)), ""]
+        out += [line for text in verdict_lines(board) for line in (md(text).replace("\\`", "`"), "")]
+        out += [_md_row(COLUMNS, COLUMNS),
+                "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in COLUMNS) + "|"]
         out += [_md_row(cells(r), COLUMNS) for r in board.rows]
         out.append("")
     if lb.ineligible:
@@ -49,7 +50,7 @@ def render_markdown(lb: Leaderboard, title: str | None = "Leaderboard", depth: i
 
 # columns whose text bench formats itself from numbers; every other cell came from a file and is escaped
 _MD_TRUSTED = {"#", "p-seed", "n", "mean drop", "95% CI", "drop per seed", "% remaining", "k", "effective std",
-               "notes", "level"}
+               "notes", "level", "ranks", "Rank (UB)", "group", "vs 0", "vs ref"}
 
 
 def _md_row(cells: Sequence[str], columns: Sequence[str] | None = None) -> str:

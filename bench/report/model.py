@@ -2,20 +2,21 @@
 
 Records are grouped by (preset, config hash, level, perturbation, parameters, perturbation seed). Each
 record's drop is already paired (ticket minus perturbed accuracy of the same replicate seed), so a group's
-statistic is the mean of its per-seed drops with a 95% t-interval (bench.stats.summarize). Rows are ranked
-within a board (one preset, configuration and level) by mean drop, largest first.
+statistic is the mean of its per-seed drops with a 95% t-interval (bench.stats.summarize). Rows are ordered
+within a board (one preset, configuration, level, hardware class and estimand) by mean drop, largest first;
+what the order establishes comes from paired comparisons between rows (bench.report.verdicts).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bench.provenance import PROTOCOL_VERSION, record_class
 from bench.report.results import Problem, Result, load_results
+from bench.report.verdicts import BoardVerdicts, RowVerdict, board_verdicts
 from bench.stats import Summary, summarize
 
 CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket", "imp-rewind-0")
@@ -53,7 +54,7 @@ class Row:
     hardware: str = ""  # the kernel class its records were trained on (hardware_class)
     dense: Summary | None = None  # the dense network of the same seeds (the same at every level)
     rank: int | None = None
-    tied_with: list[int] = field(default_factory=list)  # ranks of neighbours whose interval overlaps
+    verdict: RowVerdict | None = None  # what the paired comparisons of its board establish about it
     reason: str | None = None  # why the row is not ranked
 
     @property
@@ -61,8 +62,13 @@ class Row:
         return self.drop.n
 
     @property
-    def tied(self) -> bool:
-        return bool(self.tied_with)
+    def drops(self) -> dict[int, float]:
+        """The drop per replicate seed: what paired comparisons pair on."""
+        return dict(zip(self.seeds, self.drop.values))
+
+    @property
+    def label(self) -> str:
+        return label(self.name, self.params, self.perturbation_seed)
 
     @property
     def reference(self) -> bool:
@@ -78,7 +84,7 @@ class Row:
             "percent_remaining": self.percent_remaining, "rewind_step": self.rewind_step, "steps": self.steps,
             "perturbation": self.name, "params": self.params, "perturbation_seed": self.perturbation_seed,
             "plugin": self.plugin, "distribution": self.distribution, "version": self.version,
-            "control": self.control, "reference": self.reference, "tied": self.tied, "tied_with": self.tied_with,
+            "control": self.control, "reference": self.reference, "pretraining": self.pretraining,
             "n": self.n, "mean_drop": self.drop.mean, "ci_low": self.drop.low, "ci_high": self.drop.high,
             "std_drop": self.drop.std,
             "per_seed": [{"seed": s, "drop": d, "ticket": t, "perturbed": p} for s, d, t, p in
@@ -86,6 +92,7 @@ class Row:
             "mean_ticket": self.ticket.mean, "mean_perturbed": self.perturbed.mean,
             "mean_effective_std": self.effective_std, "reason": self.reason, "files": list(self.sources),
             "description": self.description,
+            **(self.verdict.as_dict() if self.verdict else {}),
         }
 
 
@@ -101,17 +108,34 @@ class Board:
     rewind_step: int
     rows: list[Row]
     hardware: str = ""
+    pretraining: bool = False  # a board of pre-training entries (another IMP chain and mask: another estimand)
+    verdicts: BoardVerdicts | None = None
 
     @property
     def reference(self) -> Row | None:
         """The imp-rewind-0 row (the best ranked, should it have been run with several perturbation seeds)."""
         return next((r for r in self.rows if r.reference), None)
 
+    @property
+    def ranks(self) -> str:
+        """What the board ranks, in words."""
+        if self.pretraining:
+            return ("pre-training entries: the rewind point W_k replaced by pre-training on another task, each with "
+                    "its own IMP chain and mask, so their drops are not comparable with the mask-fixed board")
+        return ("perturbations of the rewound weights W_k under the fixed IMP mask of each seed, with the "
+                "harness's controls and the reference beside them (marked)")
+
     def as_dict(self) -> dict[str, Any]:
-        return {"preset": self.preset, "config_hash": self.config_hash, "level": self.level,
-                "hardware": self.hardware,
-                "percent_remaining": self.percent_remaining, "rewind_step": self.rewind_step,
-                "rows": [r.as_dict() for r in self.rows]}
+        out = {"preset": self.preset, "config_hash": self.config_hash, "level": self.level,
+               "hardware": self.hardware, "estimand": "pretraining" if self.pretraining else "mask-fixed",
+               "ranks": self.ranks,
+               "percent_remaining": self.percent_remaining, "rewind_step": self.rewind_step,
+               "rows": [r.as_dict() for r in self.rows]}
+        if self.verdicts is not None:
+            out["statistics"] = self.verdicts.as_dict()
+            out["pairs"] = [{"a": self.rows[p.i].label, "b": self.rows[p.j].label, "rank_a": self.rows[p.i].rank,
+                             "rank_b": self.rows[p.j].rank, **p.as_dict()} for p in self.verdicts.pairs]
+        return out
 
 
 @dataclass(frozen=True)
@@ -150,7 +174,7 @@ class Leaderboard:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "leaderboard_version": 1,
+            "leaderboard_version": 2,
             "filters": {"preset": self.preset, "sparsity": self.sparsity, "min_seeds": self.min_seeds},
             "files": self.files,
             "boards": [b.as_dict() for b in self.boards],
@@ -245,17 +269,12 @@ def _dedupe(group: list[Result], duplicates: list[Duplicate]) -> list[Result]:
     return kept
 
 
-def _mark_ties(rows: list[Row]) -> None:
-    for a, b in zip(rows, rows[1:]):
-        if _overlap(a.drop, b.drop):
-            a.tied_with.append(b.rank)
-            b.tied_with.append(a.rank)
-
-
-def _overlap(a: Summary, b: Summary) -> bool:
-    if any(math.isnan(x) for x in (a.low, a.high, b.low, b.high)):
-        return False  # a single seed has no interval, so there is nothing to overlap
-    return a.low <= b.high and b.low <= a.high
+def _judge(board: Board) -> None:
+    """Paired verdicts for every row (the reference is compared with only on the mask-fixed board)."""
+    ref = next((i for i, r in enumerate(board.rows) if r.reference), None)
+    board.verdicts = board_verdicts([r.drops for r in board.rows], None if board.pretraining else ref)
+    for row, verdict in zip(board.rows, board.verdicts.rows):
+        row.verdict = verdict
 
 
 def hardware_class(record: dict[str, Any]) -> str:
@@ -328,17 +347,19 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         if row.reason:
             ineligible.append(row)
         else:
-            ranked.setdefault((row.preset, row.level, row.config_hash, row.hardware), []).append(row)
+            # pre-training entries use another chain and mask: a board of their own
+            ranked.setdefault((row.preset, row.level, row.config_hash, row.hardware, row.pretraining), []).append(row)
 
     boards = []
     for key in sorted(ranked):
         members = sorted(ranked[key], key=lambda r: (-r.drop.mean, r.sort_key()))
         for i, row in enumerate(members, 1):
             row.rank = i
-        _mark_ties(members)
         first = members[0]
-        boards.append(Board(first.preset, first.config_hash, first.level,
-                            _mean([r.percent_remaining for r in members]), first.rewind_step, members, first.hardware))
+        board = Board(first.preset, first.config_hash, first.level, _mean([r.percent_remaining for r in members]),
+                      first.rewind_step, members, first.hardware, first.pretraining)
+        _judge(board)
+        boards.append(board)
     ineligible.sort(key=lambda r: (r.preset, r.level, r.config_hash, r.sort_key()))
     return Leaderboard(boards, ineligible, duplicates, list(problems),
                        len(results) + len(problems) if files is None else files, min_seeds, preset, sparsity, chosen)

@@ -32,22 +32,28 @@ def render_json(lb: Leaderboard) -> str:
 
 CSV_COLUMNS = ("preset", "config_hash", "perturbation", "params", "perturbation_seed", "seed", "level", "density",
                "dense", "ticket", "perturbed", "drop", "effective_std", "fingerprint_w0", "fingerprint_wk",
-               "fingerprint_mask", "fingerprint_ticket", "file")
+               "fingerprint_mask", "fingerprint_ticket", "file", "rank", "rank_low", "rank_high", "rank_ub", "group")
 
 
 def render_csv(lb: Leaderboard) -> str:
     """One row per result file (not per leaderboard row): the per-seed numbers, for pandas or a spreadsheet.
-    Params are one JSON object per cell; fingerprints are empty for records written before they existed."""
+    Params are one JSON object per cell; fingerprints are empty for records written before they existed. The
+    last columns are the file's leaderboard row's rank, bootstrap rank interval, Rank (UB) and group (empty
+    where the row is not ranked)."""
+    verdicts = {src: (r.rank, r.verdict) for r in lb.rows if r.verdict is not None for src in r.sources}
+
     def line(res) -> list:
         d, pert, acc = res.data, res.data["perturbation"], res.data["accuracy"]
         fp = d.get("fingerprints") or {}
+        rank, v = verdicts.get(res.source, (None, None))
+        ranked = [rank, v.rank_low, v.rank_high, v.rank_ub, v.group] if v else [""] * 5
         return [d["preset"], d["config_hash"], pert["name"], json.dumps(pert["params"], sort_keys=True),
                 pert["seed"], d["seed"], d["level"], d["density"], acc.get("dense", ""), acc["ticket"],
                 acc["perturbed"], d["drop"], d["effective_std"],
-                *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source]
+                *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked]
 
     # preset, config, level, name, params, p-seed, seed, file: the same order whatever order files were found in
-    rows = sorted((line(r) for r in lb.results), key=lambda r: (r[0], r[1], r[6], r[2], r[3], r[4], r[5], r[-1]))
+    rows = sorted((line(r) for r in lb.results), key=lambda r: (r[0], r[1], r[6], r[2], r[3], r[4], r[5], r[17]))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")  # the csv module quotes commas, quotes and newlines
     writer.writerow(CSV_COLUMNS)

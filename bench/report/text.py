@@ -10,6 +10,7 @@ import unicodedata
 from typing import Any
 
 from bench.report.model import REFERENCE, Board, Leaderboard, Row, params_text
+from bench.report.paired import BOOTSTRAP_SEED, EXACT_MAX_N, seeds_text
 from bench.stats import Summary
 
 
@@ -50,26 +51,103 @@ def notes(row: Row) -> str:
         parts.append("control")
     if row.pretraining:
         parts.append("pre-training entry")
-    if row.tied_with:
-        parts.append("tied with " + ", ".join(f"#{r}" for r in sorted(row.tied_with)))
     return "; ".join(parts)
 
 
+def zero_mark(row: Row) -> str:
+    """Whether the row's own 95% interval excludes 0 (per row, not corrected)."""
+    if row.verdict is None or not row.verdict.excludes_zero:
+        return ""
+    return "> 0" if row.drop.mean > 0 else "< 0"
+
+
+def rank_interval(row: Row) -> str:
+    v = row.verdict
+    if v is None:
+        return "-"
+    return str(v.rank_low) if v.rank_low == v.rank_high else f"{v.rank_low}-{v.rank_high}"
+
+
+def rank_ub(row: Row) -> str:
+    return "-" if row.verdict is None else str(row.verdict.rank_ub)
+
+
+def group(row: Row) -> str:
+    return "-" if row.verdict is None else row.verdict.group
+
+
+def versus_reference(row: Row) -> str:
+    """This row minus the reference, paired, with its Holm-corrected p; '*' where it differs."""
+    v = row.verdict
+    if v is None or v.vs_reference is None:
+        return "-"
+    pair = v.vs_reference
+    return f"{num(pair.mean, 2) if pair.mean <= 0 else '+' + num(pair.mean, 2)}, p {pvalue(v.reference_p_holm)}" + \
+        (" *" if v.differs_from_reference else "")
+
+
+def pvalue(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return "-"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
 def board_title(b: Board) -> str:
-    return (f"{b.preset}: {b.percent_remaining:.1f}% of weights remaining (level {b.level}), k = {b.rewind_step}, "
+    return ((f"{b.preset}, pre-training entries: " if b.pretraining else f"{b.preset}: ")
+            + f"{b.percent_remaining:.1f}% of weights remaining (level {b.level}), k = {b.rewind_step}, "
             f"config {b.config_hash}" + (f", {b.hardware}" if b.hardware else ""))
 
 
-COLUMNS = ("#", "perturbation", "params", "p-seed", "n", "mean drop", "95% CI", "drop per seed", "% remaining",
-           "k", "effective std", "plugin", "notes")
+def verdict_lines(b: Board) -> list[str]:
+    """What the board ranks and what its paired comparisons establish, in sentences."""
+    lines = [f"Ranks {b.ranks}."]
+    v = b.verdicts
+    if v is None or len(b.rows) < 2:
+        return lines
+    n = v.n
+    exact = n <= EXACT_MAX_N
+    lines.append(
+        f"Paired comparisons: for each pair of rows the per-seed difference of drops over the seeds both have, "
+        f"tested with the {v.test} test"
+        + (" (the t-test's p, in the JSON and `bench compare`, decides nothing)" if exact else "")
+        + f"; Holm's correction over the {v.comparisons} pairs shown, family-wise alpha {v.alpha:g}: "
+        f"{v.separated} pair{'s' if v.separated != 1 else ''} separated. Rows that share a group letter are not "
+        f"separated. Rank (UB) = 1 + the number of rows separated from it and above it. Ranks: 95% interval of the "
+        f"row's rank over {v.resamples} bootstrap resamples of the seeds, drawn jointly for every row (pairing "
+        f"kept; fixed seed {BOOTSTRAP_SEED}); with few seeds it understates the uncertainty.")
+    if b.reference is not None:
+        lines.append(f"vs ref: the row's drop minus {REFERENCE}'s, paired, Holm over the {len(b.rows) - 1} rows "
+                     f"compared with it; * marks a difference. > 0 / < 0: the row's own 95% interval excludes 0 "
+                     f"(per row, not corrected).")
+    else:
+        lines.append("> 0 / < 0: the row's own 95% interval excludes 0 (per row, not corrected).")
+    if v.separated == 0:
+        needed = sorted(v.adjacent_seeds_needed)
+        text = (f"Nothing on this board is separated at n = {n} seeds, so its order is not established. "
+                + (f"The exact test's smallest p is 2/2^{n} = {2 / 2 ** n:.3g}, above Holm's first threshold "
+                   f"{v.alpha:g}/{v.comparisons}; it needs at least {v.seeds_for_exact} seeds for {v.comparisons} "
+                   f"pairs. " if exact and 2 / 2 ** n >= v.alpha / v.comparisons else ""))
+        if needed:
+            text += (f"At the observed paired spreads, adjacent rows would need a median of "
+                     f"{seeds_text(needed[len(needed) // 2])} seeds (from {seeds_text(needed[0])} to "
+                     f"{seeds_text(needed[-1])}) for a 95% interval of their difference to exclude 0 "
+                     f"(`bench compare A B` gives it per pair).")
+        lines.append(text)
+    return lines
+
+
+COLUMNS = ("#", "perturbation", "params", "p-seed", "n", "mean drop", "95% CI", "ranks", "Rank (UB)", "group",
+           "vs 0", "vs ref", "drop per seed", "% remaining", "k", "effective std", "plugin", "notes")
 # right-aligned wherever a renderer aligns
-NUMERIC_COLUMNS = {"#", "p-seed", "n", "mean drop", "% remaining", "k", "effective std", "level"}
+NUMERIC_COLUMNS = {"#", "p-seed", "n", "mean drop", "% remaining", "k", "effective std", "level", "Rank (UB)",
+                   "ranks"}
 INELIGIBLE_COLUMNS = ("preset", "level", "perturbation", "params", "p-seed", "n", "mean drop", "reason")
 
 EXPLANATION = (
     "Drop = accuracy of the unperturbed ticket minus accuracy after the perturbation, for the same replicate "
     "seed (percentage points), so larger means more damaging. Mean over seeds with a 95% t-interval. "
-    "Tied: the interval overlaps a neighbour's, so the order of those rows is not established. "
+    "Rows are listed by mean drop; that order is claimed only where a paired test separates two rows (see each "
+    "board's statistics: group letters, Rank (UB), rank intervals). "
     "Controls (identity, rewind-to-init, reinit, lottery-ticket, imp-rewind-0) are the harness's references; "
     "imp-rewind-0 is the paper's reference, IMP rewound to iteration 0 with its own pruning chain, so its drop is "
     "how much rewinding to k beats rewinding to 0."
@@ -80,6 +158,9 @@ def reference_line(lb: Leaderboard, board: Board) -> str:
     """The line under a board's title: the paper's reference (IMP rewound to 0) at this sparsity, or why it is
     missing and the command that adds it."""
     ref = board.reference
+    if board.pretraining:
+        return (f"Not comparable with the reference ({REFERENCE}) or the mask-fixed perturbations: each entry has its "
+                f"own IMP chain and mask.")
     if ref is not None:
         return (f"Reference, IMP rewound to 0 ({REFERENCE}): mean drop {num(ref.drop.mean)}, 95% CI "
                 f"{interval(ref.drop)}, n = {ref.n}; positive: rewinding to k = {board.rewind_step} beats "
@@ -114,7 +195,8 @@ def _seeds_text(seeds: list[int]) -> str:
 
 def cells(row: Row) -> list[str]:
     return [str(row.rank), clean(row.name), clean(params_text(row.params)) or "-", str(row.perturbation_seed),
-            str(row.n), num(row.drop.mean), interval(row.drop), per_seed(row), f"{row.percent_remaining:.1f}",
+            str(row.n), num(row.drop.mean), interval(row.drop), rank_interval(row), rank_ub(row), group(row),
+            zero_mark(row), versus_reference(row), per_seed(row), f"{row.percent_remaining:.1f}",
             str(row.rewind_step), num(row.effective_std, 4), clean(plugin_text(row)), notes(row)]
 
 
