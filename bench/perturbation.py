@@ -10,7 +10,7 @@ A perturbation is any object with
 * ``start`` (optional): ``"rewind"`` (the default) or ``"init"``. With ``"rewind"`` the branch
   starts from W_k's full state (BatchNorm parameters and statistics, biases) at step k and
   trains k -> T with the schedule resumed at k. With ``"init"`` it starts from W_0's full state
-  at step 0 and trains 0 -> T with the full schedule (the classic lottery ticket); ``apply``'s
+  at step 0 and trains 0 -> T with the full schedule (W_0 under this chain's mask); ``apply``'s
   weights (masked) still replace the prunable tensors, and ``ctx.rewind`` is still W_k.
   ``"imp-from-init"`` is the harness's own reference (the built-in ``imp-rewind-0``): the branch is
   the ticket of IMP rewound to iteration 0 with its own pruning chain (its own masks, W_0 trained

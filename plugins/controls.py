@@ -4,10 +4,11 @@
   BatchNorm parameters and statistics and the biases stay at W_k, and the branch trains from step
   k with the schedule resumed at k, like every other perturbation. So it isolates the prunable
   weights' early phase; it is not the classic lottery ticket.
-* ``lottery-ticket``: the classic lottery ticket of Frankle & Carbin: everything rewound to W_0
-  (all parameters and BatchNorm state), prunable weights under the level's mask, trained 0 -> T
-  with the full schedule (``start = "init"``, see bench.perturbation).
-* ``imp-rewind-0``: the paper's k = 0 reference. Not W_0 under this chain's mask: IMP rewound to
+* ``lottery-ticket``: W_0 under the mask that IMP found while rewinding to k: everything rewound to
+  W_0 (all parameters and BatchNorm state), prunable weights under the level's mask, trained 0 -> T
+  with the full schedule (``start = "init"``, see bench.perturbation). Not the classic lottery ticket,
+  whose masks IMP finds by resetting to W_0 at every level: that is ``imp-rewind-0``.
+* ``imp-rewind-0``: the classic lottery ticket of Frankle & Carbin and the paper's k = 0 reference. Not W_0 under this chain's mask: IMP rewound to
   iteration 0 throughout, with its own pruning chain (each level prunes its own previous level and
   trains W_0 0 -> T), run by the harness per seed and cached like any chain
   (``start = "imp-from-init"``). Its drop is how much rewinding to k beats rewinding to 0.
@@ -31,8 +32,8 @@ class Identity:
 
 class LotteryTicket:
     name = "lottery-ticket"
-    description = ("The classic lottery ticket: everything rewound to W_0 (BatchNorm too), mask applied, "
-                   "trained 0 -> T with the full schedule.")
+    description = ("W_0 (BatchNorm too) under the mask IMP found rewinding to k, trained 0 -> T with the full "
+                   "schedule; not the classic ticket (that is imp-rewind-0).")
     params = ()
     start = "init"  # the harness starts the branch from W_0's full state at step 0
 
@@ -44,8 +45,8 @@ class ImpRewindZero(LotteryTicket):
     """Starts from W_0 like the lottery ticket (so apply() is the same), but under its own pruning chain."""
 
     name = "imp-rewind-0"
-    description = ("Reference: IMP rewound to iteration 0 with its own pruning chain (own masks, W_0 trained "
-                   "0 -> T at every level), as the paper compares.")
+    description = ("Reference, the classic lottery ticket: IMP rewound to iteration 0 with its own pruning chain "
+                   "(own masks, W_0 trained 0 -> T at every level), as the paper compares.")
     start = "imp-from-init"  # the harness trains the chain; apply() measures W_0 against W_k
 
 
