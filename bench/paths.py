@@ -106,6 +106,11 @@ def trace_name(iterations: int, every: int) -> str:
     return f"N{iterations}-every{every}"
 
 
+def trace_files(folder: Path) -> dict[str, Path]:
+    """A trace's table (CSV, JSON) and timeline figure (PNG) in ``folder``: one seed's, or all seeds' together."""
+    return {"csv": folder / "trace.csv", "json": folder / "trace.json", "png": folder / "trace.png"}
+
+
 def rewind_curve_file(cache: Path, config_hash: str, level: int, suffix: str = ".json", chain: str = "per-k") -> Path:
     tag = "" if chain == "per-k" else f"-{chain}"
     return experiment_dir(cache, config_hash) / "rewind-curve" / f"level-{level}{tag}{suffix}"

@@ -20,7 +20,7 @@ from bench.cli import cli
 from bench.config import from_dict
 from bench.data import load_dataset
 from bench.provenance import PROTOCOL_VERSION, fingerprint, hardware_class
-from bench.report.results import load_results
+from bench.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "leaderboard" / "smoke"

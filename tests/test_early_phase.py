@@ -19,7 +19,7 @@ from bench.experiments.rewind_curve import CurveReplicate, default_ks, ensure_st
 from bench.experiments.setup import RunOptions
 from bench.experiments.trace import Recorder, grad_norm, record_steps, trace_seed, weight_metrics
 from bench.pretraining import PretrainContext, Task, blur, check_blur, resolve, rotation_group
-from bench.report.results import validate
+from bench.results import validate
 from bench.seeding import generator
 
 SMOKE = get_preset("smoke")
@@ -178,7 +178,7 @@ def test_pretraining_end_to_end_record_ranks_and_is_cached(tmp_path, data_dir):
     assert again.records[0]["accuracy"] == record["accuracy"]
 
     from bench.report.model import build
-    from bench.report.results import Result
+    from bench.results import Result
 
     lb = build([Result(record, files[0], "x.json")], min_seeds=1)
     assert [r.name for r in lb.rows] == ["pretrain:rotation"]

@@ -22,7 +22,7 @@ from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import Context, perturb
 from bench.plugins import load_plugins
 from bench.presets import get_preset
-from bench.report.results import MAX_BYTES, load_results
+from bench.results import MAX_BYTES, load_results
 from bench.report.text import num
 from bench.cli.output import fmt
 from bench.stages import Replicate, execute

@@ -13,7 +13,7 @@ from bench.errors import BenchError
 from bench.config import Experiment, full
 from bench.plugins import PluginInfo
 from bench.presets import Preset
-from bench.report.results import validate
+from bench.results import validate
 from bench.provenance import PROTOCOL_VERSION, environment
 from bench.stages import Replicate, StageEvent
 from bench.stats import Summary, summarize

@@ -199,12 +199,10 @@ def run_rewind_curve(preset: Preset, ks_text: str | None, options: RunOptions, *
 
 
 def save_curve(curve: Curve, output: Path | None, cache: Path) -> tuple[Path, Path]:
-    """The curve's JSON beside the run and its plot (``output``, default beside the JSON)."""
-    from bench.report.figures import draw_curve
-
+    """Write the curve's JSON beside the run; return its path and where its plot goes (``output``, default
+    beside the JSON), which the caller draws (bench.report.figures.draw_curve): experiments draw nothing."""
     data = curve.as_dict()
     json_path = paths.rewind_curve_file(cache, data["config_hash"], curve.level, chain=curve.chain)
     save_json(json_path, data)
     png = Path(output) if output else paths.rewind_curve_file(cache, data["config_hash"], curve.level, ".png", curve.chain)
-    draw_curve(data, png)
     return json_path, png

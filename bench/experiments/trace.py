@@ -229,7 +229,8 @@ def run_trace(preset: Preset, options: RunOptions, *, iterations: int | None = N
     out = Trace(preset.name, exp, n, m, probe.k, probe.T, {}, {}, events=env.events)
     for rep in reps:
         folder = rep.root / "trace" / paths.trace_name(n, m)
-        json_path, csv_path = folder / "trace.json", folder / "trace.csv"
+        files = paths.trace_files(folder)
+        json_path, csv_path = files["json"], files["csv"]
         if json_path.exists():
             saved = load_json(json_path)
             rows, checks = saved["rows"], saved["checks"]
@@ -252,13 +253,11 @@ def default_output(cache: Path, trace: Trace) -> Path:
 
 
 def save_trace(trace: Trace, output: Path) -> dict[str, Path]:
-    """All seeds' rows as one CSV and JSON, and the timeline figure, into ``output``."""
+    """All seeds' rows as one CSV and JSON into ``output``; returns their paths and the timeline figure's
+    ("png"), which the caller draws (bench.report.figures.draw_trace): experiments draw nothing."""
     output.mkdir(parents=True, exist_ok=True)
     rows = [{"seed": s, **r} for s, seed_rows in sorted(trace.rows.items()) for r in seed_rows]
-    from bench.report.figures import draw_trace
-
-    files = {"csv": output / "trace.csv", "json": output / "trace.json", "png": output / "trace.png"}
+    files = paths.trace_files(output)
     write_csv(files["csv"], rows, ("seed", *COLUMNS))
     save_json(files["json"], trace.as_dict())
-    draw_trace(trace, files["png"])
     return files

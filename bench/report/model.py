@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bench.provenance import PROTOCOL_VERSION
-from bench.report.results import Problem, Result, load_results
+from bench.results import Problem, Result, load_results
 from bench.stats import Summary, summarize
 
 CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket", "imp-rewind-0")
