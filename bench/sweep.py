@@ -33,7 +33,7 @@ from bench.errors import BenchError, unknown
 from bench.experiments.perturb import run_perturbations
 from bench.experiments.setup import RunOptions, prepare, resolve_device, resolve_level
 from bench.pruning import levels_table
-from bench.stages import seed_groups
+from bench.execute import seed_groups
 
 TOP_KEYS = ("presets", "seeds", "levels", "sparsities", "perturbations", "perturbation_seed", "overrides", "run",
             "slurm", "estimate")

@@ -225,13 +225,21 @@ class Crash(Exception):
     pass
 
 
-def crashing_progress(at: int):
-    def factory(description, total):
-        def update(step):
-            if step >= at:
-                raise Crash
-        return update
-    return factory
+class crashing_progress:
+    """Progress that raises once a stage reaches iteration ``at``, as a kill would stop it."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def start(self, label, total):
+        return self
+
+    def advance(self, done):
+        if done >= self.at:
+            raise Crash
+
+    def done(self, accuracies, seconds):
+        pass
 
 
 def replicate(cache: Path, data_dir, seed: int = 0, **env) -> Replicate:

@@ -15,7 +15,8 @@ from bench.plugins import PluginInfo
 from bench.presets import Preset
 from bench.results import validate
 from bench.provenance import PROTOCOL_VERSION, environment
-from bench.stages import Replicate, StageEvent
+from bench.execute import StageEvent
+from bench.stages import Replicate
 from bench.stats import Summary, summarize
 
 SCHEMA_VERSION = 2
