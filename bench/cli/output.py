@@ -15,10 +15,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from bench.experiments.records import Outcome
-from bench.report.render import json_safe
 from bench.execute import StageEvent
+from bench.experiments.records import Outcome
 from bench.progress import NO_PROGRESS, Progress, StageProgress
+from bench.report.render import json_safe
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)

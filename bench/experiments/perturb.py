@@ -6,13 +6,13 @@ from typing import Any, Sequence
 
 from bench import paths
 from bench.config import Experiment
+from bench.execute import Env, execute
+from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.records import Outcome, base_record, plugin_fields, store
 from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import resolve_params, start_point
 from bench.plugins import Plugins, Registered, default_plugins
 from bench.presets import Preset
-from bench.execute import Env, execute
-from bench.experiments.parallel import train_groups_side_by_side
 from bench.stages import Replicate, train_chain, training_groups
 
 

@@ -31,6 +31,7 @@ from bench.cache import load_json, load_tensors, save_json, save_tensors
 from bench.config import Experiment, parse_step
 from bench.data import BatchStream, Dataset
 from bench.errors import BenchError, PluginError
+from bench.execute import Env, Job
 from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.records import Outcome, base_record, plugin_fields, store
 from bench.experiments.setup import RunOptions, prepare
@@ -39,7 +40,6 @@ from bench.plugins import Plugins, RegisteredPretraining, default_plugins
 from bench.presets import Preset
 from bench.pretraining import STEPS, PretrainContext, Task, resolve, spatial_dims
 from bench.seeding import derive_seed, generator
-from bench.execute import Env, Job
 from bench.stages import Replicate, train_chain
 from bench.training import Schedule, Trainer, evaluate, run
 
@@ -200,7 +200,7 @@ class PretrainedReplicate(Replicate):
         if task.outputs is not None:
             _set_module(model, head_name, real_head)  # untouched since W_0: it was not in the optimizer
         save_json(folder / paths.PRETRAIN_RECORD, {"steps": self.pretrain_steps, "seconds": seconds,
-                                             "outputs": outputs, "temporary_head": task.outputs is not None})
+                                                   "outputs": outputs, "temporary_head": task.outputs is not None})
         save_tensors(target, model.state_dict())  # last: its presence means the pre-training is done
         checkpoint.unlink(missing_ok=True)
         return seconds

@@ -31,10 +31,10 @@ from bench import paths
 from bench.cache import load_json, load_tensors, save_json
 from bench.config import Experiment, config_hash, parse_step
 from bench.errors import BenchError
+from bench.execute import Env, Job, StageEvent, execute
 from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.setup import RunOptions, prepare
 from bench.presets import Preset
-from bench.execute import Env, Job, StageEvent, execute
 from bench.stages import Replicate, train_chain, training_groups
 from bench.stats import summarize
 

@@ -12,10 +12,10 @@ from bench import paths
 from bench.config import Experiment
 from bench.data import load_dataset
 from bench.errors import BenchError
-from bench.presets import Preset
-from bench.pruning import levels_table
 from bench.execute import Env
+from bench.presets import Preset
 from bench.progress import NO_PROGRESS, Progress
+from bench.pruning import levels_table
 
 DEFAULT_GROUP_SIZE = 16
 

@@ -36,10 +36,10 @@ from bench.cache import load_json, save_json
 from bench.config import Experiment, config_hash
 from bench.data import BatchStream
 from bench.errors import BenchError
-from bench.experiments.setup import RunOptions, prepare
-from bench.presets import Preset
 from bench.execute import Env, StageEvent, execute
 from bench.experiments.parallel import train_groups_side_by_side
+from bench.experiments.setup import RunOptions, prepare
+from bench.presets import Preset
 from bench.progress import NO_PROGRESS, Progress
 from bench.stages import Replicate
 from bench.training import Trainer, run
