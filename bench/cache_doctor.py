@@ -47,7 +47,7 @@ def _checkpoint_problem(checkpoint: Path, experiment: Path) -> str | None:
     except (BenchError, KeyError, TypeError):
         return "cannot be loaded or carries no stage identity"
     cache = experiment.parents[1]
-    if all((cache / stage / "done.json").exists() for stage in stages):
+    if all((cache / stage / paths.DONE).exists() for stage in stages):
         return "its stages are finished"
     return None
 
@@ -63,12 +63,12 @@ def diagnose(root: Path) -> Report:
             add(Finding("tmp", path))
         elif ".corrupt-" in name:
             add(Finding("corrupt", path, "moved aside by an earlier run"))
-        elif name == "done.json" and path.is_file():
+        elif name == paths.DONE and path.is_file():
             _, problem = read_record(path)
             if problem:
                 add(Finding("corrupt", path, problem))
-        elif name in ("checkpoint.pt", "pretrain-checkpoint.pt") and "fused" not in path.parts:
-            finished = "wk.pt" if name == "pretrain-checkpoint.pt" else "done.json"  # what the run writes last
+        elif name in (paths.CHECKPOINT, paths.PRETRAIN_CHECKPOINT) and "fused" not in path.parts:
+            finished = paths.WK if name == paths.PRETRAIN_CHECKPOINT else paths.DONE  # what the run writes last
             if (path.parent / finished).exists():
                 add(Finding("orphaned-checkpoint", path, "its stage is finished"))
             else:
@@ -77,7 +77,7 @@ def diagnose(root: Path) -> Report:
                 except BenchError:
                     add(Finding("orphaned-checkpoint", path, "cannot be loaded"))
     for fused in sorted(root.glob("experiments/p*/*/fused/*")):
-        checkpoint = fused / "checkpoint.pt"
+        checkpoint = fused / paths.CHECKPOINT
         problem = _checkpoint_problem(checkpoint, fused.parents[1]) if checkpoint.exists() else "no checkpoint"
         if problem:
             add(Finding("stale-fused", fused, problem))

@@ -27,6 +27,17 @@ from typing import Any, Iterable
 from bench.config import digest
 from bench.errors import BenchError
 
+# -- the files in a stage folder: part of every cache path, so their names never change ---------------
+DONE = "done.json"  # the stage's record, written last: its presence means the stage is finished
+W0 = "w0.pt"  # the dense trunk's state at iteration 0
+WK = "wk.pt"  # the dense trunk's state at the rewind point k (a pre-trained variant's: the pre-trained state)
+FINAL = "final.pt"  # the stage's weights at T
+MASK = "mask.pt"  # a ticket's pruning mask
+CHECKPOINT = "checkpoint.pt"  # a training stage's resume point (a fused group's: under fused/)
+LOCK = ".lock"  # held while the stage trains (bench.execute.stage_locks)
+PRETRAIN_RECORD = "pretrain.json"  # a pre-trained variant's pre-training: steps, seconds, head
+PRETRAIN_CHECKPOINT = "pretrain-checkpoint.pt"  # the pre-training's resume point
+
 
 def data_dir(cache: Path) -> Path:
     return cache / "data"
@@ -91,10 +102,18 @@ def trunk_state_file(replicate: Path, k: int, preset_k: int) -> Path:
     """The dense trunk's state at iteration ``k``: W_0, W_k or one of the rewind curve's extra states."""
     trunk = stage_dir(replicate, 0)
     if k == 0:
-        return trunk / "w0.pt"
+        return trunk / W0
     if k == preset_k:
-        return trunk / "wk.pt"
+        return trunk / WK
     return trunk / "states" / f"w-{k}.pt"
+
+
+def stage_id(folder: Path, cache: Path) -> str:
+    """A stage folder as its checkpoints name it: relative to the cache root, so a moved cache still resumes."""
+    try:
+        return folder.relative_to(cache).as_posix()
+    except ValueError:
+        return str(folder)
 
 
 def fused_dir(experiment: Path, members: Iterable[Path]) -> Path:
@@ -104,6 +123,11 @@ def fused_dir(experiment: Path, members: Iterable[Path]) -> Path:
 
 def trace_name(iterations: int, every: int) -> str:
     return f"N{iterations}-every{every}"
+
+
+def trace_files(folder: Path) -> dict[str, Path]:
+    """A trace's table (CSV, JSON) and timeline figure (PNG) in ``folder``: one seed's, or all seeds' together."""
+    return {"csv": folder / "trace.csv", "json": folder / "trace.json", "png": folder / "trace.png"}
 
 
 def rewind_curve_file(cache: Path, config_hash: str, level: int, suffix: str = ".json", chain: str = "per-k") -> Path:

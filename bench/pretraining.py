@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,13 +30,22 @@ import torch.nn.functional as F
 from bench.errors import BenchError
 from bench.perturbation import Param, resolve_params
 
-if TYPE_CHECKING:  # only for annotations: the contract must not load the harness
-    from bench.data import Dataset
-
 PREFIX = "pretrain:"  # results rank under this prefix so they never collide with a perturbation's name
 STEPS = Param("steps", str, "10ep", "pre-training length as a step string: '200it' or '2ep' (default: the preset's)")
 
 BatchFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+class TaskData(Protocol):
+    """The real task's data as a pre-training sees it (the harness passes its ``bench.data.Dataset``; the
+    contract names only what a plugin may read, so it does not depend on the harness)."""
+
+    x_train: torch.Tensor  # (N, C, L) signals or (N, C, H, W) images
+    y_train: torch.Tensor  # (N,) class labels, torch.long
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    augment: bool  # the harness crops and flips each batch (then a transform after it belongs in ``batch``)
 
 
 @dataclass
@@ -51,7 +60,7 @@ class PretrainContext:
     seed:         the seed ``generator`` was made from.
     """
 
-    data: "Dataset"
+    data: TaskData
     spatial_dims: int
     num_classes: int
     params: dict[str, Any]

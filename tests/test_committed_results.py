@@ -22,9 +22,8 @@ from bench import stages
 from bench.cli import cli
 from bench.config import from_dict
 from bench.data import load_dataset
-from bench.provenance import PROTOCOL_VERSION, fingerprint, hardware_class
-from bench.report.model import hardware_class as record_class
-from bench.report.results import load_results
+from bench.provenance import PROTOCOL_VERSION, fingerprint, hardware_class, record_class
+from bench.results import load_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_SAMPLES = sorted((ROOT / "leaderboard").glob("smoke*"))

@@ -10,7 +10,7 @@ import torch
 
 from bench.perturbation import perturb, resolve_params
 from bench.plugins import load_plugins
-from bench.report.results import load_results
+from bench.results import load_results
 from bench.testing import tiny_context
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from click.testing import CliRunner
 
-from bench import paths, stages
+from bench import execute, paths, stages
 from bench.cli import cli
 from bench.data import BatchStream, Dataset, load_dataset
 from bench.errors import BenchError
@@ -19,7 +19,7 @@ from bench.experiments.rewind_curve import CurveReplicate, default_ks, ensure_st
 from bench.experiments.setup import RunOptions
 from bench.experiments.trace import Recorder, grad_norm, record_steps, trace_seed, weight_metrics
 from bench.pretraining import PretrainContext, Task, blur, check_blur, resolve, rotation_group
-from bench.report.results import validate
+from bench.results import validate
 from bench.seeding import generator
 
 SMOKE = get_preset("smoke")
@@ -178,7 +178,7 @@ def test_pretraining_end_to_end_record_ranks_and_is_cached(tmp_path, data_dir):
     assert again.records[0]["accuracy"] == record["accuracy"]
 
     from bench.report.model import build
-    from bench.report.results import Result
+    from bench.results import Result
 
     lb = build([Result(record, files[0], "x.json")], min_seeds=1)
     assert [r.name for r in lb.rows] == ["pretrain:rotation"]
@@ -204,14 +204,14 @@ def test_default_and_parsed_ks():
 
 def test_rewind_curve_trains_one_trunk_per_seed_and_saves_every_k(tmp_path, data_dir, monkeypatch):
     dense_runs = []
-    real = stages.run
+    real = execute.run
 
     def spy(trainer, stream, start, end, **kw):
         if start == 0 and not trainer.masked:  # dense (the k = 0 point starts at 0 too, but masked)
             dense_runs.append(end)
         return real(trainer, stream, start, end, **kw)
 
-    monkeypatch.setattr(stages, "run", spy)
+    monkeypatch.setattr(execute, "run", spy)
     options = RunOptions(cache=tmp_path, device="cpu", data_dir=data_dir)
     curve = run_rewind_curve(SMOKE, "0,2,10,12", options, seeds=1)
     assert dense_runs == [120]  # the trunk, once (T = 120): every k < T after it starts at k
@@ -236,7 +236,7 @@ def test_rewind_curve_replays_states_a_cached_trunk_lacks(tmp_path, data_dir, mo
     stages.Replicate(exp, 0, plain_env).trunk()  # trained by `bench run`: only W_0 and W_k
     late = CurveReplicate(exp, 0, plain_env, [3, 12])
     assert ensure_states([late]) == 12
-    assert stages.StageEvent("replayed", "dense trunk 0 -> 12", 0) in plain_env.events
+    assert execute.StageEvent("replayed", "dense trunk 0 -> 12", 0) in plain_env.events
     for k in (3, 12):  # the replay retraces the trunk exactly (CPU)
         a = torch.load(with_states.state_file(k), weights_only=True)
         b = torch.load(late.state_file(k), weights_only=True)
@@ -375,3 +375,30 @@ def test_untraced_training_never_records(tmp_path, data_dir, monkeypatch):
     out = CliRunner().invoke(cli, ["run", "--preset", "smoke", "-p", "identity", "--cache-dir", str(tmp_path),
                                    "--data-dir", str(data_dir), "--json"])
     assert out.exit_code == 0, out.output
+
+
+def test_workers_give_the_same_numbers_for_pretrain_rewind_curve_and_trace(tmp_path, data_dir):
+    """--workers trains the seed groups side by side for every command that offers it, to the same numbers."""
+    from bench.experiments.trace import run_trace
+
+    def options(name: str, workers: int) -> RunOptions:
+        return RunOptions(cache=tmp_path / name, device="cpu", data_dir=data_dir, group_size=2, workers=workers)
+
+    runs = {}
+    for workers in (1, 2):
+        pre = run_pretraining(SMOKE, "rotation", {"steps": "3it"}, options(f"pre{workers}", workers), seeds=3, level=1)
+        curve = run_rewind_curve(SMOKE, "0,10", options(f"curve{workers}", workers), seeds=3, level=1)
+        trace = run_trace(SMOKE, options(f"trace{workers}", workers), iterations=8, every=4, seeds=3)
+        runs[workers] = (pre, curve, trace)
+    (pre1, curve1, trace1), (pre2, curve2, trace2) = runs[1], runs[2]
+    for a, b in zip(pre1.records, pre2.records):
+        assert (a["accuracy"], a["fingerprints"], a["trained_with_seeds"]) == \
+            (b["accuracy"], b["fingerprints"], b["trained_with_seeds"])
+    assert pre2.records[0]["trained_with_seeds"]["trunk"] == [0, 1]
+    assert curve1.as_dict() == curve2.as_dict()
+    assert trace1.as_dict() == trace2.as_dict()
+    # the workers' events reach the parent: each trunk counted as trained once, none as cached
+    for out in (pre2, curve2, trace2):
+        assert not any(e.kind == "cached" for e in out.events)
+    assert sum(e.kind == "trained" and e.stage == "dense trunk" for e in curve2.events) == 3
+    assert sum(e.kind == "traced" for e in trace2.events) == 3

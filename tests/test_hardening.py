@@ -22,7 +22,7 @@ from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import Context, perturb
 from bench.plugins import load_plugins
 from bench.presets import get_preset
-from bench.report.results import MAX_BYTES, load_results
+from bench.results import MAX_BYTES, load_results
 from bench.report.text import num
 from bench.cli.output import fmt
 from bench.stages import Replicate, execute
@@ -225,13 +225,21 @@ class Crash(Exception):
     pass
 
 
-def crashing_progress(at: int):
-    def factory(description, total):
-        def update(step):
-            if step >= at:
-                raise Crash
-        return update
-    return factory
+class crashing_progress:
+    """Progress that raises once a stage reaches iteration ``at``, as a kill would stop it."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def start(self, label, total):
+        return self
+
+    def advance(self, done):
+        if done >= self.at:
+            raise Crash
+
+    def done(self, accuracies, seconds):
+        pass
 
 
 def replicate(cache: Path, data_dir, seed: int = 0, **env) -> Replicate:

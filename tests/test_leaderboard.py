@@ -25,7 +25,7 @@ from bench.report.html import render_html
 from bench.report.markdown import render_markdown
 from bench.report.model import build, from_folders
 from bench.report.render import render_json
-from bench.report.results import load_results, validate
+from bench.results import load_results, validate
 from bench.report.terminal import render_table, rich_tables
 
 SMOKE = get_preset("smoke").experiment

@@ -18,7 +18,7 @@ from bench.presets import get_preset
 from bench.report.figures import accuracy_vs_sparsity
 from bench.report.markdown import render_markdown
 from bench.report.model import from_folders
-from bench.report.results import load_results
+from bench.results import load_results
 from bench.stats import summarize
 
 PLUGIN = PluginInfo("builtin-controls", "earlyphase-bench", "0.1.0", "plugins.controls")

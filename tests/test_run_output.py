@@ -73,12 +73,12 @@ def test_batch_log_has_one_line_per_stage_start_and_finish(capsys):
     from bench.cli.output import log_lines
 
     with log_lines() as progress:
-        update = progress("dense trunk seeds 0,1", 10)
-        update(5)
-        update(10)
-        update.done([55.5, 60.25], 1.234)
-        other = progress("pre-training blur seed 0", 4)  # a stage that reports no accuracy
-        other(4)
+        stage = progress.start("dense trunk seeds 0,1", 10)
+        stage.advance(5)
+        stage.advance(10)
+        stage.done([55.5, 60.25], 1.234)
+        other = progress.start("pre-training blur seed 0", 4)  # a stage that reports no accuracy
+        other.advance(4)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 4, lines
     assert lines[0].endswith("start dense trunk seeds 0,1: 10 iterations")
@@ -95,9 +95,9 @@ def test_progress_in_a_batch_log_and_quiet(tmp_path, monkeypatch):
     import bench.experiments.perturb as perturb
 
     def fake(preset, chosen, options, **kw):
-        update = options.progress("dense trunk seeds 0,1", 3)
-        update(3)
-        getattr(update, "done", lambda *a: None)([50.0, 51.0], 0.5)  # as stages._train_group calls it
+        stage = options.progress.start("dense trunk seeds 0,1", 3)
+        stage.advance(3)
+        stage.done([50.0, 51.0], 0.5)  # as bench.execute trains a stage
         return [outcome("identity", [0.0, 0.0])]
 
     monkeypatch.setattr(perturb, "run_perturbations", fake)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench import models, stages
+from bench import execute, models, stages
 from bench.data import BatchStream, load_dataset
 from bench.plugins import default_plugins
 from bench.presets import get_preset
@@ -35,14 +35,14 @@ def test_trunk_saves_w0_and_wk(replicate):
 
 def test_level_starts_from_wk_times_mask(replicate, monkeypatch):
     starts = {}
-    real_run = stages.run
+    real_run = execute.run
 
     def spy(trainer, stream, start, end, **kw):
         starts[start] = {n: p.detach().clone() for n, p in trainer.model.state_dict().items()}
         return real_run(trainer, stream, start, end, **kw)
 
     replicate.trunk()
-    monkeypatch.setattr(stages, "run", spy)
+    monkeypatch.setattr(execute, "run", spy)
     replicate.level(1)
     wk, masks = replicate.state("wk.pt"), replicate.masks(1)
     start = starts[replicate.k]
@@ -61,21 +61,21 @@ def test_rerun_uses_cache(replicate):
     fresh = stages.Replicate(replicate.exp, 0, stages.Env(replicate.env.cache, replicate.env.device,
                                                           replicate.env.data))
     assert fresh.branch(default_plugins().perturbation("identity"), {}, 1, 0) == first
-    assert stages.StageEvent("cached", "identity at level 1", 0) in fresh.env.events
+    assert execute.StageEvent("cached", "identity at level 1", 0) in fresh.env.events
     assert not any(e.kind == "trained" for e in fresh.env.events)
     assert first["drop"] == 0.0
 
 
 def _spy_starts(monkeypatch) -> dict:
     starts = {}
-    real_run = stages.run
+    real_run = execute.run
 
     def spy(trainer, stream, start, end, **kw):
         starts[start] = ({n: p.detach().clone() for n, p in trainer.model.state_dict().items()},
                          [trainer.schedule.lr_at(s) for s in (start, end - 1)])
         return real_run(trainer, stream, start, end, **kw)
 
-    monkeypatch.setattr(stages, "run", spy)
+    monkeypatch.setattr(execute, "run", spy)
     return starts
 
 
@@ -117,3 +117,19 @@ def test_bad_start_attribute_names_the_plugin():
 
     with pytest.raises(PluginError, match="Perturbation 'odd' has start = 'middle'"):
         start_point(Odd())
+
+
+def test_a_job_trains_with_the_data_order_it_is_given(tmp_path, replicate):
+    """``Job.data_seed`` (default: the replicate's seed) sets the data order alone: the seed's own order gives
+    bit-identical weights to the default, another order other weights from the same W_0."""
+    def trunk(folder: str, data_seed: int | None) -> dict:
+        env = stages.Env(cache=tmp_path / folder, device=replicate.env.device, data=replicate.env.data)
+        rep = stages.Replicate(replicate.exp, 0, env)
+        job = rep.trunk_job()
+        job.data_seed = data_seed
+        stages.execute([job], env)
+        return rep.state("final.pt")
+
+    default, same, other = trunk("default", None), trunk("same", 0), trunk("other", 7)
+    assert all(torch.equal(default[n], same[n]) for n in default)
+    assert not all(torch.equal(default[n], other[n]) for n in default)

@@ -91,6 +91,7 @@ def rewind_curve_command(preset, ks, seeds, level, sparsity, chain, output, opti
       bench rewind-curve --chain one-mask --seeds 3
     """
     from bench.experiments.rewind_curve import run_rewind_curve, save_curve
+    from bench.report.figures import draw_curve
 
     chosen = get_preset(preset)
     with ui(as_json) as progress:
@@ -98,6 +99,7 @@ def rewind_curve_command(preset, ks, seeds, level, sparsity, chain, output, opti
                                  level=level, sparsity=sparsity, chain=chain)
     json_path, png = save_curve(curve, Path(output) if output else None, options.cache)
     data = curve.as_dict()
+    draw_curve(data, png)
     if as_json:
         echo_json({**data, "files": {"json": str(json_path), "plot": str(png)}})
         return
@@ -135,12 +137,14 @@ def trace_command(preset, iterations, every, seeds, output, options, as_json):
     Example: bench trace --iterations 200 --output-dir trace/
     """
     from bench.experiments.trace import default_output, run_trace, save_trace
+    from bench.report.figures import draw_trace
 
     chosen = get_preset(preset)
     with ui(as_json) as progress:
         trace = run_trace(chosen, replace(options, progress=progress), iterations=iterations, every=every,
                           seeds=seeds)
     paths = save_trace(trace, Path(output) if output else default_output(options.cache, trace))
+    draw_trace(trace.as_dict(), paths["png"])
     if as_json:
         echo_json({**trace.as_dict(), "files": {k: str(v) for k, v in paths.items()}})
         return

@@ -134,18 +134,21 @@ def json_option(help_: str = "Print one JSON object instead of a table.") -> Cal
 _RUN_KEYS = ("device", "cache_dir", "data_dir", "download", "checkpoint_every", "group_size", "compile_", "workers")
 
 
-def run_options(command: Callable) -> Callable:
+def run_options(command: Callable | None = None, *, workers: bool = True) -> Callable:
     """Where and how to train, the same for every training command; the command receives ``options``
-    (a RunOptions without progress: the command adds its progress bars)."""
+    (a RunOptions without progress: the command adds its progress bars). ``workers=False`` leaves out
+    ``--workers``, for a command that cannot train seed groups side by side (it then runs one worker)."""
+    if command is None:
+        return functools.partial(run_options, workers=workers)
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
-        values = {key: kwargs.pop(key) for key in _RUN_KEYS}
+        values = {key: kwargs.pop(key, None) for key in _RUN_KEYS}
         options = RunOptions(
             cache=cache_root(values["cache_dir"]), device=values["device"],
             data_dir=Path(values["data_dir"]) if values["data_dir"] else None, download=values["download"],
             checkpoint_every=values["checkpoint_every"], group_size=values["group_size"], compile=values["compile_"],
-            workers=values["workers"] or default_workers())
+            workers=(values["workers"] or default_workers()) if workers else 1)
         return command(options=options, **kwargs)
 
     return _stack(wrapper, [
@@ -159,9 +162,9 @@ def run_options(command: Callable) -> Callable:
         click.option("--group-size", type=click.IntRange(min=1), default=None,
                      help=f"Most replicates trained together as one fused model (1 = one at a time). "
                           f"Default: the preset's ({DEFAULT_GROUP_SIZE} unless it says otherwise)."),
-        click.option("--workers", type=click.IntRange(min=1), default=None,
-                     help="Seed groups trained at once, one process each (CPU). Default: one per CPU core. "
-                          "Never changes a number."),
+        *([click.option("--workers", type=click.IntRange(min=1), default=None,
+                        help="Seed groups trained at once, one process each (CPU). Default: one per CPU core. "
+                             "Never changes a number.")] if workers else []),
         click.option("--compile", "compile_", is_flag=True,
                      help="torch.compile the model (worth it on long GPU runs)."),
     ])

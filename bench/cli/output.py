@@ -9,15 +9,16 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from bench.execute import StageEvent
 from bench.experiments.records import Outcome
+from bench.progress import NO_PROGRESS, Progress, StageProgress
 from bench.report.render import json_safe
-from bench.stages import StageEvent
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -34,60 +35,86 @@ def silenced() -> bool:
     return bool(ctx and ctx.find_root().meta.get("bench.quiet"))
 
 
+class _Bar:
+    """One stage's rich bar; a finished bar keeps showing how long its stage took."""
+
+    def __init__(self, bars, task):
+        self.bars, self.task = bars, task
+
+    def advance(self, done: int) -> None:
+        self.bars.update(self.task, completed=done)
+
+    def done(self, accuracies: Sequence[float], seconds: float) -> None:
+        pass  # the bar is full; accuracies are in the table that follows
+
+
+class _Bars:
+    def __init__(self, bars):
+        self.bars = bars
+
+    def start(self, label: str, total: int) -> StageProgress:
+        return _Bar(self.bars, self.bars.add_task(label, total=total))
+
+
 @contextmanager
-def progress_bars(enabled: bool) -> Iterator:
-    """A factory of per-stage progress callbacks; rich bars on a terminal, nothing otherwise."""
+def progress_bars(enabled: bool) -> Iterator[Progress]:
+    """Per-stage progress: rich bars on a terminal, nothing otherwise."""
     if not enabled:
-        yield lambda description, total: (lambda step: None)
+        yield NO_PROGRESS
         return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
 
     # elapsed and remaining: a finished bar keeps showing how long its stage took
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err, transient=False) as progress:
-        def factory(description: str, total: int):
-            task = progress.add_task(description, total=total)
-            return lambda done: progress.update(task, completed=done)
-
-        yield factory
+    with RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=err, transient=False) as bars:
+        yield _Bars(bars)
 
 
 def _log(text: str) -> None:
     click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)  # click flushes: each line lands as it happens
 
 
+class _LogStage:
+    def __init__(self, log: "_Log", label: str, total: int):
+        self.log, self.label, self.total = log, label, total
+        self.started = time.perf_counter()
+
+    def advance(self, done: int) -> None:
+        if done >= self.total and not self.log.pending:
+            self.log.pending.append(f"finished {self.label}: {self.total} iterations, "
+                                    f"{time.perf_counter() - self.started:.1f} s")
+
+    def done(self, accuracies: Sequence[float], seconds: float) -> None:
+        self.log.pending.clear()
+        _log(f"finished {self.label}: {self.total} iterations, {seconds:.1f} s, test accuracy "
+             + ", ".join(f"{a:.2f}%" for a in accuracies))
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.pending: list[str] = []  # a finish line without accuracy, printed unless done() replaces it
+
+    def flush(self) -> None:
+        while self.pending:
+            _log(self.pending.pop())
+
+    def start(self, label: str, total: int) -> StageProgress:
+        self.flush()
+        stage = _LogStage(self, label, total)
+        _log(f"start {label}: {total} iterations")
+        return stage
+
+
 @contextmanager
-def log_lines() -> Iterator:
-    """The progress factory of a batch log: one line when a stage starts and one when it finishes (with its
-    seconds, and its test accuracy where the stage reports it through ``update.done``)."""
-    pending: list[str] = []  # a finish line without accuracy, printed unless done() replaces it
-
-    def flush() -> None:
-        while pending:
-            _log(pending.pop())
-
-    def factory(description: str, total: int):
-        flush()
-        start = time.perf_counter()
-        _log(f"start {description}: {total} iterations")
-
-        def update(step: int) -> None:
-            if step >= total and not pending:
-                pending.append(f"finished {description}: {total} iterations, {time.perf_counter() - start:.1f} s")
-
-        def done(accuracies: list[float], seconds: float) -> None:
-            pending.clear()
-            _log(f"finished {description}: {total} iterations, {seconds:.1f} s, test accuracy "
-                 + ", ".join(f"{a:.2f}%" for a in accuracies))
-
-        update.done = done
-        return update
-
+def log_lines() -> Iterator[Progress]:
+    """The progress of a batch log: one line when a stage starts and one when it finishes (with its seconds,
+    and its test accuracy where the stage reports it through ``done``)."""
+    log = _Log()
     try:
-        yield factory
+        yield log
     finally:
-        flush()
+        log.flush()
 
 
 def ui(as_json: bool = False):

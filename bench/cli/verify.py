@@ -22,7 +22,7 @@ from bench.cli.output import echo_json, err, out, ui
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Accuracy difference (points) still counted as reproduced; see docs/reproducibility.md.")
-@run_options
+@run_options(workers=False)  # each recorded group re-runs as one fused group, one after another
 @json_option()
 def verify(files, results, sample, seed, tolerance, options, as_json):
     """Re-run stored results from scratch in a temporary cache; exit 1 unless every one is reproduced.

@@ -1,9 +1,9 @@
 """Seed groups trained side by side, one forked process each, their progress shown by the parent.
 
 Fusing changes rounding, so which seeds train together is fixed by the group size alone: the same
-chunks that ``bench.stages.execute`` would train one after another. Running them at once changes when
+chunks that ``bench.execute.execute`` would train one after another. Running them at once changes when
 they are computed, never what. Every process trains with one thread (docs/reproducibility.md), so one
-process per core is what fills a CPU machine. Stages are locked (bench.stages), so two groups that
+process per core is what fills a CPU machine. Stages are locked (bench.execute), so two groups that
 need one shared stage never train it twice.
 """
 
@@ -13,49 +13,74 @@ import itertools
 import multiprocessing
 import os
 import queue as queue_module
-from dataclasses import astuple
-from typing import Any, Callable
+from dataclasses import astuple, replace
+from typing import Any, Callable, Sequence
 
 from bench.errors import BenchError
-from bench.stages import ProgressFactory, StageEvent
+from bench.execute import Env, StageEvent, seed_groups
+from bench.progress import Progress, StageProgress
 
 
 class _Bar:
-    """A child's progress callback: every update goes to the parent, which owns the real bar."""
+    """A child's stage progress: every update goes to the parent, which owns the real bar."""
 
     def __init__(self, channel: Any, key: tuple[int, int]):
         self.channel, self.key = channel, key
 
-    def __call__(self, done: int) -> None:
+    def advance(self, done: int) -> None:
         self.channel.put(("step", self.key, done))
 
-    def done(self, accuracies: list[float], seconds: float) -> None:
+    def done(self, accuracies: Sequence[float], seconds: float) -> None:
         self.channel.put(("finish", self.key, list(accuracies), seconds))
 
 
-def run_groups(work: Callable[[list[int], ProgressFactory], list[StageEvent]], groups: list[list[int]],
-               workers: int, progress: ProgressFactory) -> list[StageEvent]:
+class _Forward:
+    """A child's progress: each stage started is announced to the parent under a key of its own."""
+
+    def __init__(self, channel: Any, index: int):
+        self.channel, self.index, self.counter = channel, index, itertools.count()
+
+    def start(self, label: str, total: int) -> StageProgress:
+        key = (self.index, next(self.counter))
+        self.channel.put(("bar", key, label, total))
+        return _Bar(self.channel, key)
+
+
+def train_groups_side_by_side(train: Callable[[list[int], Env], None], seeds: list[int], env: Env,
+                              workers: int) -> None:
+    """``train(group, env)`` for every seed group (``env.group_size`` consecutive seeds) at once, one process
+    each, when ``workers`` > 1, there are several groups and the device is a CPU; else nothing.
+
+    The caller then runs its own pass over all seeds, which reads what the groups trained from the cache;
+    the groups' stage events are added to ``env.events``."""
+    groups = seed_groups(seeds, env.group_size)
+    if workers <= 1 or len(groups) < 2 or env.device.type != "cpu":
+        return
+
+    def work(group: list[int], progress: Progress) -> list[StageEvent]:
+        mine = replace(env, progress=progress, events=[])
+        train(group, mine)
+        return mine.events
+
+    env.events.extend(run_groups(work, groups, workers, env.progress))
+
+
+def run_groups(work: Callable[[list[int], Progress], list[StageEvent]], groups: list[list[int]],
+               workers: int, progress: Progress) -> list[StageEvent]:
     """``work(group, progress)`` for every group, at most ``workers`` at once; returns their stage events.
 
     A failing group stops the others (what they finished stays cached) and is raised as one BenchError."""
     context = multiprocessing.get_context("fork")  # the data and setup are already in memory: share them
     channel = context.Queue()
-    bars: dict[tuple[int, int], Callable] = {}
+    bars: dict[tuple[int, int], StageProgress] = {}
     events: list[StageEvent] = []
     pending = list(enumerate(groups))
     running: dict[int, Any] = {}
     failure: str | None = None
 
     def child(index: int, group: list[int]) -> None:
-        counter = itertools.count()
-
-        def factory(description: str, total: int) -> _Bar:
-            key = (index, next(counter))
-            channel.put(("bar", key, description, total))
-            return _Bar(channel, key)
-
         try:
-            found = work(group, factory)
+            found = work(group, _Forward(channel, index))
             channel.put(("done", index, [astuple(e) for e in found], None))
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
@@ -70,12 +95,11 @@ def run_groups(work: Callable[[list[int], ProgressFactory], list[StageEvent]], g
         nonlocal failure
         kind, key = message[0], message[1]
         if kind == "bar":
-            bars[key] = progress(message[2], message[3])
+            bars[key] = progress.start(message[2], message[3])
         elif kind == "step":
-            bars[key](message[2])
+            bars[key].advance(message[2])
         elif kind == "finish":
-            if hasattr(bars[key], "done"):
-                bars[key].done(message[2], message[3])
+            bars[key].done(message[2], message[3])
         elif kind == "done":
             events.extend(StageEvent(*e) for e in message[2])
             if message[3] is not None and failure is None:

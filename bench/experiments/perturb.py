@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Sequence
 
 from bench import paths
 from bench.config import Experiment
+from bench.execute import Env, execute
+from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.records import Outcome, base_record, plugin_fields, store
 from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import resolve_params, start_point
 from bench.plugins import Plugins, Registered, default_plugins
 from bench.presets import Preset
-from bench.experiments.parallel import run_groups
-from bench.stages import Env, ProgressFactory, Replicate, StageEvent, execute, seed_groups, train_chain, \
-    training_groups
+from bench.stages import Replicate, train_chain, training_groups
 
 
 def run_perturbation(preset: Preset, perturbation: str, raw_params: dict[str, str], options: RunOptions,
@@ -40,14 +39,11 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
         chosen.append((registered, resolve_params(registered.perturbation, raw)))
     setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
     exp, env, lvl = setup.experiment, setup.env, setup.level
-    groups = seed_groups(setup.seeds, env.group_size)
-    if options.workers > 1 and len(groups) > 1 and env.device.type == "cpu":
-        def work(group: list[int], progress: ProgressFactory) -> list[StageEvent]:
-            mine = replace(env, progress=progress, events=[])
-            _train([Replicate(exp, seed, mine) for seed in group], chosen, lvl, mine, perturbation_seed)
-            return mine.events
 
-        env.events.extend(run_groups(work, groups, options.workers, env.progress))
+    def train(group: list[int], on: Env) -> None:
+        _train([Replicate(exp, seed, on) for seed in group], chosen, lvl, on, perturbation_seed)
+
+    train_groups_side_by_side(train, setup.seeds, env, options.workers)
     reps = [Replicate(exp, seed, env) for seed in setup.seeds]
     _train(reps, chosen, lvl, env, perturbation_seed)  # after parallel groups: reads what they trained
     outcomes = []

@@ -31,6 +31,8 @@ from bench.cache import load_json, load_tensors, save_json, save_tensors
 from bench.config import Experiment, parse_step
 from bench.data import BatchStream, Dataset
 from bench.errors import BenchError, PluginError
+from bench.execute import Env, Job
+from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.records import Outcome, base_record, plugin_fields, store
 from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import change_size
@@ -38,7 +40,7 @@ from bench.plugins import Plugins, RegisteredPretraining, default_plugins
 from bench.presets import Preset
 from bench.pretraining import STEPS, PretrainContext, Task, resolve, spatial_dims
 from bench.seeding import derive_seed, generator
-from bench.stages import Env, Job, Replicate, _relative, execute, train_chain
+from bench.stages import Replicate, train_chain
 from bench.training import Schedule, Trainer, evaluate, run
 
 
@@ -128,11 +130,11 @@ class PretrainedReplicate(Replicate):
         self.root = paths.pretrained_dir(self.root, self.name, params, pretrain_seed)
 
     # the inherited stages' labels name the variant, so its log lines and progress bars are its own
-    def _cached(self, folder: Path, label: str) -> dict | None:
-        return super()._cached(folder, self._tag(label))
+    def cached_record(self, folder: Path, label: str) -> dict | None:
+        return super().cached_record(folder, self._tag(label))
 
-    def _finisher(self, folder: Path, label: str, fields: dict[str, Any]):
-        return super()._finisher(folder, self._tag(label), fields)
+    def finisher(self, folder: Path, label: str, fields: dict[str, Any]):
+        return super().finisher(folder, self._tag(label), fields)
 
     def level_job(self, level: int, rewind: int | None = None) -> Job | None:
         job = super().level_job(level, rewind)
@@ -164,7 +166,7 @@ class PretrainedReplicate(Replicate):
 
     def pretrain(self, model: nn.Module, folder: Path) -> float:
         """Train ``model`` (at W_0) on the changed task; write the state reached to ``folder/wk.pt``."""
-        target = folder / "wk.pt"
+        target = folder / paths.WK
         if target.exists():
             return 0.0
         task = self.task()
@@ -186,18 +188,19 @@ class PretrainedReplicate(Replicate):
                             self.generator_seed)
         # constant rate: the real schedule's milestones are positions in the real run, not in this one
         trainer = Trainer(model, self.exp.train, Schedule(self.exp.train.lr, 1.0, ()))
-        checkpoint = folder / "pretrain-checkpoint.pt"
-        update = self.env.progress(f"pre-training {self.name} seed {self.seed}", self.pretrain_steps)
+        checkpoint = folder / paths.PRETRAIN_CHECKPOINT
+        bar = self.env.progress.start(f"pre-training {self.name} seed {self.seed}", self.pretrain_steps)
         t0 = time.perf_counter()
-        identity = {"stages": [_relative(folder, self.env.cache)], "pretrain": self.name, "seed": self.seed, "end": self.pretrain_steps}
+        identity = {"stages": [paths.stage_id(folder, self.env.cache)], "pretrain": self.name, "seed": self.seed,
+                    "end": self.pretrain_steps}
         run(trainer, stream, 0, self.pretrain_steps, checkpoint=checkpoint, checkpoint_every=self.every,
-            progress=update, identity=identity,
+            progress=bar.advance, identity=identity,
             accept=lambda state: None if state.get("identity") == identity else "it belongs to another pre-training")
         seconds = time.perf_counter() - t0
         if task.outputs is not None:
             _set_module(model, head_name, real_head)  # untouched since W_0: it was not in the optimizer
-        save_json(folder / "pretrain.json", {"steps": self.pretrain_steps, "seconds": seconds,
-                                             "outputs": outputs, "temporary_head": task.outputs is not None})
+        save_json(folder / paths.PRETRAIN_RECORD, {"steps": self.pretrain_steps, "seconds": seconds,
+                                                   "outputs": outputs, "temporary_head": task.outputs is not None})
         save_tensors(target, model.state_dict())  # last: its presence means the pre-training is done
         checkpoint.unlink(missing_ok=True)
         return seconds
@@ -209,9 +212,9 @@ class PretrainedReplicate(Replicate):
         head); the dense run k -> T is an ordinary job, so replicates still train it fused."""
         folder = self.stage_dir(0)
         label = f"dense after pre-training ({self.name})"
-        if self._cached(folder, label) is not None:
+        if self.cached_record(folder, label) is not None:
             return None
-        w0 = folder / "w0.pt"
+        w0 = folder / paths.W0
         if w0.exists():
             model = self.new_model()
             model.load_state_dict(load_tensors(w0, self.env.device))
@@ -219,15 +222,15 @@ class PretrainedReplicate(Replicate):
             model = self.initial_model()  # exactly the normal trunk's W_0
             save_tensors(w0, model.state_dict())
         self.pretrain(model, folder)
-        pre = load_json(folder / "pretrain.json")
-        wk = self.state("wk.pt")
+        pre = load_json(folder / paths.PRETRAIN_RECORD)
+        wk = self.state(paths.WK)
         model = self.new_model()
         model.load_state_dict(wk)
         fields = {"stage": "trunk", "steps": self.T, "rewind_step": self.k, "pretraining": self.name,
                   "params": self.params, "pretrain_seed": self.pretrain_seed, "generator_seed": self.generator_seed,
                   "pretrain_steps": self.pretrain_steps, "pretrain_seconds": pre["seconds"],
                   "rewind_point_accuracy": evaluate(model, self.env.data.x_test, self.env.data.y_test)}
-        return Job(self, label, folder, self.k, wk, None, self._finisher(folder, label, fields))
+        return Job(self, label, folder, self.k, wk, None, self.finisher(folder, label, fields))
 
 
 def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], options: RunOptions, *, seeds: int | Sequence[int],
@@ -242,19 +245,26 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
     exp, env, lvl = setup.experiment, setup.env, setup.level
     out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered.label, registered.plugin, params,
                   events=env.events)
-    normal = [Replicate(exp, seed, env) for seed in setup.seeds]
-    variants = [PretrainedReplicate(exp, seed, env, registered, params, pretrain_seed) for seed in setup.seeds]
-    variants[0].task()  # a task that refuses this dataset says so before anything trains
-    # stage by stage across seeds (the harness trains a stage's replicates together); the variants
-    # separately, since their dense run starts at k like the normal levels but has no mask
-    train_chain(normal, lvl, env)
-    train_chain(variants, lvl, env)
+    # a task that refuses this dataset says so before anything trains
+    PretrainedReplicate(exp, setup.seeds[0], env, registered, params, pretrain_seed).task()
+
+    def train(group: list[int], on: Env) -> tuple[list[Replicate], list[PretrainedReplicate]]:
+        normal = [Replicate(exp, seed, on) for seed in group]
+        variants = [PretrainedReplicate(exp, seed, on, registered, params, pretrain_seed) for seed in group]
+        # stage by stage across seeds (the harness trains a stage's replicates together); the variants
+        # separately, since their dense run starts at k like the normal levels but has no mask
+        train_chain(normal, lvl, on)
+        train_chain(variants, lvl, on)
+        return normal, variants
+
+    train_groups_side_by_side(train, setup.seeds, env, options.workers)
+    normal, variants = train(setup.seeds, env)  # after parallel groups: reads what they trained
     for rep, var in zip(normal, variants):
         dense, ticket = rep.trunk_record(), rep.record(lvl)
         vdense, vticket = var.trunk_record(), var.record(lvl)
-        std, relative = change_size(rep.prunable(rep.state("wk.pt")), var.prunable(var.state("wk.pt")),
+        std, relative = change_size(rep.prunable(rep.state(paths.WK)), var.prunable(var.state(paths.WK)),
                                     var.masks(lvl))
-        pre = load_json(var.stage_dir(0) / "pretrain.json")
+        pre = load_json(var.stage_dir(0) / paths.PRETRAIN_RECORD)
         record = base_record(preset, rep, lvl) | {
             "kind": "pretraining",
             "perturbation": {

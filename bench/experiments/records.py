@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache import load_json, save_json
-from bench.errors import BenchError
 from bench.config import Experiment, full
+from bench.errors import BenchError
+from bench.execute import StageEvent
 from bench.plugins import PluginInfo
 from bench.presets import Preset
-from bench.report.results import validate
 from bench.provenance import PROTOCOL_VERSION, environment
-from bench.stages import Replicate, StageEvent
+from bench.results import validate
+from bench.stages import Replicate
 from bench.stats import Summary, summarize
 
 SCHEMA_VERSION = 2

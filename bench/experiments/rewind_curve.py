@@ -31,9 +31,11 @@ from bench import paths
 from bench.cache import load_json, load_tensors, save_json
 from bench.config import Experiment, config_hash, parse_step
 from bench.errors import BenchError
+from bench.execute import Env, Job, StageEvent, execute
+from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.setup import RunOptions, prepare
 from bench.presets import Preset
-from bench.stages import Env, Job, Replicate, StageEvent, execute, train_chain, training_groups
+from bench.stages import Replicate, train_chain, training_groups
 from bench.stats import summarize
 
 
@@ -98,14 +100,14 @@ class CurveReplicate(Replicate):
             return None  # the ticket itself
         folder = self.rewind_folder(level, k)
         label = f"ticket rewound to {k} at level {level}"
-        if self._cached(folder, label) is not None:
+        if self.cached_record(folder, label) is not None:
             return None
         state = load_tensors(self.state_file(k), self.env.device)
         masks = self.masks(level) if level else None
-        finish = self._finisher(folder, label, {"stage": "rewind", "level": level, "rewind_step": k})
+        finish = self.finisher(folder, label, {"stage": "rewind", "level": level, "rewind_step": k})
 
         def finish_point(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:
-            (folder / "final.pt").unlink(missing_ok=True)  # only the accuracy is kept
+            (folder / paths.FINAL).unlink(missing_ok=True)  # only the accuracy is kept
             return finish(accuracy, seconds, group, val_accuracy)
 
         return Job(self, label, folder, k, state, masks, finish_point)
@@ -113,7 +115,10 @@ class CurveReplicate(Replicate):
     def point(self, level: int, k: int, chain: str = "one-mask") -> dict:
         if chain == "per-k" or (level > 0 and k == self.k):
             return self.record(level, rewind=k)
-        return load_json(self.rewind_folder(level, k) / "done.json")
+        return load_json(self.rewind_folder(level, k) / paths.DONE)
+
+
+_REPLAY = "dense trunk 0 -> "  # the label of a replay event, followed by the iterations replayed
 
 
 def ensure_states(reps: list[CurveReplicate]) -> int:
@@ -127,9 +132,14 @@ def ensure_states(reps: list[CurveReplicate]) -> int:
         end = max(k for m in missing for k in m)
         execute([rep.replay_job(end, m) for rep, m in zip(group, missing)], group[0].env)
         for rep in group:
-            rep.env.note("replayed", f"dense trunk 0 -> {end}", rep.seed)
+            rep.env.note("replayed", f"{_REPLAY}{end}", rep.seed)
         replayed += end * len(group)
     return replayed
+
+
+def iterations_replayed(events: list[StageEvent]) -> int:
+    """The iterations replayed by :func:`ensure_states`, also in worker processes, from their events."""
+    return sum(int(e.stage[len(_REPLAY):]) for e in events if e.kind == "replayed" and e.stage.startswith(_REPLAY))
 
 
 @dataclass
@@ -181,30 +191,34 @@ def run_rewind_curve(preset: Preset, ks_text: str | None, options: RunOptions, *
     exp, env, lvl, table = setup.experiment, setup.env, setup.level, setup.table
     probe = Replicate(exp, 0, env)
     ks = parse_ks(ks_text, probe.k, probe.T, probe.per_epoch)
-    reps = [CurveReplicate(exp, seed, env, ks) for seed in setup.seeds]
-    if chain == "one-mask" or lvl == 0:  # at level 0 both ways are W_k retrained, without a mask
-        train_chain(reps, lvl, env)
-    else:
-        execute([rep.trunk_job() for rep in reps], env)
-    replayed = ensure_states(reps)
-    for k in ks:
-        if chain == "per-k":
-            train_chain(reps, lvl, env, rewind=k)
+
+    def train(group: list[int], on: Env) -> list[CurveReplicate]:
+        reps = [CurveReplicate(exp, seed, on, ks) for seed in group]
+        if chain == "one-mask" or lvl == 0:  # at level 0 both ways are W_k retrained, without a mask
+            train_chain(reps, lvl, on)
         else:
-            execute([rep.rewind_job(lvl, k) for rep in reps], env)
+            execute([rep.trunk_job() for rep in reps], on)
+        ensure_states(reps)
+        for k in ks:
+            if chain == "per-k":
+                train_chain(reps, lvl, on, rewind=k)
+            else:
+                execute([rep.rewind_job(lvl, k) for rep in reps], on)
+        return reps
+
+    train_groups_side_by_side(train, setup.seeds, env, options.workers)
+    reps = train(setup.seeds, env)  # after parallel groups: reads what they trained
     trunks = sum(e.kind == "trained" and e.stage == "dense trunk" for e in env.events)
     return Curve(preset.name, exp, lvl, table[lvl][1], ks, chain, probe.k, probe.T, [r.seed for r in reps],
                  {k: [rep.point(lvl, k, chain)["accuracy"] for rep in reps] for k in ks},
-                 [rep.trunk_record()["accuracy"] for rep in reps], trunks, replayed, env.events)
+                 [rep.trunk_record()["accuracy"] for rep in reps], trunks, iterations_replayed(env.events), env.events)
 
 
 def save_curve(curve: Curve, output: Path | None, cache: Path) -> tuple[Path, Path]:
-    """The curve's JSON beside the run and its plot (``output``, default beside the JSON)."""
-    from bench.report.figures import draw_curve
-
+    """Write the curve's JSON beside the run; return its path and where its plot goes (``output``, default
+    beside the JSON), which the caller draws (bench.report.figures.draw_curve): experiments draw nothing."""
     data = curve.as_dict()
     json_path = paths.rewind_curve_file(cache, data["config_hash"], curve.level, chain=curve.chain)
     save_json(json_path, data)
     png = Path(output) if output else paths.rewind_curve_file(cache, data["config_hash"], curve.level, ".png", curve.chain)
-    draw_curve(data, png)
     return json_path, png

@@ -12,9 +12,10 @@ from bench import paths
 from bench.config import Experiment
 from bench.data import load_dataset
 from bench.errors import BenchError
+from bench.execute import Env
 from bench.presets import Preset
+from bench.progress import NO_PROGRESS, Progress
 from bench.pruning import levels_table
-from bench.stages import Env, ProgressFactory, no_progress
 
 DEFAULT_GROUP_SIZE = 16
 
@@ -35,7 +36,7 @@ class RunOptions:
     workers: int = 1  # seed groups trained at once, each in its own process (CPU only); never moves a number
     compile: bool = False
     apply_timeout: float | None = None  # seconds a perturbation's apply() may run (None: no limit)
-    progress: ProgressFactory = no_progress
+    progress: Progress = NO_PROGRESS
 
 
 def resolve_device(name: str) -> torch.device:

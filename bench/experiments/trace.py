@@ -36,9 +36,12 @@ from bench.cache import load_json, save_json
 from bench.config import Experiment, config_hash
 from bench.data import BatchStream
 from bench.errors import BenchError
+from bench.execute import Env, StageEvent, execute
+from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.setup import RunOptions, prepare
 from bench.presets import Preset
-from bench.stages import ProgressFactory, Replicate, StageEvent, execute, no_progress
+from bench.progress import NO_PROGRESS, Progress
+from bench.stages import Replicate
 from bench.training import Trainer, run
 
 COLUMNS = ("iteration", "test_accuracy", "test_loss", "grad_norm", "mean_abs_weight", "sign_flip_fraction",
@@ -174,27 +177,27 @@ class Trace:
                 "seeds": {str(s): {"rows": r, "checks": self.checks[s]} for s, r in self.rows.items()}}
 
 
-def trace_seed(rep: Replicate, iterations: int, every: int, progress: ProgressFactory = no_progress
+def trace_seed(rep: Replicate, iterations: int, every: int, progress: Progress = NO_PROGRESS
                ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Rows of the traced replay of ``rep``'s trunk (which must be done), and its agreement checks."""
-    names = list(rep.prunable(rep.state("w0.pt")))
-    w0_state = rep.state("w0.pt")
+    w0_state = rep.state(paths.W0)
+    names = list(rep.prunable(w0_state))
     init = {n: w0_state[n] for n in names}
-    final = rep.prunable(rep.state("final.pt"))
+    final = rep.prunable(rep.state(paths.FINAL))
     model = rep.new_model()
     model.load_state_dict(w0_state)
     trainer = Trainer(model, rep.exp.train, rep.schedule)
     stream = BatchStream(rep.env.data, rep.exp.train.batch_size, rep.seed)
-    update = progress(f"tracing dense run 0 -> {iterations} seed {rep.seed}", iterations)
+    bar = progress.start(f"tracing dense run 0 -> {iterations} seed {rep.seed}", iterations)
     recorder = Recorder(model, names, record_steps(iterations, every), init,
-                        rep.env.data.x_test, rep.env.data.y_test, progress=update)
+                        rep.env.data.x_test, rep.env.data.y_test, progress=bar.advance)
     if 0 < rep.k <= iterations:
         recorder.keep.add(rep.k)
     recorder.record(0)
     run(trainer, stream, 0, iterations, progress=recorder.after_step)
     checks: dict[str, float] = {}
     if rep.k in recorder.states:  # the replay should retrace the trunk (exactly, on CPU and unfused)
-        wk = rep.prunable(rep.state("wk.pt"))
+        wk = rep.prunable(rep.state(paths.WK))
         checks["wk_max_abs_diff"] = max(float((recorder.states[rep.k][n] - wk[n]).abs().max()) for n in names)
     if iterations == rep.T:
         # The replay's own end is "the final weights": early training is chaotic, so a replay of a
@@ -224,23 +227,31 @@ def run_trace(preset: Preset, options: RunOptions, *, iterations: int | None = N
         raise BenchError(f"--iterations must be between 1 and T = {probe.T}, got {n}.")
     m = every if every is not None else max(1, round(n / 100))
     record_steps(n, m)  # validates --every
-    reps = [Replicate(exp, seed, env) for seed in setup.seeds]
-    execute([rep.trunk_job() for rep in reps], env)  # the final weights come from the trunk
+
+    def train(group: list[int], on: Env) -> list[tuple[Replicate, list[dict[str, Any]], dict[str, float], Path, Path]]:
+        """Each seed's trunk (the final weights come from it), then its trace, saved beside the run."""
+        reps = [Replicate(exp, seed, on) for seed in group]
+        execute([rep.trunk_job() for rep in reps], on)
+        traced = []
+        for rep in reps:
+            files = paths.trace_files(rep.root / "trace" / paths.trace_name(n, m))
+            if files["json"].exists():
+                saved = load_json(files["json"])
+                rows, checks = saved["rows"], saved["checks"]
+                on.note("cached", "trace", rep.seed)
+            else:
+                rows, checks = trace_seed(rep, n, m, on.progress)
+                write_csv(files["csv"], rows)
+                save_json(files["json"], {"preset": preset.name, "config_hash": rep.hash, "seed": rep.seed,
+                                          "iterations": n, "every": m, "rewind_step": rep.k, "steps": rep.T,
+                                          "columns": list(COLUMNS), "rows": rows, "checks": checks})
+                on.note("traced", "trace", rep.seed)
+            traced.append((rep, rows, checks, files["csv"], files["json"]))
+        return traced
+
+    train_groups_side_by_side(train, setup.seeds, env, options.workers)
     out = Trace(preset.name, exp, n, m, probe.k, probe.T, {}, {}, events=env.events)
-    for rep in reps:
-        folder = rep.root / "trace" / paths.trace_name(n, m)
-        json_path, csv_path = folder / "trace.json", folder / "trace.csv"
-        if json_path.exists():
-            saved = load_json(json_path)
-            rows, checks = saved["rows"], saved["checks"]
-            env.note("cached", "trace", rep.seed)
-        else:
-            rows, checks = trace_seed(rep, n, m, options.progress)
-            write_csv(csv_path, rows)
-            save_json(json_path, {"preset": preset.name, "config_hash": rep.hash, "seed": rep.seed,
-                                  "iterations": n, "every": m, "rewind_step": rep.k, "steps": rep.T,
-                                  "columns": list(COLUMNS), "rows": rows, "checks": checks})
-            env.note("traced", "trace", rep.seed)
+    for rep, rows, checks, csv_path, json_path in train(setup.seeds, env):  # after parallel groups: reads theirs
         out.rows[rep.seed], out.checks[rep.seed] = rows, checks
         out.files[rep.seed] = (csv_path, json_path)
     return out
@@ -252,13 +263,11 @@ def default_output(cache: Path, trace: Trace) -> Path:
 
 
 def save_trace(trace: Trace, output: Path) -> dict[str, Path]:
-    """All seeds' rows as one CSV and JSON, and the timeline figure, into ``output``."""
+    """All seeds' rows as one CSV and JSON into ``output``; returns their paths and the timeline figure's
+    ("png"), which the caller draws (bench.report.figures.draw_trace): experiments draw nothing."""
     output.mkdir(parents=True, exist_ok=True)
     rows = [{"seed": s, **r} for s, seed_rows in sorted(trace.rows.items()) for r in seed_rows]
-    from bench.report.figures import draw_trace
-
-    files = {"csv": output / "trace.csv", "json": output / "trace.json", "png": output / "trace.png"}
+    files = paths.trace_files(output)
     write_csv(files["csv"], rows, ("seed", *COLUMNS))
     save_json(files["json"], trace.as_dict())
-    draw_trace(trace, files["png"])
     return files

@@ -22,7 +22,7 @@ from bench.experiments.setup import RunOptions
 from bench.presets import get_preset
 from bench.provenance import record_class, same_class
 from bench.pretraining import PREFIX
-from bench.report.results import Result, load_results
+from bench.results import Result, load_results
 
 STAGES = ("w0", "wk", "mask", "ticket")  # in the order they are computed
 ACCURACIES = ("dense", "ticket", "perturbed")

@@ -11,14 +11,11 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from bench.report.model import Board, Leaderboard, label as _label
 from bench.report.text import clean
 from bench.stats import Summary, summarize
-
-if TYPE_CHECKING:
-    from bench.experiments.trace import Trace
 
 
 def _figure(size: tuple[float, float]):
@@ -329,13 +326,15 @@ PANELS = (
 )
 
 
-def draw_trace(trace: "Trace", path: Path) -> None:
-    """The Figure-1 style timeline of a trace: one panel per measurement, iterations on a log axis."""
+def draw_trace(data: dict[str, Any], path: Path) -> None:
+    """The Figure-1 style timeline of a trace, from its JSON data (``Trace.as_dict()``): one panel per
+    measurement, iterations on a log axis."""
     fig = _figure((15, 6.5))
     axes = fig.subplots(2, 4)
     axes = axes.flatten()
     colors = {"init": "tab:blue", "final": "tab:orange"}
-    many = len(trace.rows) > 1
+    by_seed = sorted((int(seed), entry["rows"]) for seed, entry in data["seeds"].items())  # seeds in order
+    many = len(by_seed) > 1
     for ax, (key, title, scale) in zip(axes, PANELS):
         keys = key if isinstance(key, tuple) else (key,)
         for k in keys:
@@ -344,7 +343,7 @@ def draw_trace(trace: "Trace", path: Path) -> None:
             label = ("from W_0" if which == "init" else "from final") if k.startswith("distance") else \
                 ("to W_0" if which == "init" else "to final") if k.startswith("cosine") else None
             series = []
-            for i, (seed, rows) in enumerate(sorted(trace.rows.items())):
+            for i, (seed, rows) in enumerate(by_seed):
                 pts = [(r["iteration"], r[k] * (scale or 1)) for r in rows if r.get(k) is not None]
                 series.append(dict(pts))
                 ax.plot(*zip(*pts), color=color, lw=0.8 if many else 1.4, alpha=0.4 if many else 1.0,
@@ -355,16 +354,16 @@ def draw_trace(trace: "Trace", path: Path) -> None:
                         label=label)
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xlim(left=0)
-        if 0 < trace.preset_k <= trace.iterations:
-            ax.axvline(trace.preset_k, color="gray", ls=":", lw=1)
+        if 0 < data["preset_k"] <= data["iterations"]:
+            ax.axvline(data["preset_k"], color="gray", ls=":", lw=1)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
         if len(keys) > 1:
             ax.legend(fontsize=8)
     axes[-1].axis("off")
-    axes[-1].text(0.0, 0.5, f"{trace.preset}\n{len(trace.rows)} seed{'s' if many else ''}, "
-                            f"iterations 0..{trace.iterations} of {trace.steps}\nrecorded every {trace.every} "
-                            f"(+ powers of 2)\ndotted: rewind point k = {trace.preset_k}\n"
+    axes[-1].text(0.0, 0.5, f"{data['preset']}\n{len(by_seed)} seed{'s' if many else ''}, "
+                            f"iterations 0..{data['iterations']} of {data['steps']}\nrecorded every {data['every']} "
+                            f"(+ powers of 2)\ndotted: rewind point k = {data['preset_k']}\n"
                             f"weights: prunable (conv, linear)", fontsize=9, va="center")
     _save(fig, path, dpi=120)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bench.provenance import PROTOCOL_VERSION, record_class
-from bench.report.results import Problem, Result, load_results
 from bench.report.verdicts import BoardVerdicts, RowVerdict, board_verdicts
+from bench.results import Problem, Result, load_results
 from bench.stats import Summary, summarize
 
 CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket", "imp-rewind-0")

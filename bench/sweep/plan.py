@@ -15,7 +15,7 @@ from typing import Any, Literal
 from bench import paths
 from bench.config import config_hash, digest, parse_step
 from bench.datasets import dataset_info
-from bench.stages import seed_groups
+from bench.execute import seed_groups
 from bench.sweep.file import Sweep, experiment_of, levels_of
 
 # Seconds per replicate-iteration, to estimate a sweep's time in --dry-run (overridable per sweep with
@@ -69,12 +69,12 @@ class Unit:
 
 
 def _stage_done(cache: Path, chash: str, seed: int, level: int) -> bool:
-    return (paths.stage_dir(paths.replicate_dir(cache, chash, seed), level) / "done.json").exists()
+    return (paths.stage_dir(paths.replicate_dir(cache, chash, seed), level) / paths.DONE).exists()
 
 
 def _branch_done(cache: Path, chash: str, seed: int, level: int, name: str, params: dict, pseed: int) -> bool:
     folder = paths.branch_dir(paths.replicate_dir(cache, chash, seed), level, name, params, pseed)
-    return (folder / "done.json").exists()
+    return (folder / paths.DONE).exists()
 
 
 def _result_file(cache: Path, chash: str, seed: int, level: int, name: str, params: dict, pseed: int) -> Path:

@@ -53,7 +53,7 @@ def _check_hardware(unit: Unit, here: str) -> None:
     cache, chash = Path(_placement(unit).cache), unit.config_hash
     for seed in unit.seeds:
         for lvl in range(unit.level + 1):
-            done = paths.stage_dir(paths.replicate_dir(cache, chash, seed), lvl) / "done.json"
+            done = paths.stage_dir(paths.replicate_dir(cache, chash, seed), lvl) / paths.DONE
             if not done.exists():
                 continue
             there = json.loads(done.read_text()).get("hardware")

@@ -1,5 +1,8 @@
 """Reading stored result records: JSON only, validated against the versioned schema in bench/schemas.
 
+Below both the experiments (which validate a record before writing it) and the reports (which read
+them), so neither layer imports the other.
+
 A result file is data written by ``bench run`` (or handed in by a contributor). Loading parses it with
 ``json.loads`` and nothing else, so no file can run code; a file that is not valid, is truncated, breaks
 the schema or contradicts itself is reported by path and skipped, or refused when ``strict`` is set.
