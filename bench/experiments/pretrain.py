@@ -31,7 +31,7 @@ from bench.cache import load_json, load_tensors, save_json, save_tensors
 from bench.config import Experiment, parse_step
 from bench.data import BatchStream, Dataset
 from bench.errors import BenchError, PluginError
-from bench.experiments.records import Outcome, base_record, plugin_fields, store
+from bench.experiments.records import Outcome, base_record, plugin_fields, plugin_trace, store
 from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import change_size
 from bench.plugins import Plugins, RegisteredPretraining, default_plugins
@@ -278,6 +278,7 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
         record["trained_with_seeds"] = {"trunk": dense.get("trained_with_seeds"),
                                         "ticket": ticket.get("trained_with_seeds"),
                                         "branch": vticket.get("trained_with_seeds")}
+        record["plugins"] = plugin_trace(plugins)
         # the rank name has a ':', which is not valid in every file system's folder names
         folder = f"pretrain-{registered.pretraining.name}"
         out.records.append(store(paths.result_file(paths.results_dir(options.cache), record, folder), record))

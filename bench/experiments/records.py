@@ -11,7 +11,7 @@ from typing import Any
 from bench.cache import load_json, save_json
 from bench.errors import BenchError
 from bench.config import Experiment, full
-from bench.plugins import PluginInfo
+from bench.plugins import PluginInfo, Plugins
 from bench.presets import Preset
 from bench.report.results import validate
 from bench.provenance import PROTOCOL_VERSION, environment
@@ -20,7 +20,8 @@ from bench.stats import Summary, summarize
 
 SCHEMA_VERSION = 2
 # what a rerun from the cache may not change; everything else (environment, created) is provenance
-_PROVENANCE = ("environment", "created", "timings")
+# and which plugin distributions were loaded: a rerun from the cache keeps the trace of the run that trained it
+_PROVENANCE = ("environment", "created", "timings", "plugins")
 
 
 def base_record(preset: Preset, rep: Replicate, level: int) -> dict:
@@ -80,6 +81,13 @@ def _without_provenance(record: dict) -> dict:
 def plugin_fields(plugin: PluginInfo) -> dict[str, str]:
     """Which plugin produced a result, for its record's ``perturbation`` object."""
     return {"plugin": plugin.name, "distribution": plugin.dist, "version": plugin.version}
+
+
+def plugin_trace(plugins: Plugins) -> list[dict[str, str]]:
+    """Every plugin distribution loaded in the process that made a result, with its version: any of them
+    could have touched the run (bench verify re-runs with only the built-ins and the result's own)."""
+    dists = {(p.dist, p.version) for p in plugins.loaded}
+    return [{"distribution": d, "version": v} for d, v in sorted(dists)]
 
 
 def summarize_records(records: list[dict], key: str) -> Summary:
