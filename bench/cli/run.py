@@ -15,6 +15,7 @@ from bench.cli.output import comparison_table, echo_json, level_table, out, outc
 from bench.errors import BenchError
 from bench.plugin_guard import markup_safe
 from bench.experiments.records import Outcome
+from bench.perturbation import DEFAULT_APPLY_TIMEOUT
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
 
@@ -33,8 +34,9 @@ SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 @levels_options
 @click.option("--perturbation-seed", type=int, default=0, show_default=True,
               help="Seed of the perturbation's own randomness (recorded in the result).")
-@click.option("--apply-timeout", type=Seconds(), default=None, metavar="SECONDS",
-              help="Fail, naming the plugin, when a perturbation's apply() runs longer than this.")
+@click.option("--apply-timeout", type=Seconds(off=True), default=DEFAULT_APPLY_TIMEOUT, show_default=True,
+              metavar="SECONDS", help="Fail, naming the plugin, when a perturbation's apply() runs longer than this; "
+                                      "0 or none: no limit.")
 @run_options
 @json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations, "
              "{'levels': [...]} for several levels).")

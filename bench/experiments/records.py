@@ -55,7 +55,7 @@ def store(path: Path, record: dict) -> dict:
     if path.exists():
         try:
             old = load_json(path)
-        except ValueError:
+        except (ValueError, BenchError):  # BenchError: far too large to be a record
             old = None  # unreadable: replaced by the result just assembled from the stages
         if old is not None and _without_provenance(old) == _without_provenance(record):
             return old

@@ -55,6 +55,7 @@ class Row:
     rank: int | None = None
     tied_with: list[int] = field(default_factory=list)  # ranks of neighbours whose interval overlaps
     reason: str | None = None  # why the row is not ranked
+    no_op: bool = False  # a record says W' was W_k on every tensor: it measures nothing, so it is not ranked
 
     @property
     def n(self) -> int:
@@ -215,6 +216,7 @@ def _row(results: list[Result]) -> Row:
         protocol=min(protocol(r) for r in recs),
         hardware=_joined(hardware_class(r) for r in recs),
         dense=summarize([r["accuracy"]["dense"] for r in recs]),
+        no_op=any(r.get("no_op") for r in recs),
     )
 
 
@@ -328,6 +330,8 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         elif row.protocol != PROTOCOL_VERSION:
             row.reason = (f"protocol {row.protocol}, but this bench computes protocol {PROTOCOL_VERSION}: results of "
                           f"different protocols are not comparable; rerun them with this version")
+        elif row.no_op:
+            row.reason = "no-op: its perturbed weights equal W_k on every tensor, so it retrains the ticket"
         elif row.n < min_seeds:
             row.reason = f"{row.n} seed{'s' if row.n != 1 else ''}, fewer than the minimum {min_seeds}"
         if row.reason:
