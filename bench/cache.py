@@ -103,6 +103,8 @@ def read_record(path: Path) -> tuple[Any, str | None]:
     try:
         record = json.loads(read_capped(path))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        if "more than" in str(exc):  # read_capped: a huge file (or /dev/zero) is no record
+            return None, f"larger than {MAX_JSON_BYTES:,} bytes"
         return None, f"not readable JSON ({type(exc).__name__})"
     return record, record_problem(record)
 
