@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -163,23 +164,22 @@ def _call(apply: Callable[[Context], Any], ctx: Context, timeout: float | None, 
     Python cannot kill a thread: on timeout the worker is abandoned (a daemon thread, so it does not keep
     the process alive) and the error ends the command. The call is guarded in the thread that makes it: its
     prints go to stderr, and a change to torch's thread count or default dtype is refused (bench.plugin_guard)."""
-    def guarded_apply(ctx: Context) -> Any:
+    if timeout is None:
         with guarded(who, "in apply()"):
             return apply(ctx)
-
-    if timeout is None:
-        return guarded_apply(ctx)
     box: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            box["out"] = guarded_apply(ctx)
+            with guarded(who, "in apply()", redirect=False):  # checked in the thread that runs it
+                box["out"] = apply(ctx)
         except BaseException as exc:  # handed to the caller's thread, which reports it
             box["exc"] = exc
 
     worker = threading.Thread(target=work, name=f"apply {who}", daemon=True)
-    worker.start()
-    worker.join(timeout)
+    with contextlib.redirect_stdout(sys.stderr):
+        worker.start()
+        worker.join(timeout)
     if worker.is_alive():
         raise PluginError(f"{who} did not return from apply() within {timeout:g} s (--apply-timeout); its thread "
                           f"cannot be stopped, so the command stops here.")

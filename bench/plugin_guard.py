@@ -55,11 +55,14 @@ def state_problem(before: tuple[int, torch.dtype]) -> str | None:
 
 
 @contextlib.contextmanager
-def guarded(who: str, when: str) -> Iterator[None]:
+def guarded(who: str, when: str, redirect: bool = True) -> Iterator[None]:
     """Run plugin code with its stdout sent to stderr (stdout carries only a command's output, e.g. JSON), and
-    refuse it, naming ``who``, when it changed the thread count or default dtype (both restored first)."""
+    refuse it, naming ``who``, when it changed the thread count or default dtype (both restored first).
+
+    ``redirect=False`` in a worker thread: sys.stdout is process-wide, so the caller's thread redirects it
+    (one abandoned on timeout must not leave it redirected)."""
     before = torch_state()
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr) if redirect else contextlib.nullcontext():
         try:
             yield
         finally:

@@ -369,3 +369,14 @@ def test_a_no_op_perturbation_is_flagged_warned_and_not_ranked(smoke_run):
     assert "identity" in ranked and not {"gaussian-noise", "extra-noop"} & ranked
     reasons = {row.name: row.reason for row in lb.ineligible}
     assert "no-op" in reasons["gaussian-noise"] and "no-op" in reasons["extra-noop"]
+
+
+@pytest.mark.parametrize("timeout", [None, 30.0])
+def test_what_apply_prints_goes_to_stderr(capsys, timeout):
+    def chatty(ctx):
+        print("hello from apply")
+        return {}
+
+    perturb(Pert("chatty", chatty), tiny_context(), timeout=timeout)
+    captured = capsys.readouterr()
+    assert "hello from apply" not in captured.out and "hello from apply" in captured.err
