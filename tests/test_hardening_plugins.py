@@ -380,3 +380,15 @@ def test_what_apply_prints_goes_to_stderr(capsys, timeout):
     perturb(Pert("chatty", chatty), tiny_context(), timeout=timeout)
     captured = capsys.readouterr()
     assert "hello from apply" not in captured.out and "hello from apply" in captured.err
+
+
+def test_run_output_shows_parameter_values_as_text():
+    from rich.console import Console
+
+    from bench.cli.output import _label
+
+    label = _label(types.SimpleNamespace(name="sneaky", params={"text": f"{ESC}[red]v[/red]"}))
+    console = Console(width=200, record=True, color_system=None)
+    console.print(label)
+    shown = console.export_text()
+    assert "[red]v[/red]" in shown and "\x1b" not in shown and "\x07" not in shown
