@@ -46,8 +46,27 @@ def save_json(path: Path, data: Any) -> None:
     _atomic(path, lambda h: h.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
 
 
+# the most bytes a JSON file of the cache is read to: a stage record is a few hundred bytes, so anything larger
+# is not one (a symlink to /dev/zero would otherwise be read until memory runs out)
+MAX_JSON_BYTES = 1 << 20
+
+
+def read_capped(path: Path, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of ``path``, or ValueError when it holds more than ``limit`` (never reading past it)."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path} holds more than {limit:,} bytes, far more than any file of this kind")
+    return data
+
+
 def load_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    try:
+        return json.loads(read_capped(path))
+    except ValueError as exc:
+        if "more than" not in str(exc):
+            raise  # malformed JSON: the callers that tolerate it catch ValueError
+        raise BenchError(f"{exc}: it is not a bench file; delete it.") from None
 
 
 def save_tensors(path: Path, data: Any) -> None:
@@ -82,8 +101,10 @@ def record_problem(record: Any) -> str | None:
 def read_record(path: Path) -> tuple[Any, str | None]:
     """A done.json's content and why it is unusable (None when it is usable)."""
     try:
-        record = json.loads(path.read_bytes())
+        record = json.loads(read_capped(path))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        if "more than" in str(exc):  # read_capped: a huge file (or /dev/zero) is no record
+            return None, f"larger than {MAX_JSON_BYTES:,} bytes"
         return None, f"not readable JSON ({type(exc).__name__})"
     return record, record_problem(record)
 

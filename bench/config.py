@@ -18,13 +18,23 @@ from bench.errors import BenchError
 _STEP = re.compile(r"^\s*(\d+)\s*(it|ep)\s*$")
 
 
+# the most iterations any step string may name: 16x the paper preset's 160 epochs (62,560 iterations), so a
+# typo or a hostile config (999999999it) is refused up front instead of running for months
+MAX_STEPS = 1_000_000
+
+
 def parse_step(text: str, iterations_per_epoch: int) -> int:
-    """'500it' -> 500; '2ep' -> 2 * iterations_per_epoch."""
-    match = _STEP.match(str(text))
+    """'500it' -> 500; '2ep' -> 2 * iterations_per_epoch; at most MAX_STEPS iterations."""
+    match = _STEP.match(str(text)[:100])
     if not match:
-        raise BenchError(f"Bad step string '{text}': write a whole number followed by 'it' or 'ep', e.g. '500it' or '2ep'.")
+        raise BenchError(f"Bad step string '{str(text)[:100]}': write a whole number followed by 'it' or 'ep', "
+                         f"e.g. '500it' or '2ep'.")
     count, unit = int(match.group(1)), match.group(2)
-    return count if unit == "it" else count * iterations_per_epoch
+    steps = count if unit == "it" else count * iterations_per_epoch
+    if steps > MAX_STEPS:
+        raise BenchError(f"'{text}' is {steps:,} iterations, more than the most this bench runs ({MAX_STEPS:,}, "
+                         f"16 times the paper preset's schedule): give a shorter one.")
+    return steps
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,10 @@ result is reproducible.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import random
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -34,7 +37,11 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import torch
 
 from bench.errors import BenchError, PluginError
+from bench.plugin_guard import guarded
 
+# bench run's --apply-timeout when not given: generous (the built-ins take well under a second on the default
+# model) yet bounded, so an apply() that never returns ends the command instead of hanging it
+DEFAULT_APPLY_TIMEOUT = 600.0
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -51,6 +58,8 @@ class Param:
         """``raw`` (a CLI string or a value) as this parameter's type; ``owner`` names whose parameter it is
         in errors, e.g. "perturbation 'gaussian-noise'"."""
         if isinstance(raw, self.type) and not (self.type is int and isinstance(raw, bool)):
+            if isinstance(raw, float) and not math.isfinite(raw):
+                raise BenchError(f"Parameter '{self.name}' of {owner} must be finite, got {raw}.")
             return raw
         try:
             if self.type is bool:
@@ -59,7 +68,7 @@ class Param:
         except (KeyError, TypeError, ValueError):
             raise BenchError(f"Parameter '{self.name}' of {owner} must be {self.type.__name__}, got {raw!r}.") from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise BenchError(f"Parameter '{self.name}' of {owner} must be finite.")
+            raise BenchError(f"Parameter '{self.name}' of {owner} must be finite, got {raw!r}.")
         return value
 
 
@@ -114,6 +123,7 @@ class Applied:
     weights: dict[str, torch.Tensor]
     effective_std: float
     relative_change: float
+    no_op: bool = False  # W' equals M * W_k on every tensor: the branch would retrain the ticket itself
 
 
 STARTS = ("rewind", "init", "imp-from-init")
@@ -144,27 +154,32 @@ def resolve_params(item: Any, raw: Mapping[str, Any], kind: str = "perturbation"
     values = {name: p.default for name, p in params.items()}
     for name, value in raw.items():
         values[name] = params[name].convert(value, owner)
-    return values
+    # -0.0 == 0.0 but prints (and names its branch folder) differently: one value, one entry
+    return {name: 0.0 if isinstance(v, float) and v == 0 else v for name, v in values.items()}
 
 
 def _call(apply: Callable[[Context], Any], ctx: Context, timeout: float | None, who: str) -> Any:
     """``apply(ctx)``, in a worker thread when ``timeout`` is set, so a plugin that never returns is named.
 
     Python cannot kill a thread: on timeout the worker is abandoned (a daemon thread, so it does not keep
-    the process alive) and the error ends the command."""
+    the process alive) and the error ends the command. The call is guarded in the thread that makes it: its
+    prints go to stderr, and a change to torch's thread count or default dtype is refused (bench.plugin_guard)."""
     if timeout is None:
-        return apply(ctx)
+        with guarded(who, "in apply()"):
+            return apply(ctx)
     box: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            box["out"] = apply(ctx)
+            with guarded(who, "in apply()", redirect=False):  # checked in the thread that runs it
+                box["out"] = apply(ctx)
         except BaseException as exc:  # handed to the caller's thread, which reports it
             box["exc"] = exc
 
     worker = threading.Thread(target=work, name=f"apply {who}", daemon=True)
-    worker.start()
-    worker.join(timeout)
+    with contextlib.redirect_stdout(sys.stderr):
+        worker.start()
+        worker.join(timeout)
     if worker.is_alive():
         raise PluginError(f"{who} did not return from apply() within {timeout:g} s (--apply-timeout); its thread "
                           f"cannot be stopped, so the command stops here.")
@@ -178,16 +193,15 @@ def perturb(perturbation: Perturbation, ctx: Context, timeout: float | None = No
 
     The harness keeps its own copies of the inputs: a plugin that changes them in place, or draws from
     torch's global generator (unseeded by the harness, so its result would not reproduce), is refused.
-    ``timeout`` (seconds) bounds how long ``apply`` may run."""
+    ``apply`` then runs a second time on fresh copies with the same ``ctx.generator`` state but every global
+    generator (torch's, numpy's, Python's) reseeded, and must return the same values bit for bit: a result
+    that depends on anything but ``ctx`` would not reproduce. The first call's result is used; the global
+    generators are restored. ``timeout`` (seconds) bounds each call."""
     who = f"Perturbation '{perturbation.name}'"
     pristine = {part: {n: t.clone() for n, t in getattr(ctx, part).items()} for part in ("rewind", "init", "mask")}
+    generator_state = ctx.generator.get_state()
     rng_before = torch.get_rng_state()
-    try:
-        out = _call(perturbation.apply, ctx, timeout, who)
-    except BenchError:
-        raise
-    except Exception as exc:  # a plugin bug must name the plugin, not show our stack
-        raise PluginError(f"{who} failed in apply(): {type(exc).__name__}: {exc}") from exc
+    out = _apply(perturbation, ctx, timeout, who)
     if not torch.equal(rng_before, torch.get_rng_state()):
         raise PluginError(f"{who} drew from torch's global random generator, so its result cannot be reproduced; "
                           f"draw from ctx.generator instead.")
@@ -195,8 +209,59 @@ def perturb(perturbation: Perturbation, ctx: Context, timeout: float | None = No
         changed = [n for n, t in tensors.items() if not torch.equal(t, getattr(ctx, part)[n])]
         if changed:
             raise PluginError(f"{who} changed ctx.{part}[{changed[0]!r}] in place; return new tensors instead.")
-    ctx = Context(**{**{f: getattr(ctx, f) for f in ("generator", "params", "seed", "initializer", "init_stds")},
-                     **pristine})  # measure against the harness's own copies
+    ctx = _copy(ctx, pristine, generator_state)  # measure against the harness's own copies
+    weights = _checked(out, ctx, who)
+    with _other_global_generators():
+        again = _checked(_apply(perturbation, _copy(ctx, pristine, generator_state), timeout, who), ctx, who)
+    differing = [n for n in weights if not torch.equal(weights[n], again[n])]
+    if differing:
+        raise PluginError(f"{who} returned different values for {differing[0]!r} from the same ctx twice: its "
+                          f"apply is not a pure function of ctx (it draws from numpy's, Python's or torch's global "
+                          f"generator, or keeps state); draw from ctx.generator instead.")
+    no_op = all(torch.equal(w, ctx.rewind[n] * ctx.mask[n]) for n, w in weights.items())
+    return Applied(weights, *change_size(ctx.rewind, weights, ctx.mask), no_op=no_op)
+
+
+def _apply(perturbation: Perturbation, ctx: Context, timeout: float | None, who: str) -> Any:
+    try:
+        return _call(perturbation.apply, ctx, timeout, who)
+    except BenchError:
+        raise
+    except Exception as exc:  # a plugin bug must name the plugin, not show our stack
+        raise PluginError(f"{who} failed in apply(): {type(exc).__name__}: {exc}") from exc
+
+
+def _copy(ctx: Context, tensors: dict[str, dict[str, torch.Tensor]], generator_state: torch.Tensor) -> Context:
+    """A fresh Context holding copies of ``tensors`` and a generator at ``generator_state``."""
+    gen = torch.Generator(device=ctx.generator.device)
+    gen.set_state(generator_state)
+    return Context(**{f: getattr(ctx, f) for f in ("params", "seed", "initializer", "init_stds")}, generator=gen,
+                   **{part: {n: t.clone() for n, t in parts.items()} for part, parts in tensors.items()})
+
+
+@contextlib.contextmanager
+def _other_global_generators():
+    """Every global generator reseeded away from its current state, and restored afterwards."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
+        numpy = None
+    saved = (torch.get_rng_state(), random.getstate(), numpy.random.get_state() if numpy else None)
+    try:
+        torch.default_generator.manual_seed(torch.initial_seed() ^ 0x5EED)  # CPU only: CUDA's are not restored
+        random.seed(random.getrandbits(64) ^ 0x5EED)
+        if numpy:
+            numpy.random.seed(int(numpy.random.randint(2**31)) ^ 0x5EED)
+        yield
+    finally:
+        torch.set_rng_state(saved[0])
+        random.setstate(saved[1])
+        if numpy:
+            numpy.random.set_state(saved[2])
+
+
+def _checked(out: Any, ctx: Context, who: str) -> dict[str, torch.Tensor]:
+    """``apply``'s output as masked, validated weights for every prunable tensor (W_k where it left one out)."""
     if not isinstance(out, Mapping):
         raise PluginError(f"{who} must return a dict of tensors, got {type(out).__name__}.")
     extra = sorted(set(out) - set(ctx.rewind))
@@ -215,7 +280,7 @@ def perturb(perturbation: Perturbation, ctx: Context, timeout: float | None = No
         if not torch.isfinite(new).all():
             raise PluginError(f"{who} produced NaN or infinite values in {name!r}.")
         weights[name] = new
-    return Applied(weights, *change_size(ctx.rewind, weights, ctx.mask))
+    return weights
 
 
 def change_size(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor],

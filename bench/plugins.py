@@ -7,6 +7,7 @@ to import is reported once, by name, and everything else keeps working.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -19,10 +20,19 @@ import pluggy
 
 from bench import hookspecs
 from bench.errors import BenchError, PluginError, unknown
+from bench.plugin_guard import guarded
 from bench.pretraining import PREFIX, STEPS
 
 GROUP = "bench"
-BUILTIN_DIST = "earlyphase-bench"
+BUILTIN_DIST = "earlyphase-bench"  # only the harness's own controls count as controls
+CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket", "imp-rewind-0")
+
+
+def is_control(name: str, distribution: str) -> bool:
+    """Whether a perturbation is one of the harness's own controls (a plugin cannot claim a control's name)."""
+    return name in CONTROLS and distribution == BUILTIN_DIST
+
+
 ENV_LOAD = "BENCH_LOAD_PLUGINS"
 # names become folder names (bench.paths): only lower-case words joined by single hyphens, so no name can
 # hold a path separator, a dot-dot, a space or markup
@@ -112,7 +122,8 @@ class Plugins:
             who = f"Plugin '{info.name}' ({info.dist})"
             collected: list[Any] = []
             try:
-                impl.function(register=collected.append)
+                with guarded(who, f"in {hook}()"):
+                    impl.function(register=collected.append)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # SystemExit included: a plugin never ends the tool
@@ -128,6 +139,9 @@ class Plugins:
                     disable(known, f"{who} registered a {kind} without '{missing[0]}'.")
                 elif known is None:
                     disable(None, f"{who} registered a {kind} whose {name_problem(name)}.")
+                elif (bad := _non_finite_default(item)) is not None:
+                    disable(known, f"{who} registered {kind} '{known}' whose parameter {bad[0]!r} defaults to "
+                                   f"{bad[1]}, which is not a finite number.")
                 elif known in found or known in clashes:
                     other = found.pop(known, (None, None))[1]
                     clashes.add(known)
@@ -179,7 +193,23 @@ class Plugins:
         return known[bare]
 
 
-def _allowed() -> set[str] | None:
+def _non_finite_default(item: Any) -> tuple[str, float] | None:
+    """(name, default) of the first parameter whose default is NaN or infinite: it would train on NaN or make
+    `bench perturbations --json` invalid JSON."""
+    try:
+        params = list(getattr(item, "params", ()) or ())
+    except TypeError:
+        return None  # not a sequence: resolving the parameters says so when the item is used
+    for p in params:
+        default = getattr(p, "default", None)
+        if isinstance(default, float) and not math.isfinite(default):
+            return str(getattr(p, "name", "?")), default
+    return None
+
+
+def _allowed(only: set[str] | None = None) -> set[str] | None:
+    if only is not None:
+        return {_norm(dist) for dist in only}
     raw = os.environ.get(ENV_LOAD)
     if raw is None:
         return None
@@ -190,17 +220,23 @@ def _norm(dist: str) -> str:
     return dist.strip().lower().replace("_", "-")
 
 
-def load_plugins() -> Plugins:
-    """Build a plugin manager from the installed ``bench`` entry points, each loaded on its own."""
+def load_plugins(only: set[str] | None = None) -> Plugins:
+    """Build a plugin manager from the installed ``bench`` entry points, each loaded on its own.
+
+    ``only`` (distribution names) overrides ``BENCH_LOAD_PLUGINS``: ``bench verify`` loads the built-ins and
+    the distribution that produced a result, so no other plugin can touch the re-run. Each import runs
+    guarded (bench.plugin_guard): its prints go to stderr, and one that changes torch's thread count or
+    default dtype is refused like a failed import."""
     manager = pluggy.PluginManager(GROUP)
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager)
-    allowed = _allowed()
+    allowed = _allowed(only)
     entry_points = sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name)
     if allowed:  # a typo must not silently leave only the built-ins
         dists = sorted({ep.dist.name for ep in entry_points if ep.dist} | {BUILTIN_DIST})
         for name in sorted(allowed - {_norm(d) for d in dists}):
-            raise BenchError(f"{ENV_LOAD}: {unknown('plugin distribution', name, dists)}")
+            raise BenchError(f"{ENV_LOAD if only is None else 'Not installed'}: "
+                             f"{unknown('plugin distribution', name, dists)}")
     for ep in entry_points:
         dist = ep.dist.name if ep.dist else "unknown"
         version = ep.dist.version if ep.dist else "unknown"
@@ -210,12 +246,15 @@ def load_plugins() -> Plugins:
         if manager.get_plugin(ep.name) is not None:
             continue  # the same distribution seen twice on sys.path
         try:
-            module = ep.load()
-            manager.register(module, name=ep.name)
+            with guarded(f"Plugin '{ep.name}' ({dist})", "at import"):
+                module = ep.load()
+                manager.register(module, name=ep.name)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # any import-time failure, SystemExit included, must not take the tool down
-            message = _describe(exc)
+            if manager.get_plugin(ep.name) is not None:  # registered, then refused for what it changed
+                manager.unregister(name=ep.name)
+            message = str(exc) if isinstance(exc, PluginError) else _describe(exc)
             plugins.failed.append({"name": ep.name, "dist": dist, "error": message})
             warnings.warn(f"Plugin '{ep.name}' ({dist}) failed to load and was skipped: {message}", stacklevel=2)
             continue

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from jsonschema import Draft202012Validator
 
+from bench.cache import read_capped
 from bench.errors import BenchError
 
 SCHEMA_VERSIONS = (1, 2)  # 1: before protocol versions and fingerprints; read, never ranked
@@ -162,7 +163,7 @@ def load_results(folders: Iterable[str | Path], *, strict: bool = False, missing
                 size = path.stat().st_size  # before reading: a huge file is refused without loading it
                 if size > MAX_BYTES:
                     raise ValueError(f"file is {size:,} bytes; a result record is at most {MAX_BYTES:,}")
-                record = parse(path.read_bytes())
+                record = parse(read_capped(path, MAX_BYTES))  # st_size is 0 for /dev/zero: the read is capped
                 reasons = validate(record)
             except (OSError, ValueError) as exc:
                 reasons = [_short(str(exc))]

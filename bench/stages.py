@@ -236,7 +236,9 @@ class Replicate:
         fields = {"stage": "branch", "perturbation": pert.name, "params": params,
                   "perturbation_seed": perturbation_seed, "generator_seed": ctx_seed, "level": level,
                   "ticket_accuracy": ticket["accuracy"], "effective_std": applied.effective_std,
-                  "relative_change": applied.relative_change}
+                  "relative_change": applied.relative_change,
+                  # branch = ticket at the start: the perturbation measures nothing (bench.perturbation.Applied)
+                  **({"no_op": True} if applied.no_op and start_point(pert) == "rewind" else {})}
         finish = self.finisher(folder, label, fields)
 
         def finish_branch(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:

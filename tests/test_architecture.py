@@ -30,7 +30,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "bench.pruning", "bench.paths", "bench.cache", "bench.cache_doctor", "bench.seeding", "bench.stats",
              "bench.provenance", "bench.numerics", "bench.plugins", "bench.progress", "bench.results",
              "bench.testing"),
-    "contracts": ("bench.perturbation", "bench.pretraining", "bench.hookspecs", "bench.errors"),  # for plugins
+    "contracts": ("bench.perturbation", "bench.pretraining", "bench.hookspecs", "bench.errors", "bench.plugin_guard"),  # for plugins
 }
 _BELOW_EXPERIMENTS = {"stages", "core", "contracts"}
 # what each layer may import: its own layer and those below it; report sits beside experiments, and neither
@@ -134,7 +134,7 @@ def test_no_import_cycle_at_any_depth():
 
 def test_plugin_contracts_do_not_load_the_harness():
     graph = _graph()
-    allowed = {"bench", "bench.errors", "bench.perturbation", "bench.hookspecs"}
+    allowed = {"bench", "bench.errors", "bench.perturbation", "bench.hookspecs", "bench.plugin_guard"}
     for contract in LAYERS["contracts"]:
         loaded = _closure(graph, contract)
         assert loaded <= allowed, f"{contract} loads {sorted(loaded - allowed)}"

@@ -14,6 +14,7 @@ import click
 
 from bench.cli import cache, early, report, run, sweep, verify
 from bench.errors import BenchError
+from bench.plugin_guard import clean
 
 
 class BenchGroup(click.Group):
@@ -26,7 +27,7 @@ class BenchGroup(click.Group):
         except BenchError as exc:
             if debug:
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {clean(exc, lines=True)}", err=True)  # it may quote a plugin: no escape sequences
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("Interrupted. Finished stages and checkpoints are saved: rerun the same command to resume.",
@@ -37,13 +38,13 @@ class BenchGroup(click.Group):
         except Exception as exc:
             if debug:
                 raise
-            click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (set BENCH_DEBUG=1 to see the traceback).",
-                       err=True)
+            click.echo(f"Error: unexpected {type(exc).__name__}: {clean(exc, lines=True)} "
+                       f"(set BENCH_DEBUG=1 to see the traceback).", err=True)
             ctx.exit(1)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    click.echo(f"Warning: {message}", err=True)
+    click.echo(f"Warning: {clean(message, lines=True)}", err=True)
 
 
 ENVIRONMENT = """\b

@@ -12,7 +12,7 @@ import click
 
 from bench.cache import cache_root
 from bench.errors import BenchError
-from bench.experiments.setup import DEFAULT_GROUP_SIZE, RunOptions
+from bench.experiments.setup import DEFAULT_GROUP_SIZE, MAX_SEEDS, RunOptions
 from bench.presets import DEFAULT_PRESET
 
 
@@ -38,24 +38,50 @@ class Seeds(click.ParamType):
         text = str(value).strip()
         try:
             if "," in text:
-                return [int(part) for part in text.split(",") if part.strip()]
+                seeds = [int(part) for part in text.split(",") if part.strip()]
+                self._bound(len(seeds), text, param, ctx)
+                return seeds
             if "-" in text.lstrip("-"):
                 low, high = (int(part) for part in text.split("-", 1))
                 if high < low:
                     self.fail(f"'{text}' is an empty range; write the lower seed first, e.g. 10-14.", param, ctx)
+                self._bound(high - low + 1, text, param, ctx)  # before building the list
                 return list(range(low, high + 1))
             count = int(text)
         except ValueError:
             self.fail(f"'{text}' is not a seed count (3), range (10-14) or list (3,7,9).", param, ctx)
         if count < 1:
             self.fail(f"{count} seeds: give at least 1 (a count), or a range or list of seeds.", param, ctx)
+        self._bound(count, text, param, ctx)
         return count
+
+    def _bound(self, count: int, text: str, param, ctx) -> None:
+        if count > MAX_SEEDS:
+            self.fail(f"'{text[:40]}' names {count:,} seeds, more than the {MAX_SEEDS} one command trains.", param, ctx)
 
 
 def seeds_option(default: int | None = None) -> Callable:
     help_ = ("Replicate seeds: a count N (seeds 0..N-1), a range 10-14 or a list 3,7,9."
              + ("" if default else " Default: the preset's."))
     return click.option("--seeds", type=Seeds(), default=default, show_default=default is not None, help=help_)
+
+
+class Finite(click.ParamType):
+    """A finite number of at least ``low`` (NaN fails every comparison, so click's FloatRange lets it through)."""
+
+    name = "number"
+
+    def __init__(self, low: float = 0.0):
+        self.low = low
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number.", param, ctx)
+        if not math.isfinite(number) or number < self.low:
+            self.fail(f"{value} is not a finite number of at least {self.low:g}.", param, ctx)
+        return number
 
 
 class Percent(click.ParamType):
@@ -74,11 +100,17 @@ class Percent(click.ParamType):
 
 
 class Seconds(click.ParamType):
-    """A finite number of seconds above 0 (click's FloatRange lets NaN through: NaN fails every comparison)."""
+    """A finite number of seconds above 0 (click's FloatRange lets NaN through: NaN fails every comparison).
+    With ``off``, '0' or 'none' means no limit (None)."""
 
     name = "seconds"
 
+    def __init__(self, off: bool = False):
+        self.off = off
+
     def convert(self, value, param, ctx):
+        if value is None or (self.off and str(value).strip().lower() in ("0", "none")):
+            return None
         try:
             number = float(value)
         except (TypeError, ValueError):

@@ -18,6 +18,7 @@ from rich.table import Table
 from bench.execute import StageEvent
 from bench.experiments.records import Outcome
 from bench.progress import NO_PROGRESS, Progress, StageProgress
+from bench.plugin_guard import markup_safe
 from bench.report.render import json_safe
 
 err = Console(stderr=True, highlight=False)
@@ -176,8 +177,9 @@ def _where(outcome: Outcome) -> str:
 
 
 def _label(outcome: Outcome) -> str:
+    """The name and parameters, as rich markup: a value (a plugin's default, a --param string) is shown as text."""
     params_text = ", ".join(f"{k}={v}" for k, v in outcome.params.items())
-    return f"{outcome.name}{' (' + params_text + ')' if params_text else ''}"
+    return markup_safe(f"{outcome.name}{' (' + params_text + ')' if params_text else ''}")
 
 
 def seed_table(outcome: Outcome, columns: tuple[tuple[str, str], ...], title: str | None = None) -> Table:
@@ -264,8 +266,8 @@ def registry_row(name: str, item, plugin, params=None, **extra) -> dict:
 
 
 def show_registry(title: str, rows: list[dict], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
+    if as_json:  # a default that is not JSON is shown as text, never an invalid document
+        click.echo(json.dumps(rows, indent=2, allow_nan=False, default=str))
         return
     table = Table(title=title)
     table.add_column("name", no_wrap=True)  # a name is typed back: never split it
@@ -273,7 +275,8 @@ def show_registry(title: str, rows: list[dict], as_json: bool) -> None:
     table.add_column("parameters")
     # plugin names are not split either; their distribution is in `bench plugins`
     table.add_column("plugin", width=max((len(r["plugin"]) for r in rows), default=6))
-    for r in rows:
+    for r in rows:  # every string is the plugin's: shown as text, never as markup or escape sequences
         params = ", ".join(f"{x['name']}: {x['type']} = {x['default']}" for x in r["params"])
-        table.add_row(r["name"], r["description"], params or "-", f"{r['plugin']} {r['version']}")
+        table.add_row(*(markup_safe(text) for text in (r["name"], r["description"], params or "-",
+                                                       f"{r['plugin']} {r['version']}")))
     out.print(table)

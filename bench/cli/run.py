@@ -13,7 +13,9 @@ from bench.cli.options import Seconds, json_option, levels_options, parse_levels
 from bench.cli.output import comparison_table, echo_json, level_table, out, outcome_json, registry_row, say_next, \
     say_stages, seed_table, show_registry, stage_counts, ui
 from bench.errors import BenchError
+from bench.plugin_guard import markup_safe
 from bench.experiments.records import Outcome
+from bench.perturbation import DEFAULT_APPLY_TIMEOUT
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
 
@@ -32,8 +34,9 @@ SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 @levels_options
 @click.option("--perturbation-seed", type=int, default=0, show_default=True,
               help="Seed of the perturbation's own randomness (recorded in the result).")
-@click.option("--apply-timeout", type=Seconds(), default=None, metavar="SECONDS",
-              help="Fail, naming the plugin, when a perturbation's apply() runs longer than this.")
+@click.option("--apply-timeout", type=Seconds(off=True), default=DEFAULT_APPLY_TIMEOUT, show_default=True,
+              metavar="SECONDS", help="Fail, naming the plugin, when a perturbation's apply() runs longer than this; "
+                                      "0 or none: no limit.")
 @run_options
 @json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations, "
              "{'levels': [...]} for several levels).")
@@ -152,10 +155,12 @@ def plugins(as_json):
     table = Table(title="Plugins")
     for column in ("name", "distribution", "version", "hooks"):
         table.add_column(column)
-    for p in data["loaded"]:
-        table.add_row(p["name"], p["distribution"], p["version"], ", ".join(p["hooks"]))
+    for p in data["loaded"]:  # names, versions and errors come from the plugins: text, never markup
+        table.add_row(*(markup_safe(text) for text in (p["name"], p["distribution"], p["version"],
+                                                       ", ".join(p["hooks"]))))
     for f in data["failed"]:
-        table.add_row(f["name"], f["dist"], "-", f"[red]failed: {f['error']}[/red]")
+        table.add_row(markup_safe(f["name"]), markup_safe(f["dist"]), "-",
+                      f"[red]failed: {markup_safe(f['error'])}[/red]")
     out.print(table)
 
 

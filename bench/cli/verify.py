@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from bench import paths
-from bench.cli.options import json_option, run_options
+from bench.cli.options import Finite, json_option, run_options
 from bench.cli.output import echo_json, err, out, ui
 
 
@@ -20,7 +20,7 @@ from bench.cli.output import echo_json, err, out, ui
 @click.option("--sample", type=click.IntRange(min=1), default=None,
               help="Verify a random sample of N of the files instead of all.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--tolerance", type=Finite(), default=0.0, show_default=True,
               help="Accuracy difference (points) still counted as reproduced; see docs/reproducibility.md.")
 @run_options(workers=False)  # each recorded group re-runs as one fused group, one after another
 @json_option()

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 from bench import paths
 from bench.config import Experiment
 from bench.execute import Env, execute
 from bench.experiments.parallel import train_groups_side_by_side
-from bench.experiments.records import Outcome, base_record, plugin_fields, store
+from bench.experiments.records import Outcome, base_record, plugin_fields, plugin_trace, store
 from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import resolve_params, start_point
-from bench.plugins import Plugins, Registered, default_plugins
+from bench.plugins import Plugins, Registered, default_plugins, is_control
 from bench.presets import Preset
 from bench.stages import Replicate, train_chain, training_groups
 
@@ -52,7 +53,11 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
                       registered.plugin, params, events=env.events)
         for rep in reps:
             record = _record(preset, rep, registered, params, lvl, perturbation_seed)
+            record["plugins"] = plugin_trace(plugins)
             out.records.append(store(paths.result_file(paths.results_dir(options.cache), record), record))
+        if any(r.get("no_op") for r in out.records):
+            warnings.warn(f"Perturbation '{out.name}' with {params or 'its defaults'} left W_k unchanged on every "
+                          f"tensor: a no-op. Its results are marked no_op and not ranked.", stacklevel=2)
         outcomes.append(out)
     return outcomes
 
@@ -93,6 +98,9 @@ def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict
         **({"validation_accuracy": validation} if None not in validation.values() else {}),
         "effective_std": branch["effective_std"],
         "relative_change": branch["relative_change"],
+        # a non-control whose W' is W_k: it retrains the ticket (the leaderboard lists it, unranked)
+        **({"no_op": True} if branch.get("no_op") and not is_control(registered.perturbation.name,
+                                                                        registered.plugin.dist) else {}),
         "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],
                     "replicas_trained_together": branch.get("replicas_trained_together", 1)},
     } | ({"trained_with_seeds": groups} if None not in groups.values() else {})  # absent in older caches

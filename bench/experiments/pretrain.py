@@ -33,7 +33,7 @@ from bench.data import BatchStream, Dataset
 from bench.errors import BenchError, PluginError
 from bench.execute import Env, Job
 from bench.experiments.parallel import train_groups_side_by_side
-from bench.experiments.records import Outcome, base_record, plugin_fields, store
+from bench.experiments.records import Outcome, base_record, plugin_fields, plugin_trace, store
 from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import change_size
 from bench.plugins import Plugins, RegisteredPretraining, default_plugins
@@ -288,6 +288,7 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
         record["trained_with_seeds"] = {"trunk": dense.get("trained_with_seeds"),
                                         "ticket": ticket.get("trained_with_seeds"),
                                         "branch": vticket.get("trained_with_seeds")}
+        record["plugins"] = plugin_trace(plugins)
         # the rank name has a ':', which is not valid in every file system's folder names
         folder = f"pretrain-{registered.pretraining.name}"
         out.records.append(store(paths.result_file(paths.results_dir(options.cache), record, folder), record))

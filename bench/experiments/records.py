@@ -12,7 +12,7 @@ from bench.cache import load_json, save_json
 from bench.config import Experiment, full
 from bench.errors import BenchError
 from bench.execute import StageEvent
-from bench.plugins import PluginInfo
+from bench.plugins import PluginInfo, Plugins
 from bench.presets import Preset
 from bench.provenance import PROTOCOL_VERSION, environment
 from bench.results import validate
@@ -21,7 +21,8 @@ from bench.stats import Summary, summarize
 
 SCHEMA_VERSION = 2
 # what a rerun from the cache may not change; everything else (environment, created) is provenance
-_PROVENANCE = ("environment", "created", "timings")
+# and which plugin distributions were loaded: a rerun from the cache keeps the trace of the run that trained it
+_PROVENANCE = ("environment", "created", "timings", "plugins")
 
 
 def base_record(preset: Preset, rep: Replicate, level: int) -> dict:
@@ -55,7 +56,7 @@ def store(path: Path, record: dict) -> dict:
     if path.exists():
         try:
             old = load_json(path)
-        except ValueError:
+        except (ValueError, BenchError):  # BenchError: far too large to be a record
             old = None  # unreadable: replaced by the result just assembled from the stages
         if old is not None and _without_provenance(old) == _without_provenance(record):
             return old
@@ -81,6 +82,13 @@ def _without_provenance(record: dict) -> dict:
 def plugin_fields(plugin: PluginInfo) -> dict[str, str]:
     """Which plugin produced a result, for its record's ``perturbation`` object."""
     return {"plugin": plugin.name, "distribution": plugin.dist, "version": plugin.version}
+
+
+def plugin_trace(plugins: Plugins) -> list[dict[str, str]]:
+    """Every plugin distribution loaded in the process that made a result, with its version: any of them
+    could have touched the run (bench verify re-runs with only the built-ins and the result's own)."""
+    dists = {(p.dist, p.version) for p in plugins.loaded}
+    return [{"distribution": d, "version": v} for d, v in sorted(dists)]
 
 
 def summarize_records(records: list[dict], key: str) -> Summary:

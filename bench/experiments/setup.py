@@ -13,6 +13,7 @@ from bench.config import Experiment
 from bench.data import load_dataset
 from bench.errors import BenchError
 from bench.execute import Env
+from bench.perturbation import DEFAULT_APPLY_TIMEOUT
 from bench.presets import Preset
 from bench.progress import NO_PROGRESS, Progress
 from bench.pruning import levels_table
@@ -35,7 +36,7 @@ class RunOptions:
     group_size: int | None = None  # most replicates trained together as one fused model; None: the preset's
     workers: int = 1  # seed groups trained at once, each in its own process (CPU only); never moves a number
     compile: bool = False
-    apply_timeout: float | None = None  # seconds a perturbation's apply() may run (None: no limit)
+    apply_timeout: float | None = DEFAULT_APPLY_TIMEOUT  # seconds a perturbation's apply() may run (None: no limit)
     progress: Progress = NO_PROGRESS
 
 
@@ -69,8 +70,16 @@ def resolve_level(table: list[tuple[int, float]], level: int | None, sparsity: f
     return default
 
 
+# the most replicate seeds one command trains: each is a full dense trunk and IMP chain, the paper reports 5
+# and the committed boards 6, so 1000 is far past any real use yet stops `--seeds 100000` from queueing years
+MAX_SEEDS = 1000
+
+
 def seed_list(seeds: int | Sequence[int]) -> list[int]:
-    """``N`` means seeds 0..N-1; a sequence is taken as given (in order, without repeats)."""
+    """``N`` means seeds 0..N-1; a sequence is taken as given (in order, without repeats); at most MAX_SEEDS."""
+    if (seeds if isinstance(seeds, int) else len(seeds)) > MAX_SEEDS:
+        raise BenchError(f"--seeds names {seeds if isinstance(seeds, int) else len(seeds):,} seeds, more than the "
+                         f"{MAX_SEEDS} one command trains: run fewer.")
     chosen = list(range(seeds)) if isinstance(seeds, int) else list(dict.fromkeys(int(s) for s in seeds))
     if not chosen:
         raise BenchError("--seeds must name at least one seed, e.g. --seeds 3, --seeds 10-14 or --seeds 3,7,9.")

@@ -5,7 +5,8 @@ seed trained in the same fused seed group (the group fixes the rounding path), t
 The verdict per file is ``exact`` (every accuracy and fingerprint equal), ``within tolerance`` (fingerprints
 or accuracies differ, but no accuracy by more than ``tolerance`` points) or ``mismatch``, with the first
 stage whose fingerprint differs (W_0, W_k, the mask, the ticket): W_0 differing points at the code (the
-initialiser), a later stage at the kernels of the machine (docs/reproducibility.md).
+initialiser), a later stage at the kernels of the machine (docs/reproducibility.md). Each re-run loads only
+the built-in plugins and the distribution that produced the result.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 from bench.config import from_dict
 from bench.errors import BenchError
 from bench.experiments.setup import RunOptions
+from bench.plugins import load_plugins
 from bench.presets import get_preset
 from bench.provenance import record_class, same_class
 from bench.pretraining import PREFIX
@@ -94,22 +96,25 @@ def verify(results: Sequence[Result], options: RunOptions, tolerance: float = 0.
         d = res.data
         trained = d.get("trained_with_seeds", {}).get("ticket") or [d["seed"]]
         key = (d["preset"], d["config_hash"], d["level"], d["perturbation"]["name"],
-               repr(sorted(d["perturbation"]["params"].items())), d["perturbation"]["seed"], tuple(trained))
+               repr(sorted(d["perturbation"]["params"].items())), d["perturbation"]["seed"], tuple(trained),
+               d["perturbation"]["distribution"])
         groups.setdefault(key, []).append(res)
     verdicts: dict[str, Verdict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
-        for (preset_name, _, level, name, _, pseed, group), members in sorted(groups.items()):
+        for (preset_name, _, level, name, _, pseed, group, dist), members in sorted(groups.items()):
             first = members[0].data
+            # the built-ins and the result's own distribution only: no other plugin can touch the re-run
+            plugins = load_plugins(only={dist})
             preset = get_preset(preset_name)
             run_opts = replace(options, cache=Path(tmp), group_size=len(group))
             experiment = from_dict(first["config"])
             params = dict(first["perturbation"]["params"])
             if first.get("kind") == "pretraining":
                 outcome = run_pretraining(preset, name[len(PREFIX):], params, run_opts, seeds=list(group),
-                                          level=level, pretrain_seed=pseed, experiment=experiment)
+                                          level=level, pretrain_seed=pseed, experiment=experiment, plugins=plugins)
             else:
                 outcome = run_perturbations(preset, [(name, params)], run_opts, seeds=list(group), level=level,
-                                            perturbation_seed=pseed, experiment=experiment)[0]
+                                            perturbation_seed=pseed, experiment=experiment, plugins=plugins)[0]
             again = {r["seed"]: r for r in outcome.records}
             for res in members:
                 status, diffs, stage, largest = compare(res.data, again[res.data["seed"]], tolerance)

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from bench.plugins import BUILTIN_DIST, CONTROLS, is_control
 from bench.provenance import PROTOCOL_VERSION, record_class
 from bench.report.verdicts import BoardVerdicts, RowVerdict, board_verdicts
 from bench.results import Problem, Result, load_results
 from bench.stats import Summary, summarize
 
-CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket", "imp-rewind-0")
 REFERENCE = "imp-rewind-0"  # the paper's k = 0 reference: IMP rewound to iteration 0 with its own pruning chain
-BUILTIN_DIST = "earlyphase-bench"  # only the harness's own controls count as controls
 DEFAULT_MIN_SEEDS = 2  # the fewest seeds that give an interval
 COMMITTED_MIN_SEEDS = 3  # what the committed leaderboard (and a submission) needs
 SPARSITY_TOLERANCE = 0.05  # --sparsity matches percent remaining to one decimal
@@ -56,6 +55,7 @@ class Row:
     rank: int | None = None
     verdict: RowVerdict | None = None  # what the paired comparisons of its board establish about it
     reason: str | None = None  # why the row is not ranked
+    no_op: bool = False  # a record says W' was W_k on every tensor: it measures nothing, so it is not ranked
 
     @property
     def n(self) -> int:
@@ -196,10 +196,6 @@ def matches_sparsity(percent: float, wanted: float) -> bool:
     return abs(percent - wanted) <= SPARSITY_TOLERANCE + 1e-9 or round(percent, 1) == round(wanted, 1)
 
 
-def is_control(name: str, distribution: str) -> bool:
-    return name in CONTROLS and distribution == BUILTIN_DIST
-
-
 def _preset_hashes() -> dict[str, str]:
     from bench.config import config_hash
     from bench.presets import PRESETS
@@ -239,6 +235,7 @@ def _row(results: list[Result]) -> Row:
         protocol=min(protocol(r) for r in recs),
         hardware=_joined(hardware_class(r) for r in recs),
         dense=summarize([r["accuracy"]["dense"] for r in recs]),
+        no_op=any(r.get("no_op") for r in recs),
     )
 
 
@@ -342,6 +339,8 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         elif row.protocol != PROTOCOL_VERSION:
             row.reason = (f"protocol {row.protocol}, but this bench computes protocol {PROTOCOL_VERSION}: results of "
                           f"different protocols are not comparable; rerun them with this version")
+        elif row.no_op:
+            row.reason = "no-op: its perturbed weights equal W_k on every tensor, so it retrains the ticket"
         elif row.n < min_seeds:
             row.reason = f"{row.n} seed{'s' if row.n != 1 else ''}, fewer than the minimum {min_seeds}"
         if row.reason:

@@ -53,12 +53,25 @@ def render_csv(lb: Leaderboard) -> str:
                 *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked]
 
     # preset, config, level, name, params, p-seed, seed, file: the same order whatever order files were found in
-    rows = sorted((line(r) for r in lb.results), key=lambda r: (r[0], r[1], r[6], r[2], r[3], r[4], r[5], r[17]))
+    rows = sorted(([_cell(c) for c in line(r)] for r in lb.results),
+                  key=lambda r: (r[0], r[1], r[6], r[2], r[3], r[4], r[5], r[17]))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")  # the csv module quotes commas, quotes and newlines
     writer.writerow(CSV_COLUMNS)
     writer.writerows(rows)
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting like a formula (=, +, -, @, tab, CR) gets a leading
+    single quote, unless it is a plain number (a negative drop stays a number)."""
+    if not isinstance(value, str) or not value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
 
 
 RENDERERS = {"markdown": render_markdown, "html": render_html, "json": render_json, "table": render_table, "csv": render_csv}
