@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, TypeVar
+from typing import Any, Callable, Iterator, Literal, Protocol, TypeVar
 
 import torch
 from filelock import FileLock
@@ -36,6 +36,14 @@ ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 def no_progress(description: str, total: int) -> Callable[[int], None]:
     return lambda step: None
+
+
+class Metrics(Protocol):
+    """A tracker's feed (bench.experiments.tracking): numbers the stages compute anyway, read, never moved."""
+
+    def stage(self, label: str, seed: int, step: int, record: dict) -> None: ...  # a stage's record, at T
+
+    def loss(self, label: str, seeds: list[int], step: int, loss: float) -> None: ...  # at checkpoint points
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ class Env:
     compile: bool = False  # torch.compile the model (pays back only on long runs)
     apply_timeout: float | None = None  # seconds a perturbation's apply() may take (None: no limit)
     events: list[StageEvent] = field(default_factory=list)
+    metrics: Metrics | None = None  # `bench run --logger`: fed when a stage finishes or is read from the cache
 
     def note(self, kind: str, stage: str, seed: int) -> None:
         event = StageEvent(kind, stage, seed)  # type: ignore[arg-type]
@@ -151,6 +160,8 @@ class Replicate:
             record, problem = read_record(done)
             if problem is None:
                 self.env.note("cached", label, self.seed)
+                if self.env.metrics is not None:
+                    self.env.metrics.stage(label, self.seed, self.T, record)
                 return record
             move_aside(done, problem)
         return None
@@ -165,6 +176,8 @@ class Replicate:
                       "hardware": hardware_class(self.env.device)}
             save_json(folder / "done.json", record)
             self.env.note("trained", label, self.seed)
+            if self.env.metrics is not None:
+                self.env.metrics.stage(label, self.seed, self.T, record)
             return record
         return finish
 
@@ -441,10 +454,15 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     label = jobs[0].label + (f" seed {jobs[0].replicate.seed}" if replicas == 1
                              else f" seeds {','.join(str(j.replicate.seed) for j in jobs)}")
     update = env.progress(label + (" (resumed)" if checkpoint.exists() else ""), end - jobs[0].start)
+
+    def losses(step: int, loss: torch.Tensor) -> None:  # the loss the step computed anyway, read at checkpoints
+        if env.metrics is not None and (step % rep.every == 0 or step == end):
+            env.metrics.loss(jobs[0].label, [j.replicate.seed for j in jobs], step, loss.item() / replicas)
+
     t0 = time.perf_counter()
     run(trainer, stream, jobs[0].start, end, checkpoint=checkpoint, checkpoint_every=rep.every,
         snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: update(step - jobs[0].start),
-        identity=identity, accept=accept)
+        identity=identity, accept=accept, losses=losses if env.metrics is not None else None)
     seconds = time.perf_counter() - t0
     accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
     validation: list[float | None] = [None] * replicas

@@ -40,10 +40,13 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
         chosen.append((registered, resolve_params(registered.perturbation, raw)))
     setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
     exp, env, lvl = setup.experiment, setup.env, setup.level
+    if options.tracking is not None:  # hyperparameters once, before anything trains
+        options.tracking.begin(preset, setup, chosen, perturbation_seed)
     groups = seed_groups(setup.seeds, env.group_size)
     if options.workers > 1 and len(groups) > 1 and env.device.type == "cpu":
         def work(group: list[int], progress: ProgressFactory) -> list[StageEvent]:
-            mine = replace(env, progress=progress, events=[])
+            # a worker logs nothing itself: the parent reads its stages back from the cache, and logs them
+            mine = replace(env, progress=progress, events=[], metrics=None)
             _train([Replicate(exp, seed, mine) for seed in group], chosen, lvl, mine, perturbation_seed)
             return mine.events
 
@@ -58,6 +61,8 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
             record = _record(preset, rep, registered, params, lvl, perturbation_seed)
             out.records.append(store(paths.result_file(paths.results_dir(options.cache), record), record))
         outcomes.append(out)
+    if options.tracking is not None:
+        options.tracking.results(outcomes)
     return outcomes
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -15,6 +15,9 @@ from bench.errors import BenchError
 from bench.presets import Preset
 from bench.pruning import levels_table
 from bench.stages import Env, ProgressFactory, no_progress
+
+if TYPE_CHECKING:
+    from bench.experiments.tracking import Tracking
 
 DEFAULT_GROUP_SIZE = 16
 
@@ -36,6 +39,7 @@ class RunOptions:
     compile: bool = False
     apply_timeout: float | None = None  # seconds a perturbation's apply() may run (None: no limit)
     progress: ProgressFactory = no_progress
+    tracking: "Tracking | None" = None  # `bench run --logger`: the trackers this run logs to; never moves a number
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,5 +108,5 @@ def prepare(preset: Preset, options: RunOptions, *, seeds: int | Sequence[int], 
     env = Env(cache=options.cache, device=device, data=data, progress=options.progress,
               checkpoint_every=options.checkpoint_every, group_size=options.group_size or preset.group_size,
               compile=options.compile,
-              apply_timeout=options.apply_timeout)
+              apply_timeout=options.apply_timeout, metrics=options.tracking)
     return Setup(exp, env, lvl, table, chosen)
