@@ -26,7 +26,7 @@ MAX_METRICS, MAX_PARAMS, MAX_VALUE = 1000, 100, 500
 class MLflow:
     name = "mlflow"
     description = "An MLflow run per bench run, in a local SQLite store under <log dir>/mlflow or --tracking-uri."
-    requires = ("mlflow",)
+    requires = ("mlflow", "sqlalchemy", "alembic")  # without the last two, MLflow refuses a SQLite store
     install = "earlyphase-bench[mlflow]"
 
     def create(self, settings):

@@ -160,10 +160,12 @@ def _missing(modules: Sequence[str]) -> list[str]:
 
 
 def _install_hint(name: str, factory: Any, modules: Sequence[str]) -> BenchError:
-    what = ", ".join(f"'{m}'" for m in modules)
+    quoted = [f"'{m}'" for m in modules]
+    what = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
     install = getattr(factory, "install", None)
     how = f"pip install '{install}'" if install else f"pip install {' '.join(modules)}"
-    return BenchError(f"Logger '{name}' needs {what}, which is not installed: {how}.")
+    verb = "is" if len(modules) == 1 else "are"
+    return BenchError(f"Logger '{name}' needs {what}, which {verb} not installed: {how}.")
 
 
 def open_tracking(names: Sequence[str], *, log_dir: Path, run_name: str, tracking_uri: str | None = None,
