@@ -189,9 +189,9 @@ def test_a_logger_gets_hyperparameters_once_metrics_with_steps_and_success_and_n
         # per stage, at T: the trunk is the dense network, the level-2 ticket the ticket, the branch the perturbed
         assert metrics[f"trunk/dense_trunk/seed_{seed}/test_accuracy"] == [(T, record["accuracy"]["dense"])]
         assert metrics[f"level/imp_level_2/seed_{seed}/test_accuracy"] == [(T, record["accuracy"]["ticket"])]
-        assert metrics[f"branch/identity_at_level_2/seed_{seed}/test_accuracy"] == [(T, record["accuracy"]["perturbed"])]
-        assert metrics[f"branch/identity_at_level_2/seed_{seed}/val_accuracy"] == \
-            [(T, record["validation_accuracy"]["perturbed"])]
+        branch = f"branch/identity_at_level_2/seed_{seed}"
+        assert metrics[f"{branch}/test_accuracy"] == [(T, record["accuracy"]["perturbed"])]
+        assert metrics[f"{branch}/val_accuracy"] == [(T, record["validation_accuracy"]["perturbed"])]
         assert metrics[f"trunk/dense_trunk/seed_{seed}/seconds"][0][1] == record["timings"]["trunk_s"]
     assert metrics["result/identity/level_2/mean/drop"] == [(T, 0.0)]
     # training loss at every checkpoint point: the trunk from 0, the branch from the rewind point k = 10
@@ -208,6 +208,21 @@ def test_a_logger_gets_hyperparameters_once_metrics_with_steps_and_success_and_n
     again = fakes[0].metrics()
     assert again["trunk/dense_trunk/seed_0/test_accuracy"] == metrics["trunk/dense_trunk/seed_0/test_accuracy"]
     assert not [tag for tag in again if tag.endswith("train_loss")]
+    assert fakes[0].calls[-1] == ("finalize", "success")
+
+
+def test_seed_groups_in_worker_processes_log_through_the_main_process(fakes, tmp_path, data_dir):
+    code, stdout, stderr = bench_run("-p", "identity", "--logger", "fake", "--group-size", "1", "--workers", "2",
+                                     "--cache-dir", str(tmp_path), "--data-dir", str(data_dir))
+    assert code == 0, stderr
+    records = json.loads(stdout)["results"]
+    metrics = fakes[0].metrics()
+    for record in records:  # one group per seed, each trained in its own process: its own loss
+        seed = record["seed"]
+        assert [s for s, _ in metrics[f"trunk/dense_trunk/seed_{seed}/train_loss"]] == list(range(10, T + 1, 10))
+        # reported by the worker, then read back from the cache by the main process: logged once
+        assert metrics[f"level/imp_level_2/seed_{seed}/test_accuracy"] == [(T, record["accuracy"]["ticket"])]
+        assert metrics[f"result/identity/level_2/seed_{seed}/drop"] == [(T, 0.0)]
     assert fakes[0].calls[-1] == ("finalize", "success")
 
 

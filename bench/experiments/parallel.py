@@ -17,7 +17,7 @@ from dataclasses import astuple
 from typing import Any, Callable
 
 from bench.errors import BenchError
-from bench.stages import ProgressFactory, StageEvent
+from bench.stages import Metrics, ProgressFactory, StageEvent
 
 
 class _Bar:
@@ -33,9 +33,24 @@ class _Bar:
         self.channel.put(("finish", self.key, list(accuracies), seconds))
 
 
-def run_groups(work: Callable[[list[int], ProgressFactory], list[StageEvent]], groups: list[list[int]],
-               workers: int, progress: ProgressFactory) -> list[StageEvent]:
-    """``work(group, progress)`` for every group, at most ``workers`` at once; returns their stage events.
+class _Relay:
+    """A child's tracker feed (bench.stages.Metrics): every call goes to the parent, which owns the loggers."""
+
+    def __init__(self, channel: Any):
+        self.channel = channel
+
+    def stage(self, *args: Any) -> None:
+        self.channel.put(("metrics", "stage", args))
+
+    def loss(self, *args: Any) -> None:
+        self.channel.put(("metrics", "loss", args))
+
+
+def run_groups(work: Callable[[list[int], ProgressFactory, Metrics | None], list[StageEvent]],
+               groups: list[list[int]], workers: int, progress: ProgressFactory,
+               metrics: Metrics | None = None) -> list[StageEvent]:
+    """``work(group, progress, metrics)`` for every group, at most ``workers`` at once; returns their stage
+    events. ``metrics`` (a tracker's feed, or None) is called in this process with what the children report.
 
     A failing group stops the others (what they finished stays cached) and is raised as one BenchError."""
     context = multiprocessing.get_context("fork")  # the data and setup are already in memory: share them
@@ -55,7 +70,7 @@ def run_groups(work: Callable[[list[int], ProgressFactory], list[StageEvent]], g
             return _Bar(channel, key)
 
         try:
-            found = work(group, factory)
+            found = work(group, factory, _Relay(channel) if metrics is not None else None)
             channel.put(("done", index, [astuple(e) for e in found], None))
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
@@ -76,6 +91,8 @@ def run_groups(work: Callable[[list[int], ProgressFactory], list[StageEvent]], g
         elif kind == "finish":
             if hasattr(bars[key], "done"):
                 bars[key].done(message[2], message[3])
+        elif kind == "metrics" and metrics is not None:
+            getattr(metrics, message[1])(*message[2])
         elif kind == "done":
             events.extend(StageEvent(*e) for e in message[2])
             if message[3] is not None and failure is None:

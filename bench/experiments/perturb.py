@@ -13,7 +13,7 @@ from bench.perturbation import resolve_params, start_point
 from bench.plugins import Plugins, Registered, default_plugins
 from bench.presets import Preset
 from bench.experiments.parallel import run_groups
-from bench.stages import Env, ProgressFactory, Replicate, StageEvent, execute, seed_groups, train_chain, \
+from bench.stages import Env, Metrics, ProgressFactory, Replicate, StageEvent, execute, seed_groups, train_chain, \
     training_groups
 
 
@@ -44,13 +44,12 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
         options.tracking.begin(preset, setup, chosen, perturbation_seed)
     groups = seed_groups(setup.seeds, env.group_size)
     if options.workers > 1 and len(groups) > 1 and env.device.type == "cpu":
-        def work(group: list[int], progress: ProgressFactory) -> list[StageEvent]:
-            # a worker logs nothing itself: the parent reads its stages back from the cache, and logs them
-            mine = replace(env, progress=progress, events=[], metrics=None)
+        def work(group: list[int], progress: ProgressFactory, metrics: Metrics | None) -> list[StageEvent]:
+            mine = replace(env, progress=progress, events=[], metrics=metrics)  # a tracker is fed through the parent
             _train([Replicate(exp, seed, mine) for seed in group], chosen, lvl, mine, perturbation_seed)
             return mine.events
 
-        env.events.extend(run_groups(work, groups, options.workers, env.progress))
+        env.events.extend(run_groups(work, groups, options.workers, env.progress, env.metrics))
     reps = [Replicate(exp, seed, env) for seed in setup.seeds]
     _train(reps, chosen, lvl, env, perturbation_seed)  # after parallel groups: reads what they trained
     outcomes = []

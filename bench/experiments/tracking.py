@@ -14,8 +14,8 @@ could move a number):
 * per result, at T: ``result/<perturbation>/level_<L>/seed_<s>/`` ``drop``, ``dense_accuracy``,
   ``ticket_accuracy`` and ``perturbed_accuracy``, and their means over seeds under ``.../mean/``.
 
-Seed groups trained in worker processes (``--workers``) log their stages when the main process reads them
-back from the cache; their training losses are not logged.
+Seed groups trained in worker processes (``--workers``) report to the main process, which alone holds the
+loggers (bench.experiments.parallel).
 """
 
 from __future__ import annotations
