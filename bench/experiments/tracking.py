@@ -90,10 +90,10 @@ class Tracking:
                               f"{type(exc).__name__}: {str(exc)[:200]}. It was disabled; the run goes on.",
                               stacklevel=2)
 
-    def metrics(self, values: dict[str, float | None], step: int) -> None:
-        finite = {k: float(v) for k, v in values.items() if v is not None}
-        if finite:
-            self._call("log_metrics", finite, step)
+    def log(self, values: dict[str, float | None], step: int) -> None:
+        present = {k: float(v) for k, v in values.items() if v is not None}  # no validation split: no value
+        if present:
+            self._call("log_metrics", present, step)
 
     # -- bench.stages.Metrics ------------------------------------------------------------------------
     def stage(self, label: str, seed: int, step: int, record: dict) -> None:
@@ -101,12 +101,12 @@ class Tracking:
             return
         self._stages.add((label, seed))
         tag = f"{record.get('stage') or stage_kind(label)}/{slug(label)}/seed_{seed}"
-        self.metrics({f"{tag}/test_accuracy": record.get("accuracy"), f"{tag}/val_accuracy": record.get("val_accuracy"),
-                      f"{tag}/seconds": record.get("seconds")}, step)
+        self.log({f"{tag}/test_accuracy": record.get("accuracy"), f"{tag}/val_accuracy": record.get("val_accuracy"),
+                  f"{tag}/seconds": record.get("seconds")}, step)
 
     def loss(self, label: str, seeds: list[int], step: int, loss: float) -> None:
         if not label.startswith("replaying"):  # a replay retraces the trunk: its losses are the trunk's
-            self.metrics({f"{stage_kind(label)}/{slug(label)}/{seed_tag(seeds)}/train_loss": loss}, step)
+            self.log({f"{stage_kind(label)}/{slug(label)}/{seed_tag(seeds)}/train_loss": loss}, step)
 
     # -- the run ------------------------------------------------------------------------------------
     def begin(self, preset: Preset, setup: Any, chosen: list[tuple[Registered, dict[str, Any]]],
@@ -139,7 +139,7 @@ class Tracking:
                 for record, value in zip(outcome.records, per_seed):
                     values[f"{base}/seed_{record['seed']}/{key}"] = value
                 values[f"{base}/mean/{key}"] = sum(per_seed) / len(per_seed)
-            self.metrics(values, outcome.records[0]["steps"])
+            self.log(values, outcome.records[0]["steps"])
         self._call("save")
 
     def finalize(self, status: str) -> None:
