@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
@@ -17,6 +18,10 @@ from bench.errors import BenchError
 from bench.experiments.records import Outcome
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
+
+if TYPE_CHECKING:
+    from bench.experiments.setup import RunOptions
+    from bench.experiments.tracking import Tracking
 
 
 RUN_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"), ("perturbed %", "perturbed"), ("drop (pts)", "drop"),
@@ -87,7 +92,8 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
     say_next(options.cache, sum(len(o.records) for outcomes in runs for o in outcomes), chosen.name, len(runs))
 
 
-def _open_tracking(loggers, log_dir, tracking_uri, options, preset, requests, levels):
+def _open_tracking(loggers: tuple[str, ...], log_dir: str | None, tracking_uri: str | None, options: RunOptions,
+                   preset: str, requests: list[tuple[str, dict[str, str]]], levels: list[int]) -> Tracking | None:
     """A run in each chosen tracker (None without any), once the names it would log are known to be valid."""
     from bench.experiments.tracking import logger_names, open_tracking, run_name
 

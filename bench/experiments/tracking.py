@@ -193,8 +193,8 @@ def open_tracking(names: Sequence[str], *, log_dir: Path, run_name: str, trackin
             except Exception as exc:
                 raise BenchError(f"Logger '{name}' could not start a run: {type(exc).__name__}: "
                                  f"{str(exc)[:200]}") from None
-    except BaseException:
-        Tracking(loggers).finalize("failed")  # the runs already created are closed, not left running
+    except BaseException as exc:  # the runs already created are closed, not left running
+        Tracking(loggers).finalize("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
         raise
     return Tracking(loggers, levels=list(levels))
 
