@@ -24,7 +24,7 @@ from bench import fused, paths
 from bench.cache import save_tensors
 from bench.config import Experiment
 from bench.data import BatchStream, Dataset
-from bench.progress import NO_PROGRESS, Progress
+from bench.progress import NO_PROGRESS, Metrics, Progress
 from bench.training import Schedule, Trainer, run
 
 
@@ -51,6 +51,7 @@ class Env:
     compile: bool = False  # torch.compile the model (pays back only on long runs)
     apply_timeout: float | None = None  # seconds a perturbation's apply() may take (None: no limit)
     events: list[StageEvent] = field(default_factory=list)
+    metrics: Metrics | None = None  # `bench run --logger`: fed when a stage finishes or is read from the cache
 
     def note(self, kind: str, stage: str, seed: int) -> None:
         event = StageEvent(kind, stage, seed)  # type: ignore[arg-type]
@@ -192,10 +193,15 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     label = jobs[0].label + (f" seed {jobs[0].replicate.seed}" if replicas == 1
                              else f" seeds {','.join(str(j.replicate.seed) for j in jobs)}")
     bar = env.progress.start(label + (" (resumed)" if checkpoint.exists() else ""), end - jobs[0].start)
+
+    def losses(step: int, loss: torch.Tensor) -> None:  # the loss the step computed anyway, read at checkpoints
+        if env.metrics is not None and (step % rep.every == 0 or step == end):
+            env.metrics.loss(jobs[0].label, [j.replicate.seed for j in jobs], step, loss.item() / replicas)
+
     t0 = time.perf_counter()
     run(trainer, stream, jobs[0].start, end, checkpoint=checkpoint, checkpoint_every=rep.every,
         snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: bar.advance(step - jobs[0].start),
-        identity=identity, accept=accept)
+        identity=identity, accept=accept, losses=losses if env.metrics is not None else None)
     seconds = time.perf_counter() - t0
     accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
     validation: list[float | None] = [None] * replicas

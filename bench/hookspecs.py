@@ -35,3 +35,17 @@ def register_pretraining(register):
     ``bench.pretraining.Task`` (replacement labels or inputs, a per-batch
     transform, and the size of a temporary head, each optional).
     """
+
+
+@hookspec
+def register_loggers(register):
+    """Register experiment trackers that ``bench run --logger NAME`` can log to.
+
+    Call ``register(factory)`` once per logger, where ``factory`` follows the
+    contract in ``bench.tracking``: a ``name``, a one-line ``description``,
+    optional ``requires`` (import names) and ``install`` (what to pip install),
+    and a ``create(settings)`` method returning a logger for one run, with
+    ``log_hyperparams``, ``log_metrics``, ``save`` and ``finalize`` as
+    PyTorch Lightning's loggers have. Import the tracking library inside
+    ``create``, so that ``bench`` works without it.
+    """

@@ -84,6 +84,14 @@ class RegisteredPretraining:
         return PREFIX + self.pretraining.name
 
 
+@dataclass(frozen=True)
+class RegisteredLogger:
+    """An experiment tracker's logger factory (bench.tracking) together with the plugin that provided it."""
+
+    factory: Any
+    plugin: PluginInfo
+
+
 @dataclass
 class Plugins:
     manager: pluggy.PluginManager
@@ -191,6 +199,18 @@ class Plugins:
         if bare not in known:
             raise self._unknown("pre-training", bare, list(known))
         return known[bare]
+
+    # -- experiment trackers (bench.tracking): `bench run --logger NAME` ---------------------------------
+    def loggers(self) -> dict[str, RegisteredLogger]:
+        """Every registered logger factory by name."""
+        found = self.collect("register_loggers", "logger", ("name", "description", "create"))
+        return {name: RegisteredLogger(item, info) for name, (item, info) in found.items()}
+
+    def logger(self, name: str) -> RegisteredLogger:
+        known = self.loggers()
+        if name not in known:
+            raise self._unknown("logger", name, list(known))
+        return known[name]
 
 
 def _non_finite_default(item: Any) -> tuple[str, float] | None:

@@ -44,3 +44,13 @@ class NoProgress:
 
 
 NO_PROGRESS: Progress = NoProgress()
+
+
+class Metrics(Protocol):
+    """A tracker's feed (bench.experiments.tracking): numbers the stages compute anyway, read, never moved."""
+
+    def stage(self, label: str, seed: int, step: int, record: dict) -> None:
+        """A stage's record, at its end step T (trained now, or read from the cache)."""
+
+    def loss(self, label: str, seeds: list[int], step: int, loss: float) -> None:
+        """The training loss of a (fused) stage at a checkpoint point: the mean over the replicates."""

@@ -108,6 +108,8 @@ class Replicate:
             record, problem = read_record(done)
             if problem is None:
                 self.env.note("cached", label, self.seed)
+                if self.env.metrics is not None:
+                    self.env.metrics.stage(label, self.seed, self.T, record)
                 return record
             move_aside(done, problem)
         return None
@@ -124,6 +126,8 @@ class Replicate:
                       "hardware": hardware_class(self.env.device)}
             save_json(folder / paths.DONE, record)
             self.env.note("trained", label, self.seed)
+            if self.env.metrics is not None:
+                self.env.metrics.stage(label, self.seed, self.T, record)
             return record
         return finish
 

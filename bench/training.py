@@ -120,7 +120,8 @@ def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
         checkpoint: Path | None = None, checkpoint_every: int = 0,
         snapshot: Callable[[int], None] | None = None, snapshot_steps: tuple[int, ...] = (),
         progress: Callable[[int], None] | None = None, identity: dict | None = None,
-        accept: Callable[[dict], str | None] | None = None) -> None:
+        accept: Callable[[dict], str | None] | None = None,
+        losses: Callable[[int, torch.Tensor], None] | None = None) -> None:
     """Train steps [start, end). Resumes from ``checkpoint`` if one exists there.
 
     ``snapshot(step)`` is called with the model at each of ``snapshot_steps``
@@ -131,6 +132,9 @@ def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
     ``identity`` is saved in every checkpoint; ``accept(state)`` returns why a found checkpoint must not
     be resumed (None to resume it). A checkpoint that cannot be loaded or is refused is moved aside and
     training starts at ``start``.
+
+    ``losses(step, loss)`` sees, after each step, the loss that step computed (a tensor on the device, not
+    synchronised): a tracker reads it without any extra computation.
     """
     step = start
     if checkpoint is not None and checkpoint.exists():
@@ -156,10 +160,12 @@ def run(trainer: Trainer, stream: BatchStream, start: int, end: int, *,
         if snapshot and step in snapshot_steps:
             snapshot(step)
         x, y = stream.batch(step)
-        trainer.step(step, x, y)
+        loss = trainer.step(step, x, y)
         step += 1
         if progress:
             progress(step)
+        if losses:
+            losses(step, loss)
         if checkpoint is not None and checkpoint_every and step % checkpoint_every == 0 and step < end:
             save_tensors(checkpoint, {**trainer.state(step), "identity": identity})
     if snapshot and end in snapshot_steps:

@@ -10,6 +10,8 @@ def _isolated(monkeypatch, tmp_path_factory):
     # no test may touch the user's cache or depend on the caller's environment
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("BENCH_LOAD_PLUGINS", raising=False)
+    for name in ("BENCH_LOGGERS", "BENCH_LOG_DIR", "BENCH_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)  # a tracker set up for the caller's own runs logs no test
     default_plugins.cache_clear()
     yield
     default_plugins.cache_clear()

@@ -30,7 +30,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "bench.pruning", "bench.paths", "bench.cache", "bench.cache_doctor", "bench.seeding", "bench.stats",
              "bench.provenance", "bench.numerics", "bench.plugins", "bench.progress", "bench.results",
              "bench.testing"),
-    "contracts": ("bench.perturbation", "bench.pretraining", "bench.hookspecs", "bench.errors", "bench.plugin_guard"),  # for plugins
+    "contracts": ("bench.perturbation", "bench.pretraining", "bench.hookspecs", "bench.errors", "bench.plugin_guard",
+                  "bench.tracking"),  # for plugins
 }
 _BELOW_EXPERIMENTS = {"stages", "core", "contracts"}
 # what each layer may import: its own layer and those below it; report sits beside experiments, and neither

@@ -52,6 +52,8 @@ Environment variables:
   BENCH_CACHE_DIR     cache root (results, checkpoints) when --cache-dir is not given
   BENCH_LOAD_PLUGINS  comma-separated plugin names to load (default: all installed)
   BENCH_DEBUG         1 shows full tracebacks instead of one-line errors
+  BENCH_LOGGERS       comma-separated experiment trackers for bench run (--logger)
+  BENCH_LOG_DIR       where loggers write (--log-dir); BENCH_TRACKING_URI: --tracking-uri
   CI                  set: no progress bars, one log line per stage instead
 """
 

@@ -210,6 +210,21 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def logger_options(command: Callable) -> Callable:
+    """``--logger`` (repeatable), ``--log-dir`` and ``--tracking-uri``: the experiment trackers a run logs to
+    (bench.experiments.tracking); the command receives ``loggers``, ``log_dir`` and ``tracking_uri``."""
+    return _stack(command, [
+        click.option("--logger", "loggers", multiple=True, metavar="NAME",
+                     help="Log the run to this experiment tracker (tensorboard, mlflow, or a plugin's); repeat for "
+                          "several. Default: $BENCH_LOGGERS (comma-separated). Never changes a number."),
+        click.option("--log-dir", type=click.Path(file_okay=False), default=None, envvar="BENCH_LOG_DIR",
+                     help="Where loggers write, one folder per logger. Default: $BENCH_LOG_DIR, else <cache>/logs."),
+        click.option("--tracking-uri", default=None, envvar="BENCH_TRACKING_URI", metavar="URI",
+                     help="The tracking store of a logger that has one (MLflow). Default: $BENCH_TRACKING_URI, "
+                          "else $MLFLOW_TRACKING_URI, else SQLite under the log folder."),
+    ])
+
+
 def cache_dir_option(help_: str) -> Callable:
     return click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help=help_)
 

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
-from bench.cli.options import Seconds, json_option, levels_options, parse_levels, parse_params, preset_option, \
-    run_options, seeds_option
-from bench.cli.output import comparison_table, echo_json, level_table, out, outcome_json, registry_row, say_next, \
-    say_stages, seed_table, show_registry, stage_counts, ui
+from bench.cli.options import Seconds, json_option, levels_options, logger_options, parse_levels, parse_params, \
+    preset_option, run_options, seeds_option
+from bench.cli.output import comparison_table, echo_json, err, level_table, out, outcome_json, registry_row, \
+    say_next, say_stages, seed_table, show_registry, stage_counts, ui
 from bench.errors import BenchError
 from bench.plugin_guard import markup_safe
 from bench.experiments.records import Outcome
 from bench.perturbation import DEFAULT_APPLY_TIMEOUT
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
+
+if TYPE_CHECKING:
+    from bench.experiments.setup import RunOptions
+    from bench.experiments.tracking import Tracking
 
 
 RUN_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"), ("perturbed %", "perturbed"), ("drop (pts)", "drop"),
@@ -38,9 +44,11 @@ SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
               metavar="SECONDS", help="Fail, naming the plugin, when a perturbation's apply() runs longer than this; "
                                       "0 or none: no limit.")
 @run_options
+@logger_options
 @json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations, "
              "{'levels': [...]} for several levels).")
-def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_seed, apply_timeout, options, as_json):
+def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_seed, apply_timeout, options, loggers,
+        log_dir, tracking_uri, as_json):
     """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop.
 
     \b
@@ -50,8 +58,10 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
       bench run -p identity -p reinit --level 2 --json
       bench run -p identity -p imp-rewind-0 --level all --seeds 3
       bench run -p imp-rewind-0 --level 1 --level 2
+      bench run -p identity --logger tensorboard --logger mlflow
     """
     from bench.experiments.perturb import run_perturbations
+    from bench.experiments.tracking import tracked
 
     chosen = get_preset(preset)
     raw = parse_params(params)
@@ -61,12 +71,16 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
     if chosen_levels and sparsity is not None:
         raise BenchError("Give either --level or --sparsity, not both.")
     requests = [(name, raw) for name in dict.fromkeys(perturbations)]
-    with ui(as_json) as progress:
+    tracking = _open_tracking(loggers, log_dir, tracking_uri, options, chosen.name, requests, chosen_levels)
+    with tracked(tracking), ui(as_json) as progress:
         # ascending, one level at a time: each level's chain is cached, so a later level trains only its own stages
-        runs = [run_perturbations(chosen, requests, replace(options, progress=progress, apply_timeout=apply_timeout),
+        runs = [run_perturbations(chosen, requests, replace(options, progress=progress, apply_timeout=apply_timeout,
+                                                            tracking=tracking),
                                   seeds=chosen.seeds if seeds is None else seeds, level=lvl, sparsity=sparsity,
                                   perturbation_seed=perturbation_seed)
                 for lvl in chosen_levels or [None]]
+    for logger in tracking.loggers if tracking else []:
+        err.print(f"Logged to {logger.name}: {getattr(logger, 'location', logger.version)}", soft_wrap=True)
     if as_json:
         objects = [_level_json(outcomes) for outcomes in runs]
         echo_json(objects[0] if len(objects) == 1 else {"levels": objects})
@@ -79,6 +93,22 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
         for outcomes in runs:
             out.print(level_table(outcomes), "")
     say_next(options.cache, sum(len(o.records) for outcomes in runs for o in outcomes), chosen.name, len(runs))
+
+
+def _open_tracking(loggers: tuple[str, ...], log_dir: str | None, tracking_uri: str | None, options: RunOptions,
+                   preset: str, requests: list[tuple[str, dict[str, str]]], levels: list[int]) -> Tracking | None:
+    """A run in each chosen tracker (None without any), once the names it would log are known to be valid."""
+    from bench.experiments.tracking import logger_names, open_tracking, run_name
+
+    names = logger_names(loggers)
+    if not names:
+        return None
+    for name, _ in requests:  # a misspelt perturbation is refused before a tracker records a failed run
+        default_plugins().perturbation(name)
+    perturbations = [name for name, _ in requests]
+    return open_tracking(names, log_dir=Path(log_dir) if log_dir else options.cache / "logs",
+                         run_name=run_name(preset, perturbations), tracking_uri=tracking_uri, levels=levels,
+                         tags={"preset": preset, "perturbation": ",".join(perturbations)})
 
 
 def _level_json(outcomes: list[Outcome]) -> dict:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from bench.errors import BenchError
 from bench.execute import Env, StageEvent, seed_groups
-from bench.progress import Progress, StageProgress
+from bench.progress import Metrics, Progress, StageProgress
 
 
 class _Bar:
@@ -32,6 +32,19 @@ class _Bar:
 
     def done(self, accuracies: Sequence[float], seconds: float) -> None:
         self.channel.put(("finish", self.key, list(accuracies), seconds))
+
+
+class _Relay:
+    """A child's tracker feed (bench.progress.Metrics): every call goes to the parent, which owns the loggers."""
+
+    def __init__(self, channel: Any):
+        self.channel = channel
+
+    def stage(self, *args: Any) -> None:
+        self.channel.put(("metrics", "stage", args))
+
+    def loss(self, *args: Any) -> None:
+        self.channel.put(("metrics", "loss", args))
 
 
 class _Forward:
@@ -57,17 +70,18 @@ def train_groups_side_by_side(train: Callable[[list[int], Env], None], seeds: li
     if workers <= 1 or len(groups) < 2 or env.device.type != "cpu":
         return
 
-    def work(group: list[int], progress: Progress) -> list[StageEvent]:
-        mine = replace(env, progress=progress, events=[])
+    def work(group: list[int], progress: Progress, metrics: Metrics | None) -> list[StageEvent]:
+        mine = replace(env, progress=progress, events=[], metrics=metrics)  # a tracker is fed through the parent
         train(group, mine)
         return mine.events
 
-    env.events.extend(run_groups(work, groups, workers, env.progress))
+    env.events.extend(run_groups(work, groups, workers, env.progress, env.metrics))
 
 
-def run_groups(work: Callable[[list[int], Progress], list[StageEvent]], groups: list[list[int]],
-               workers: int, progress: Progress) -> list[StageEvent]:
-    """``work(group, progress)`` for every group, at most ``workers`` at once; returns their stage events.
+def run_groups(work: Callable[[list[int], Progress, Metrics | None], list[StageEvent]], groups: list[list[int]],
+               workers: int, progress: Progress, metrics: Metrics | None = None) -> list[StageEvent]:
+    """``work(group, progress, metrics)`` for every group, at most ``workers`` at once; returns their stage
+    events. ``metrics`` (a tracker's feed, or None) is called in this process with what the children report.
 
     A failing group stops the others (what they finished stays cached) and is raised as one BenchError."""
     context = multiprocessing.get_context("fork")  # the data and setup are already in memory: share them
@@ -80,7 +94,7 @@ def run_groups(work: Callable[[list[int], Progress], list[StageEvent]], groups: 
 
     def child(index: int, group: list[int]) -> None:
         try:
-            found = work(group, _Forward(channel, index))
+            found = work(group, _Forward(channel, index), _Relay(channel) if metrics is not None else None)
             channel.put(("done", index, [astuple(e) for e in found], None))
             code = 0
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
@@ -100,6 +114,8 @@ def run_groups(work: Callable[[list[int], Progress], list[StageEvent]], groups: 
             bars[key].advance(message[2])
         elif kind == "finish":
             bars[key].done(message[2], message[3])
+        elif kind == "metrics" and metrics is not None:
+            getattr(metrics, message[1])(*message[2])
         elif kind == "done":
             events.extend(StageEvent(*e) for e in message[2])
             if message[3] is not None and failure is None:

@@ -40,6 +40,8 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
         chosen.append((registered, resolve_params(registered.perturbation, raw)))
     setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
     exp, env, lvl = setup.experiment, setup.env, setup.level
+    if options.tracking is not None:  # hyperparameters once, before anything trains
+        options.tracking.begin(preset, setup, chosen, perturbation_seed)
 
     def train(group: list[int], on: Env) -> None:
         _train([Replicate(exp, seed, on) for seed in group], chosen, lvl, on, perturbation_seed)
@@ -59,6 +61,8 @@ def run_perturbations(preset: Preset, requests: list[tuple[str, dict[str, str]]]
             warnings.warn(f"Perturbation '{out.name}' with {params or 'its defaults'} left W_k unchanged on every "
                           f"tensor: a no-op. Its results are marked no_op and not ranked.", stacklevel=2)
         outcomes.append(out)
+    if options.tracking is not None:
+        options.tracking.results(outcomes)
     return outcomes
 
 

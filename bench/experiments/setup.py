@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -17,6 +17,9 @@ from bench.perturbation import DEFAULT_APPLY_TIMEOUT
 from bench.presets import Preset
 from bench.progress import NO_PROGRESS, Progress
 from bench.pruning import levels_table
+
+if TYPE_CHECKING:
+    from bench.experiments.tracking import Tracking
 
 DEFAULT_GROUP_SIZE = 16
 
@@ -38,6 +41,7 @@ class RunOptions:
     compile: bool = False
     apply_timeout: float | None = DEFAULT_APPLY_TIMEOUT  # seconds a perturbation's apply() may run (None: no limit)
     progress: Progress = NO_PROGRESS
+    tracking: "Tracking | None" = None  # `bench run --logger`: the trackers this run logs to; never moves a number
 
 
 def resolve_device(name: str) -> torch.device:
@@ -114,5 +118,5 @@ def prepare(preset: Preset, options: RunOptions, *, seeds: int | Sequence[int], 
     env = Env(cache=options.cache, device=device, data=data, progress=options.progress,
               checkpoint_every=options.checkpoint_every, group_size=options.group_size or preset.group_size,
               compile=options.compile,
-              apply_timeout=options.apply_timeout)
+              apply_timeout=options.apply_timeout, metrics=options.tracking)
     return Setup(exp, env, lvl, table, chosen)
