@@ -490,10 +490,10 @@ def test_plot_png_and_svg(tmp_path):
         assert result.exit_code == 0, result.output
         assert (tmp_path / name).read_bytes().startswith(magic)
     svg = (tmp_path / "p.svg").read_text()
-    assert "<text" in svg and "control (harness reference)" in svg and "one seed" in svg  # text kept as text
-    assert "IMP rewound to 0 (paper" in svg and "IMP rewound to 0 (k = 0, paper" in svg  # both panels
-    bad = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / "p.pdf")])
-    assert bad.exit_code == 1 and "png or .svg" in bad.stderr
+    assert "<text" in svg and "control (harness)" in svg and "one seed" in svg  # text kept as text
+    assert "imp-rewind-0 (IMP rewound to 0): mean" in svg and "accuracy vs. sparsity" not in svg  # one figure
+    bad = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / "p.jpg")])
+    assert bad.exit_code == 1 and ".png, .svg, .pdf" in bad.stderr
     write_series(root, "x", [1.0, 2.0], preset="mnist1d-resnet", experiment=get_preset("mnist1d-resnet").experiment,
                  level=4, density=0.0256, dist="o")
     several = runner.invoke(cli, ["plot", "--results", str(root), "--output", str(tmp_path / "q.png")])
