@@ -46,7 +46,7 @@ def page(tmp_path) -> Path:
 
 def _names(dom: str) -> list[str]:
     board = dom.split('id="board-2"')[1].split("</section>")[0]  # level 2; board-1 is level 1 (sparsity 50%)
-    return re.findall(r'<td class="perturbation[^"]*"[^>]*><a [^>]*>([^<]*)</a>', board)
+    return re.findall(r'<td class="perturbation[^"]*"[^>]*>(?:<a [^>]*>|<span class="name">)([^<]*)</', board)
 
 
 def test_page_loads_without_errors_and_sorts(page, tmp_path):

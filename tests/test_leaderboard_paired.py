@@ -147,8 +147,8 @@ def test_csv_carries_each_files_rank_interval_and_group(tmp_path):
     _write_board(tmp_path, {"big": 20.0, "small": 1.0}, n=4)
     rows = list(csv.DictReader(io.StringIO(render_csv(from_folders([tmp_path])))))
     assert len(rows) == 8 and {r["group"] for r in rows} == {"a"}
-    assert {(r["perturbation"], r["rank_low"], r["rank_high"], r["rank_ub"]) for r in rows} == \
-        {("big", "1", "1", "1"), ("small", "2", "2", "1")}
+    assert {(r["perturbation"], r["row_rank"], r["rank_low"], r["rank_high"], r["rank_ub"]) for r in rows} == \
+        {("big", "1", "1", "1", "1"), ("small", "2", "2", "2", "1")}
 
 
 def test_pretraining_entries_get_a_board_of_their_own(tmp_path):

@@ -184,7 +184,7 @@ def test_plot_vs_sparsity_writes_png_and_svg(two_levels, tmp_path):
                                 str(tmp_path / "c.png")])
     assert clash.exit_code == 1 and "--vs-sparsity draws every sparsity: leave out --sparsity." in clash.stderr
     drops = runner.invoke(cli, ["plot", "--results", str(results), "--output", str(tmp_path / "d.png")])
-    assert drops.exit_code == 0, drops.output  # the drops figure, with its accuracy panel, is still drawn
+    assert drops.exit_code == 0, drops.output  # the forest plot of the default level
 
 
 def test_every_board_shows_the_reference_or_how_to_add_it(two_levels, tmp_path):

@@ -10,7 +10,10 @@ from bench import paths
 from bench.cache import cache_root
 from bench.cli.options import Percent, cache_dir_option
 from bench.errors import BenchError
-from bench.report.figures import PLOT_SUFFIXES, accuracy_vs_sparsity, draw, draw_accuracy, draw_sweep, parameter_sweep
+from bench.report.figstyle import PLOT_SUFFIXES, STYLES, default_style
+from bench.report.figures import (accuracy_vs_sparsity, default_series, draw_accuracy, draw_sweep, parameter_sweep,
+                                  select_series)
+from bench.report.forest import draw
 from bench.report.model import DEFAULT_MIN_SEEDS, Leaderboard, from_folders
 from bench.report.render import FORMATS, render
 from bench.report.terminal import rich_tables
@@ -101,30 +104,47 @@ def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, str
 
 @click.command()
 @_common
-@click.option("--output", type=click.Path(dir_okay=False), required=True, help="FILE.png or FILE.svg.")
+@click.option("--output", type=click.Path(dir_okay=False), required=True, help="FILE.png, FILE.svg or FILE.pdf.")
 @click.option("--vs-sparsity", is_flag=True,
-              help="Draw only test accuracy against percent of weights remaining, one line per perturbation, with "
-                   "the ticket, the dense network and imp-rewind-0 (the paper's k = 0 reference).")
+              help="Draw test accuracy against percent of weights remaining instead: the ticket, the dense network, "
+                   "imp-rewind-0 (the paper's k = 0 reference) and the series chosen with --series.")
+@click.option("--series", "series", multiple=True, metavar="NAME",
+              help="With --vs-sparsity: also draw NAME's line (a perturbation, every parameter value of it, or one "
+                   "label such as 'gaussian-noise (scale=2.0)'); repeatable. Default: every line where there are "
+                   "at most 8, else the ticket and reference only.")
 @click.option("--sweep", "sweep_name", default=None, metavar="NAME",
               help="Draw only NAME's mean drop against the numeric parameter its rows vary (e.g. gaussian-noise: "
                    "drop against scale), one line per sparsity.")
-def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output, vs_sparsity, sweep_name):
-    """Draw mean drops with 95% intervals (and accuracy against sparsity where several were run).
+@click.option("--style", type=click.Choice(sorted(STYLES)), default=None,
+              help="screen, or paper (one journal column, 3.3 in, 8 pt text) or paper-wide (two columns, 6.8 in). "
+                   "Default: paper for .pdf, screen otherwise.")
+@click.option("--dpi", type=click.IntRange(min=20, max=1200), default=None,
+              help="Pixels per inch of a PNG. Default: 150 (screen), 300 (paper).")
+def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, output, vs_sparsity, series, sweep_name,
+         style, dpi):
+    """Draw a forest plot per board: mean drops with 95% intervals and every seed's drop.
+
+    The boards of one sparsity (the preset's default level, or --sparsity): the mask-fixed board with the
+    reference's mean as a dashed line, and the pre-training entries on their own axes below it.
 
     \b
     Examples:
       bench plot --output drops.svg
+      bench plot --output drops.pdf                       # paper style, one column wide
       bench run -p identity -p imp-rewind-0 --level all --seeds 3
-      bench plot --vs-sparsity --output accuracy.png
-      bench plot --sweep gaussian-noise --output noise.svg
+      bench plot --vs-sparsity --series shuffle-layer --output accuracy.png
+      bench plot --sweep gaussian-noise --style paper-wide --output noise.pdf
     """
     path = Path(output)
     if path.suffix.lower() not in PLOT_SUFFIXES:
-        raise BenchError(f"--output must end in {' or '.join(PLOT_SUFFIXES)}, got '{path.name}'.")
+        raise BenchError(f"--output must end in {', '.join(PLOT_SUFFIXES)}, got '{path.name}'.")
     if vs_sparsity and sparsity is not None:
         raise BenchError("--vs-sparsity draws every sparsity: leave out --sparsity.")
     if vs_sparsity and sweep_name:
         raise BenchError("--vs-sparsity and --sweep draw different figures: give one of them.")
+    if series and not vs_sparsity:
+        raise BenchError("--series chooses the lines of --vs-sparsity: add --vs-sparsity.")
+    style = style or default_style(path)
     lb = _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict)
     if not lb.boards:
         raise BenchError(f"Nothing to plot: no perturbation has at least {min_seeds} seeds"
@@ -141,16 +161,26 @@ def plot(results, cache_dir, preset, sparsity, min_seeds, any_config, strict, ou
             data = parameter_sweep(lb, sweep_name)
         except ValueError as exc:
             raise BenchError(f"Cannot draw --sweep {sweep_name}: {exc}.") from None
-        draw_sweep(data, path)
+        draw_sweep(data, path, style, dpi)
     elif vs_sparsity:
         curve = accuracy_vs_sparsity(lb, default_level)
         if len(curve.levels) == 1:
             click.echo(f"Warning: only one sparsity ({curve.levels[0][1]:.1f}%) to draw: run `bench run --level all` "
                        f"for a curve.", err=True)
-        draw_accuracy(curve, path)
+        if series:
+            try:
+                curve = select_series(curve, series)
+            except ValueError as exc:
+                raise BenchError(f"Cannot draw --series: {exc}.") from None
+        else:
+            curve, left_out = default_series(curve)
+            if left_out:
+                click.echo(f"Drew the ticket and imp-rewind-0 only; {len(left_out)} more series (choose with "
+                           f"--series NAME, repeatable): {', '.join(left_out)}.", err=True)
+        draw_accuracy(curve, path, style, dpi)
     else:
-        draw(lb, path, default_level)
-    click.echo(f"Wrote {path}.", err=True)
+        draw(lb, path, default_level, style, dpi)
+    click.echo(f"Wrote {path} ({style} style).", err=True)
 
 
 @click.command()

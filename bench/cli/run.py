@@ -20,6 +20,7 @@ from bench.experiments.records import Outcome
 from bench.perturbation import DEFAULT_APPLY_TIMEOUT
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
+from bench.report.fitting import fit
 
 if TYPE_CHECKING:
     from bench.experiments.setup import RunOptions
@@ -91,7 +92,7 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
         _show_level(runs[0])
     else:
         for outcomes in runs:
-            out.print(level_table(outcomes), "")
+            out.print(fit(level_table(outcomes), out.width), "")
     say_next(options.cache, sum(len(o.records) for outcomes in runs for o in outcomes), chosen.name, len(runs))
 
 
@@ -120,11 +121,12 @@ def _level_json(outcomes: list[Outcome]) -> dict:
 
 def _show_level(outcomes: list[Outcome]) -> None:
     if len(outcomes) == 1:
-        out.print(seed_table(outcomes[0], RUN_COLUMNS))
+        out.print(fit(seed_table(outcomes[0], RUN_COLUMNS), out.width))
     else:  # one table to compare them, after the numbers every perturbation shares
-        out.print(seed_table(outcomes[0], SHARED_COLUMNS, title="Shared by every perturbation: dense network and "
-                                                                 "ticket of the same seeds"))
-        out.print(comparison_table(outcomes))
+        # fitted to the terminal: a table too wide for it becomes one block per row instead of being cropped
+        out.print(fit(seed_table(outcomes[0], SHARED_COLUMNS, title="Shared by every perturbation: dense network "
+                                                                     "and ticket of the same seeds"), out.width))
+        out.print(fit(comparison_table(outcomes), out.width))
 
 
 @click.command()

@@ -146,7 +146,7 @@ def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, 
             from bench.report.model import from_folders
             from bench.report.terminal import rich_tables
 
-            for table in rich_tables(from_folders(files)):
+            for table in rich_tables(from_folders(files), out.width):
                 out.print(table)
         for r in failed:
             # one plain line per failure (no wrapping), so it can be grepped and copied

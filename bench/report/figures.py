@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from bench.report.figstyle import STYLES, figure, save, series_style, styled
 from bench.report.model import Board, Leaderboard, label as _label
 from bench.report.text import clean
 from bench.stats import Summary, summarize
@@ -34,76 +35,18 @@ def _save(fig, path: Path, **kwargs: Any) -> None:
 
 # ---------------------------------------------------------------------------------------- leaderboard
 
-PLOT_SUFFIXES = (".png", ".svg")
-
-
-def _plot_label(text: str) -> str:
+def plot_label(text: str) -> str:
     # '$' would start matplotlib mathtext; a hostile name must stay literal text (and not fail to parse)
     return clean(text).replace("$", r"\$")
 
 
 def choose_board(boards: Sequence[Board], default_level: int | None) -> Board:
-    """The board drawn in the first panel: the preset's default level when it was run, else the board
+    """The board drawn first: the preset's default level when it was run, else the board
     with the most ranked rows (then the lowest level, for a stable choice)."""
     at_default = [b for b in boards if b.level == default_level]
     pool = at_default or list(boards)
     # the mask-fixed board before a board of pre-training entries (another estimand)
     return sorted(pool, key=lambda b: (b.pretraining, -len(b.rows), b.level, b.config_hash))[0]
-
-
-def draw(lb: Leaderboard, output: Path, default_level: int | None = None) -> Path:
-    """Mean drop with its 95% interval per perturbation; where several sparsities of the same configuration
-    were run, a second panel of test accuracy against percent remaining (:func:`draw_accuracy`). PNG or SVG
-    by suffix."""
-    main = choose_board(lb.boards, default_level)
-    curve = accuracy_vs_sparsity(lb, default_level)
-    second = len(curve.levels) > 1
-    height = max(3.0, 0.45 * len(main.rows) + 1.6)
-    labels = [_plot_label(_label(r.name, r.params, r.perturbation_seed) + f" (n={r.n})") for r in main.rows]
-    width = max(7.5, 4.5 + 0.085 * max(map(len, labels), default=0))  # room for the longest label
-    fig = _figure((width + (5.5 if second else 0), height))
-    axes = fig.subplots(1, 2 if second else 1, squeeze=False)[0]
-
-    ax = axes[0]
-    rows = main.rows
-    ys = list(range(len(rows)))[::-1]  # rank 1 at the top
-    for y, row in zip(ys, rows):
-        s = row.drop
-        err = [[0.0], [0.0]] if math.isnan(s.low) else [[s.mean - s.low], [s.high - s.mean]]
-        color = REFERENCE_COLOR if row.reference else "0.5" if row.control else "tab:blue"
-        ax.errorbar([s.mean], [y], xerr=err, fmt="s" if row.reference else "o", color=color, ecolor=color,
-                    capsize=3)
-        # every seed's own drop, small and hollow over the interval: n = 3 is few, show them all
-        ax.scatter(s.values, [y] * len(s.values), s=12, facecolors="none", edgecolors=color, linewidths=0.8,
-                   zorder=3)
-    ax.axvline(0, color="0.7", linewidth=0.8)
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], marker="o", color="tab:blue", label="perturbation (mean, 95% CI)"),
-               Line2D([], [], marker="o", color="0.5", label="control (harness reference)")]
-    if any(r.reference for r in rows):
-        handles.append(Line2D([], [], marker="s", color=REFERENCE_COLOR, label="IMP rewound to 0 (paper's reference)"))
-    handles.append(Line2D([], [], marker="o", color="0.3", linestyle="none", markerfacecolor="none", markersize=4,
-                          label="one seed"))
-    ax.legend(handles=handles, fontsize="small", loc="best")
-    ax.set_yticks(ys, labels)
-    ax.set_xlabel("drop vs. ticket (points; mean, 95% CI)")
-    ax.set_title(_plot_label(f"{main.preset}: {main.percent_remaining:.1f}% remaining, k = {main.rewind_step}"))
-    if second:
-        _accuracy_axes(axes[1], curve)
-    return _save_report(fig, output)
-
-
-def _save_report(fig, output: Path) -> Path:
-    import matplotlib
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fmt = output.suffix[1:].lower()
-    # fixed salt and no date, so the same results give the same SVG
-    # svg.fonttype none: labels stay text in the SVG (searchable, selectable) instead of glyph paths
-    with matplotlib.rc_context({"svg.hashsalt": "earlyphase-bench", "svg.fonttype": "none"}):
-        fig.savefig(output, format=fmt, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
-    return output
 
 
 # ---------------------------------------------------------------------------------------- accuracy vs sparsity
@@ -165,18 +108,57 @@ def accuracy_vs_sparsity(lb: Leaderboard, default_level: int | None = None) -> A
                          summarize([dense[s] for s in sorted(dense)]), tuple(lines))
 
 
+def select_series(curve: AccuracyCurve, names: Sequence[str]) -> AccuracyCurve:
+    """The ticket, the reference and the lines ``names`` choose: a name picks the line of that label, or every
+    line of that perturbation (``gaussian-noise`` picks each scale). Raises ValueError for a name that picks
+    nothing, listing the names there are."""
+    kept = [line for line in curve.lines if line.kind in ("ticket", "reference")]
+    others = [line for line in curve.lines if line.kind not in ("ticket", "reference")]
+    for name in names:
+        picked = [line for line in others if _picks(name, line.label)]
+        if not picked:
+            choices = sorted({line.label for line in others} | {line.label.split(" (")[0] for line in others})
+            raise ValueError(f"no series '{name}'; there are: {', '.join(choices) or 'none'}")
+        kept += [line for line in picked if line not in kept]
+    order = {line: i for i, line in enumerate(curve.lines)}
+    return replace(curve, lines=tuple(sorted(kept, key=order.__getitem__)))
+
+
+def _picks(name: str, label: str) -> bool:
+    return label == name or label.startswith(name + " (") or label.startswith(name + " p-seed")
+
+
+DEFAULT_SERIES_MAX = 8  # more lines than this and the figure is unreadable: the ticket and reference only
+
+
+def default_series(curve: AccuracyCurve) -> tuple[AccuracyCurve, list[str]]:
+    """Every line where there are few; otherwise the ticket and the reference, and the labels left out."""
+    if len(curve.lines) <= DEFAULT_SERIES_MAX:
+        return curve, []
+    chosen = select_series(curve, [])
+    return chosen, [line.label for line in curve.lines if line not in chosen.lines]
+
+
 def _accuracy_axes(ax, curve: AccuracyCurve) -> None:
     """Accuracy against percent remaining on a log axis, sparser to the right as in the paper's figures."""
+    import matplotlib
     import matplotlib.ticker
 
     d = curve.dense
     ax.axhline(d.mean, color="0.45", linestyle="--", linewidth=1, label="dense network")
     if not math.isnan(d.low):
         ax.axhspan(*_within_accuracy(d), color="0.45", alpha=0.12, linewidth=0)
-    styles = {"ticket": {"color": "black", "marker": "o", "linewidth": 2},
-              "reference": {"color": REFERENCE_COLOR, "marker": "s", "linestyle": "--", "linewidth": 2},
-              "control": {"marker": "o", "linestyle": ":"}, "perturbation": {"marker": "o"}}
+    others = 0
     for i, line in enumerate(curve.lines):
+        if line.kind == "ticket":
+            style = {"color": "black", "marker": "o", "linewidth": 2 * matplotlib.rcParams["lines.linewidth"]}
+        elif line.kind == "reference":
+            style = {"color": REFERENCE_COLOR, "marker": "s", "linestyle": "--",
+                     "linewidth": 2 * matplotlib.rcParams["lines.linewidth"]}
+        else:  # a colour and marker pair no other line has; controls dotted
+            color, marker, linestyle = series_style(others)
+            others += 1
+            style = {"color": color, "marker": marker, "linestyle": ":" if line.kind == "control" else linestyle}
         # a small horizontal offset per line so intervals at the same sparsity do not hide each other; the whole
         # spread stays within +-6% of the sparsity, however many lines there are
         shift = 1 + (0.12 * (i / (len(curve.lines) - 1) - 0.06) if len(curve.lines) > 1 else 0.0)
@@ -185,7 +167,7 @@ def _accuracy_axes(ax, curve: AccuracyCurve) -> None:
         bounds = [_within_accuracy(s) for s in acc]
         err = [[s.mean - low for s, (low, _) in zip(acc, bounds)], [high - s.mean for s, (_, high) in zip(acc, bounds)]]
         label = "IMP rewound to 0 (k = 0, paper's reference)" if line.kind == "reference" else line.label
-        ax.errorbar(xs, [s.mean for s in acc], yerr=err, capsize=3, label=_plot_label(label), **styles[line.kind])
+        ax.errorbar(xs, [s.mean for s in acc], yerr=err, label=plot_label(label), **style)
     ax.set_xscale("log")
     ticks = [pct for _, pct in curve.levels]
     ax.set_xticks(ticks, [f"{t:.1f}" for t in ticks])
@@ -193,9 +175,6 @@ def _accuracy_axes(ax, curve: AccuracyCurve) -> None:
     ax.invert_xaxis()  # sparser to the right, as in the paper's plots
     ax.set_xlabel("percent of weights remaining")
     ax.set_ylabel("test accuracy (%; mean, 95% CI)")
-    ax.set_title(_plot_label(f"{curve.preset}: accuracy against sparsity"))
-    # beside the axes, not on them: a board has a line per perturbation, and they must not hide the data
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def _within_accuracy(s: Summary) -> tuple[float, float]:
@@ -206,15 +185,29 @@ def _within_accuracy(s: Summary) -> tuple[float, float]:
     return max(s.low, 0.0), min(s.high, 100.0)
 
 
-def draw_accuracy(curve: AccuracyCurve, output: Path) -> Path:
-    """The accuracy-against-sparsity figure on its own (``bench plot --vs-sparsity``). PNG or SVG by suffix."""
-    fig = _figure((11.0, 5.5))
-    ax = fig.subplots()
-    _accuracy_axes(ax, curve)
-    ax.set_title(_plot_label(f"{curve.preset}: test accuracy against sparsity") + "\n"
-                 + _plot_label(f"k = {curve.rewind_step}, config {curve.config_hash}, {curve.hardware}"), fontsize=10)
-    ax.grid(alpha=0.3)
-    return _save_report(fig, output)
+def draw_accuracy(curve: AccuracyCurve, output: Path, style: str = "screen", dpi: int | None = None) -> Path:
+    """The accuracy-against-sparsity figure (``bench plot --vs-sparsity``). PNG, SVG or PDF by suffix. The
+    legend goes beside the axes while it is no taller than they are, else under them in columns."""
+    st = STYLES[style]
+    entries = len(curve.lines) + 1  # and the dense network
+    width = st.width or 7.5
+    height = (st.width or 6.4) * 0.62
+    beside = st.width is None and entries <= 12
+    if not beside:  # the legend's rows under the axes
+        ncols = 1 if width < 4 else 2  # never wider than a single journal column
+        height += -(-entries // ncols) * (st.font + 3) / 72 + 0.2
+    with styled(st):
+        fig = figure((width + (2.6 if beside else 0), height))
+        ax = fig.subplots()
+        _accuracy_axes(ax, curve)
+        ax.set_title(plot_label(f"{curve.preset}: accuracy vs. sparsity, k = {curve.rewind_step}"), loc="left")
+        ax.grid(alpha=0.3)
+        if beside:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+        else:
+            handles, labels = ax.get_legend_handles_labels()
+            fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False)
+        return save(fig, output, dpi or st.dpi)
 
 
 # ---------------------------------------------------------------------------------------- parameter sweep
@@ -250,19 +243,25 @@ def parameter_sweep(lb: Leaderboard, name: str) -> Sweep:
     return Sweep(name, param, tuple(curves))
 
 
-def draw_sweep(data: Sweep, output: Path) -> Path:
+def draw_sweep(data: Sweep, output: Path, style: str = "screen", dpi: int | None = None) -> Path:
     """Mean drop with its 95% interval against the swept parameter (log axis where every value is positive),
     one line per sparsity, with zero marked: ``bench plot --sweep NAME``."""
-    fig = _figure((6.8, 4.4))
-    ax = fig.subplots()
+    st = STYLES[style]
+    with styled(st):
+        fig = figure((st.width or 6.8, (st.width or 6.8) * 0.65))
+        return save(_sweep_axes(fig.subplots(), data), output, dpi or st.dpi)
+
+
+def _sweep_axes(ax, data: Sweep):
     values = sorted({x for _, pts in data.curves for x, _ in pts})
-    for board, points in data.curves:
+    for i, (board, points) in enumerate(data.curves):
+        color, marker, linestyle = series_style(i)
         xs = [x for x, _ in points]
         drops = [d for _, d in points]
         err = [[0.0 if math.isnan(d.low) else d.mean - d.low for d in drops],
                [0.0 if math.isnan(d.low) else d.high - d.mean for d in drops]]
-        ax.errorbar(xs, [d.mean for d in drops], yerr=err, marker="o", capsize=3,
-                    label=_plot_label(f"{board.percent_remaining:.1f}% remaining (level {board.level}), "
+        ax.errorbar(xs, [d.mean for d in drops], yerr=err, color=color, marker=marker, linestyle=linestyle,
+                    label=plot_label(f"{board.percent_remaining:.1f}% remaining (level {board.level}), "
                                       f"n = {min(d.n for d in drops)}"))
     ax.axhline(0, color="0.7", linewidth=0.8)
     if all(v > 0 for v in values):
@@ -271,13 +270,13 @@ def draw_sweep(data: Sweep, output: Path) -> Path:
         ax.set_xscale("log")
         ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_xlabel(_plot_label(f"{data.param} ({data.name})"))
+    ax.set_xlabel(plot_label(f"{data.param} ({data.name})"))
     ax.set_ylabel("drop vs. ticket (points; mean, 95% CI)")
     first = data.curves[0][0]
-    ax.set_title(_plot_label(f"{first.preset}: {data.name} against {data.param}, k = {first.rewind_step}"))
+    ax.set_title(plot_label(f"{first.preset}: {data.name} against {data.param}, k = {first.rewind_step}"), loc="left")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    return _save_report(fig, output)
+    ax.legend()
+    return ax.figure
 
 
 # ---------------------------------------------------------------------------------------- rewind curve

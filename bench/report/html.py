@@ -13,9 +13,8 @@ import html
 import math
 import re
 from typing import Sequence
-from urllib.parse import quote
-
-from bench.report.model import BUILTIN_DIST, Board, Leaderboard, Row
+from bench.report.links import distribution_url
+from bench.report.model import Board, Leaderboard, Row
 from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, cells, clean,
                                ineligible_cells, note_lines, num, pvalue, reference_line, summary_line, verdict_lines)
 
@@ -25,7 +24,6 @@ _CONSTANT_CANDIDATES = ("p-seed", "n", "% remaining", "k", "Rank (UB)", "group")
 _LOW_VALUE = ("drop per seed", "effective std", "plugin")
 _BAR = "interval"  # the inline SVG column, after the 95% CI text
 _BAR_W, _BAR_H = 120, 16
-BUILTIN_LINK = "../plugins/"  # where the built-in plugins live, relative to leaderboard/leaderboard.html
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}"
@@ -235,13 +233,6 @@ def _head(columns: Sequence[str], *, sortable: bool, axis: tuple[float, float] |
     return "<tr>" + "".join(ths) + "</tr>"
 
 
-def _plugin_link(row: Row) -> str:
-    if row.distribution == BUILTIN_DIST:
-        return BUILTIN_LINK
-    # the distribution name from the record is quoted whole, so it cannot leave the path or the attribute
-    return f"https://pypi.org/project/{quote(row.distribution, safe='')}/"
-
-
 def _sort_value(col: str, row: Row) -> str | None:
     """The number a column sorts by (rank order for the name-less columns); None sorts by the text."""
     values = {"#": row.rank, "p-seed": row.perturbation_seed, "n": row.n, "mean drop": row.drop.mean,
@@ -267,8 +258,10 @@ def _ranked_row(row: Row, values: dict[str, str], columns: Sequence[str], lo: fl
         if col == _BAR:
             body = _bar_svg(row, lo, hi)
         elif col == "perturbation":
-            link = _h(_plugin_link(row))
-            body = f'<a href="{link}">{_h(values[col])}</a>'
+            link = distribution_url(row.distribution)
+            # linked only to the address the plugin's distribution declares (bench.report.links)
+            body = f'<a href="{_h(link)}">{_h(values[col])}</a>' if link else \
+                f'<span class="name">{_h(values[col])}</span>'
             if row.params:
                 body += f' <span class="params">{_h(values["params"])}</span>'
             if row.description:

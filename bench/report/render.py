@@ -12,6 +12,7 @@ from bench.report.html import render_html
 from bench.report.markdown import render_markdown
 from bench.report.model import Leaderboard
 from bench.report.terminal import render_table
+from bench.report.text import clean
 
 FORMATS = ("table", "markdown", "html", "json", "csv")
 
@@ -30,35 +31,58 @@ def render_json(lb: Leaderboard) -> str:
     return json.dumps(json_safe(lb.as_dict()), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-CSV_COLUMNS = ("preset", "config_hash", "perturbation", "params", "perturbation_seed", "seed", "level", "density",
-               "dense", "ticket", "perturbed", "drop", "effective_std", "fingerprint_w0", "fingerprint_wk",
-               "fingerprint_mask", "fingerprint_ticket", "file", "rank", "rank_low", "rank_high", "rank_ub", "group")
+CSV_COLUMNS = ("preset", "config_hash", "perturbation", "params", "perturbation_seed", "seed", "level",
+               "percent_remaining", "dense_accuracy", "ticket_accuracy", "perturbed_accuracy", "drop_points",
+               "effective_std", "fingerprint_w0", "fingerprint_wk", "fingerprint_mask", "fingerprint_ticket", "file",
+               "row_rank", "rank_low", "rank_high", "rank_ub", "group")
+# no name is a DataFrame attribute (as "drop" and "rank" were), so df.drop_points is the column, df.drop the method
+PARAM_PREFIX = "param_"  # one flat column per parameter name, after "params", for a filter or a groupby
+
+
+def _param_value(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else \
+        json.dumps(value, sort_keys=True)
+
+
+def csv_columns(lb: Leaderboard) -> list[str]:
+    """CSV_COLUMNS with a ``param_<name>`` column for every parameter name any exported record has."""
+    names = sorted({k for res in lb.results for k in res.data["perturbation"]["params"]})
+    i = CSV_COLUMNS.index("params") + 1
+    return [*CSV_COLUMNS[:i], *(PARAM_PREFIX + clean(n) for n in names), *CSV_COLUMNS[i:]]
 
 
 def render_csv(lb: Leaderboard) -> str:
     """One row per result file (not per leaderboard row): the per-seed numbers, for pandas or a spreadsheet.
-    Params are one JSON object per cell; fingerprints are empty for records written before they existed. The
-    last columns are the file's leaderboard row's rank, bootstrap rank interval, Rank (UB) and group (empty
-    where the row is not ranked)."""
+    Accuracies and percent remaining are percentages, the drop is in accuracy points. Params are one JSON
+    object per cell and one ``param_<name>`` column per parameter (empty where a record lacks it);
+    fingerprints are empty for records written before they existed. The last columns are the file's
+    leaderboard row's rank, bootstrap rank interval, Rank (UB) and group (empty where the row is not
+    ranked). Documented in docs/leaderboard.md."""
     verdicts = {src: (r.rank, r.verdict) for r in lb.rows if r.verdict is not None for src in r.sources}
+    names = sorted({k for res in lb.results for k in res.data["perturbation"]["params"]})
 
-    def line(res) -> list:
+    def line(res) -> dict[str, Any]:
         d, pert, acc = res.data, res.data["perturbation"], res.data["accuracy"]
         fp = d.get("fingerprints") or {}
         rank, v = verdicts.get(res.source, (None, None))
         ranked = [rank, v.rank_low, v.rank_high, v.rank_ub, v.group] if v else [""] * 5
-        return [d["preset"], d["config_hash"], pert["name"], json.dumps(pert["params"], sort_keys=True),
-                pert["seed"], d["seed"], d["level"], d["density"], acc.get("dense", ""), acc["ticket"],
-                acc["perturbed"], d["drop"], d["effective_std"],
-                *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked]
+        values = [d["preset"], d["config_hash"], pert["name"], json.dumps(pert["params"], sort_keys=True),
+                  pert["seed"], d["seed"], d["level"], 100 * d["density"], acc.get("dense", ""), acc["ticket"],
+                  acc["perturbed"], d["drop"], d["effective_std"],
+                  *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked]
+        row = dict(zip(CSV_COLUMNS, values))
+        row.update({PARAM_PREFIX + clean(n): _param_value(pert["params"][n]) if n in pert["params"] else ""
+                    for n in names})
+        return row
 
     # preset, config, level, name, params, p-seed, seed, file: the same order whatever order files were found in
-    rows = sorted(([_cell(c) for c in line(r)] for r in lb.results),
-                  key=lambda r: (r[0], r[1], r[6], r[2], r[3], r[4], r[5], r[17]))
+    rows = sorted((line(r) for r in lb.results), key=lambda r: tuple(r[k] for k in (
+        "preset", "config_hash", "level", "perturbation", "params", "perturbation_seed", "seed", "file")))
+    columns = csv_columns(lb)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")  # the csv module quotes commas, quotes and newlines
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(rows)
+    writer.writerow([_cell(c) for c in columns])  # a parameter's name is plugin text too
+    writer.writerows([_cell(row[c]) for c in columns] for row in rows)
     return out.getvalue()
 
 
