@@ -44,6 +44,7 @@ class Dataset:
     pad_value: torch.Tensor | None = None  # per-channel fill of the crop's padding; None = 0
     x_val: torch.Tensor | None = None  # validation examples (None: the dataset has none)
     y_val: torch.Tensor | None = None
+    order: str = "shuffled"  # shuffled: a seeded permutation per epoch; sequential: stored order (DataConfig.order)
 
     @property
     def in_channels(self) -> int:
@@ -54,7 +55,8 @@ class Dataset:
             return None if t is None else t.to(device)
 
         return Dataset(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)),
-                       self.num_classes, self.augment, move(self.pad_value), move(self.x_val), move(self.y_val))
+                       self.num_classes, self.augment, move(self.pad_value), move(self.x_val), move(self.y_val),
+                       self.order)
 
 
 def load_dataset(cfg: DataConfig, data_dir: Path, device: torch.device, download: bool = False) -> Dataset:
@@ -64,7 +66,7 @@ def load_dataset(cfg: DataConfig, data_dir: Path, device: torch.device, download
         data = cifar_dataset(_cifar10(data_dir, download), cfg)
     else:
         raise BenchError(f"Unknown dataset '{cfg.dataset}'. Known: cifar10, mnist1d.")
-    data.augment = cfg.augment
+    data.augment, data.order = cfg.augment, cfg.order
     return data.to(device)
 
 
@@ -195,7 +197,10 @@ class BatchStream:
 
     def order(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
-            perm = torch.randperm(self.size, generator=generator(self.seed, "order", epoch))
+            if self.data.order == "sequential":  # every epoch reads the stored order, batch after batch
+                perm = torch.arange(self.size)
+            else:
+                perm = torch.randperm(self.size, generator=generator(self.seed, "order", epoch))
             self._epoch, self._order = epoch, perm.to(self.data.x_train.device)
         return self._order
 

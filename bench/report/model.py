@@ -52,6 +52,8 @@ class Row:
     protocol: int = PROTOCOL_VERSION  # the lowest protocol version among the row's records
     hardware: str = ""  # the kernel class its records were trained on (hardware_class)
     dense: Summary | None = None  # the dense network of the same seeds (the same at every level)
+    pruning: str = "magnitude"  # the pruning strategy that made the masks, with its parameters (records' 'pruning')
+    effective_density: float | None = None  # mean over seeds, when the records carry it (bench.connectivity)
     rank: int | None = None
     tied_with: list[int] = field(default_factory=list)  # ranks of neighbours whose interval overlaps
     reason: str | None = None  # why the row is not ranked
@@ -85,7 +87,7 @@ class Row:
                          zip(self.seeds, self.drop.values, self.ticket.values, self.perturbed.values)],
             "mean_ticket": self.ticket.mean, "mean_perturbed": self.perturbed.mean,
             "mean_effective_std": self.effective_std, "reason": self.reason, "files": list(self.sources),
-            "description": self.description,
+            "description": self.description, "pruning": self.pruning, "effective_density": self.effective_density,
         }
 
 
@@ -215,7 +217,17 @@ def _row(results: list[Result]) -> Row:
         protocol=min(protocol(r) for r in recs),
         hardware=_joined(hardware_class(r) for r in recs),
         dense=summarize([r["accuracy"]["dense"] for r in recs]),
+        pruning=_joined(pruning_label(r) for r in recs),
+        effective_density=(_mean([r["effective_density"] for r in recs])
+                           if all(r.get("effective_density") is not None for r in recs) else None),
     )
+
+
+def pruning_label(record: dict[str, Any]) -> str:
+    """The strategy that made a record's masks, e.g. 'magnitude' or 'random-layerwise (dense=fc)'."""
+    pruning = record.get("pruning") or {"strategy": "magnitude", "params": {}}
+    params = params_text(pruning["params"])
+    return pruning["strategy"] + (f" ({params})" if params else "")
 
 
 def params_text(params: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.report.html import render_html
 from bench.report.markdown import render_markdown
-from bench.report.model import Leaderboard
+from bench.report.model import Leaderboard, pruning_label
 from bench.report.terminal import render_table
 
 FORMATS = ("table", "markdown", "html", "json", "csv")
@@ -32,7 +32,7 @@ def render_json(lb: Leaderboard) -> str:
 
 CSV_COLUMNS = ("preset", "config_hash", "perturbation", "params", "perturbation_seed", "seed", "level", "density",
                "dense", "ticket", "perturbed", "drop", "effective_std", "fingerprint_w0", "fingerprint_wk",
-               "fingerprint_mask", "fingerprint_ticket", "file")
+               "fingerprint_mask", "fingerprint_ticket", "file", "pruning", "effective_density")
 
 
 def render_csv(lb: Leaderboard) -> str:
@@ -44,10 +44,11 @@ def render_csv(lb: Leaderboard) -> str:
         return [d["preset"], d["config_hash"], pert["name"], json.dumps(pert["params"], sort_keys=True),
                 pert["seed"], d["seed"], d["level"], d["density"], acc.get("dense", ""), acc["ticket"],
                 acc["perturbed"], d["drop"], d["effective_std"],
-                *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source]
+                *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, pruning_label(d),
+                "" if d.get("effective_density") is None else d["effective_density"]]
 
     # preset, config, level, name, params, p-seed, seed, file: the same order whatever order files were found in
-    rows = sorted((line(r) for r in lb.results), key=lambda r: (r[0], r[1], r[6], r[2], r[3], r[4], r[5], r[-1]))
+    rows = sorted((line(r) for r in lb.results), key=lambda r: (r[0], r[1], r[6], r[2], r[3], r[4], r[5], r[17]))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")  # the csv module quotes commas, quotes and newlines
     writer.writerow(CSV_COLUMNS)
