@@ -59,7 +59,8 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
 
     chosen = get_preset(preset)
     if pruning is not None or pruning_params:
-        chosen = replace(chosen, experiment=with_strategy(chosen.experiment, pruning, parse_params(pruning_params)))
+        raw_pruning = parse_params(pruning_params, "--pruning-param")
+        chosen = replace(chosen, experiment=with_strategy(chosen.experiment, pruning, raw_pruning))
     raw = parse_params(params)
     if raw and len(perturbations) > 1:
         raise BenchError("--param applies to one perturbation: run perturbations with parameters one at a time.")
@@ -143,7 +144,7 @@ def perturbations(as_json):
 @click.command("pruning-strategies")
 @json_option("Print JSON.")
 def pruning_strategies(as_json):
-    """List the registered pruning strategies (bench run --pruning NAME --pruning-param KEY=VALUE).
+    """List the pruning strategies and their parameters.
 
     \b
     Example: bench pruning-strategies --json
