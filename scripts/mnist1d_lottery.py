@@ -31,11 +31,14 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
-def train(cache: Path, seeds: list[int], threads: int) -> dict:
+def train(cache: Path, seeds: list[int], threads: int, retrains: list[int] | None = None,
+          arms: tuple[str, ...] = tuple(STRATEGIES)) -> dict:
+    """Train the arms' chains; ``retrains`` (the notebook's retrain indices, i/99 sparse) replaces the
+    preset's grid, e.g. to prune in the notebook's 1% steps at the sparse end."""
     from bench import models
     from bench.connectivity import effective_density
     from bench.data import load_dataset
-    from bench.presets import get_preset
+    from bench.presets import get_preset, notebook_sparsities
     from bench.pruning import with_strategy
     from bench.stages import Env, Replicate, train_chain
 
@@ -47,10 +50,15 @@ def train(cache: Path, seeds: list[int], threads: int) -> dict:
     default_plugins().pruning_strategies()
     torch.set_num_threads(threads)
     preset = get_preset("mnist1d-lottery")
-    levels = preset.experiment.prune.levels
+    base = preset.experiment
+    if retrains:
+        grid = notebook_sparsities(1)
+        base = base.with_overrides(prune={"levels": len(retrains), "schedule": tuple(grid[i - 1] for i in retrains)})
+    levels = base.prune.levels
     rows, started = [], time.perf_counter()
-    for arm, strategy in STRATEGIES.items():
-        exp = with_strategy(preset.experiment, strategy, {})
+    for arm in arms:
+        strategy = STRATEGIES[arm]
+        exp = with_strategy(base, strategy, {})
         data = load_dataset(exp.data, cache / "data", torch.device("cpu"))
         env = Env(cache=cache, device=torch.device("cpu"), data=data, group_size=preset.group_size)
         reps = [Replicate(exp, seed, env) for seed in seeds]
@@ -73,7 +81,8 @@ def train(cache: Path, seeds: list[int], threads: int) -> dict:
                              "accuracy": record["accuracy"], "config_hash": rep.hash})
     return {
         "preset": preset.name, "seeds": seeds, "strategies": STRATEGIES,
-        "command": f"python scripts/mnist1d_lottery.py --cache-dir CACHE --seeds {','.join(map(str, seeds))}",
+        "command": f"python scripts/mnist1d_lottery.py --cache-dir CACHE --seeds {','.join(map(str, seeds))}"
+                   + (f" --retrains {','.join(map(str, retrains))} --arms {','.join(arms)} --out OUT" if retrains else ""),
         "git_commit": commit, "git_dirty": dirty,
         "torch": torch.__version__, "threads": threads, "machine": platform.processor() or platform.machine(),
         "train_seconds": round(time.perf_counter() - started, 1), "rows": rows,
@@ -98,7 +107,7 @@ def summary(result: dict) -> list[dict]:
     """Per arm and level: our mean, min and max over seeds, and the notebook's at the same sparsity."""
     nb = notebook_points()
     out = []
-    for arm in STRATEGIES:
+    for arm in dict.fromkeys(r["arm"] for r in result["rows"]):
         for level in sorted({r["level"] for r in result["rows"]}):
             rows = [r for r in result["rows"] if r["arm"] == arm and r["level"] == level]
             accs = [r["accuracy"] for r in rows]
@@ -112,7 +121,7 @@ def summary(result: dict) -> list[dict]:
     return out
 
 
-def plot(result: dict, path: Path) -> None:
+def plot(result: dict, path: Path, tail: dict | None = None) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -134,6 +143,12 @@ def plot(result: dict, path: Path) -> None:
                                                         [r["max"] - r["mean"] for r in rows]],
                     fmt="o-", color=color, markersize=4, linewidth=1.5, capsize=2,
                     label=f"ours {arm} ({STRATEGIES[arm]}; mean, bars: {rows[0]['n']} seeds)")
+    if tail is not None:  # the ticket chain pruned in the notebook's 1% steps at the sparse end
+        rows = [r for r in tail["summary"] if r["arm"] == "ticket" and r["sparsity"] > 0.9]
+        ax.errorbar([100 * r["density"] for r in rows], [r["mean"] for r in rows],
+                    yerr=[[r["mean"] - r["min"] for r in rows], [r["max"] - r["mean"] for r in rows]],
+                    fmt="s--", color="tab:cyan", markersize=4, linewidth=1, capsize=2,
+                    label="ours ticket, pruned in 1% steps beyond 91% sparse (mean, bars: seeds)")
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%)")
@@ -154,11 +169,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "data" / "mnist1d-lottery.json")
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "mnist1d-lottery.png")
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure from --out")
+    parser.add_argument("--retrains", default="", help="the notebook's retrain indices to prune to, e.g. 7,14,91,92 "
+                                                       "(default: the preset's grid)")
+    parser.add_argument("--arms", default="ticket,random", help="ticket, random or both")
+    parser.add_argument("--tail", type=Path, default=None, help="a --retrains run's JSON to draw in the figure too")
     args = parser.parse_args()
     if args.plot_only:
         result = json.loads(args.out.read_text())
     else:
-        result = train(args.cache_dir, [int(s) for s in args.seeds.split(",")], args.threads)
+        retrains = [int(i) for i in args.retrains.split(",") if i.strip()] or None
+        result = train(args.cache_dir, [int(s) for s in args.seeds.split(",")], args.threads, retrains,
+                       tuple(a.strip() for a in args.arms.split(",")))
         result["summary"] = summary(result)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -167,7 +188,8 @@ def main() -> None:
             writer.writeheader()
             writer.writerows(result["summary"])
     args.figure.parent.mkdir(parents=True, exist_ok=True)
-    plot(result, args.figure)
+    if args.figure is not None and not args.retrains:
+        plot(result, args.figure, json.loads(args.tail.read_text()) if args.tail else None)
     print(f"wrote {args.out}, {args.out.with_suffix('.csv')} and {args.figure}")
 
 
