@@ -151,6 +151,9 @@ def plot(result: dict, path: Path, tail: dict | None = None) -> None:
                     label="ours ticket, pruned in 1% steps beyond 91% sparse (mean, bars: seeds)")
     ax.set_xscale("log")
     ax.invert_xaxis()
+    ticks = [100, 50, 20, 10, 5, 2, 1]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("weights remaining (%)")
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title("MNIST-1D lottery tickets: notebook vs this harness (MLP 40-500-500-10, rewound to W_0)",
@@ -187,10 +190,12 @@ def main() -> None:
             writer = csv.DictWriter(handle, fieldnames=list(result["summary"][0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(result["summary"])
-    args.figure.parent.mkdir(parents=True, exist_ok=True)
-    if args.figure is not None and not args.retrains:
+    wrote = [str(args.out), str(args.out.with_suffix(".csv"))] if not args.plot_only else []
+    if not args.retrains:  # a --retrains run is drawn with the preset's, through --tail
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
         plot(result, args.figure, json.loads(args.tail.read_text()) if args.tail else None)
-    print(f"wrote {args.out}, {args.out.with_suffix('.csv')} and {args.figure}")
+        wrote.append(str(args.figure))
+    print(f"wrote {', '.join(wrote)}")
 
 
 if __name__ == "__main__":
