@@ -20,7 +20,8 @@ def notebook_sparsities(every: int = 1) -> tuple[float, ...]:
     return tuple(float(grid[i]) for i in range(every, 100, every))
 
 
-LOTTERY_EVERY = 7  # every 7th of the notebook's 99 pruned sparsities: 14 levels, 7.1% to 99.0% sparse (docs/mnist1d-lottery.md)
+# every 7th of the notebook's 99 pruned sparsities: 14 levels, 7.1% to 99.0% sparse (docs/mnist1d-lottery.md)
+LOTTERY_EVERY = 7
 
 
 @dataclass(frozen=True)

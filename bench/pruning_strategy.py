@@ -114,7 +114,8 @@ def check_masks(owner: str, ctx: PruneContext, result: Any) -> Masks:
                               f"expected {tuple(previous.shape)}.")
         mask = mask.detach().cpu().float()
         if not bool(((mask == 0) | (mask == 1)).all()):
-            raise PluginError(f"Pruning strategy '{owner}' returned a mask for '{name}' with values other than 0 and 1.")
+            raise PluginError(f"Pruning strategy '{owner}' returned a mask for '{name}' with values other than "
+                              f"0 and 1.")
         if bool((mask > previous.cpu().float()).any()):
             raise PluginError(f"Pruning strategy '{owner}' revived weights pruned at an earlier level in '{name}': "
                               f"a mask may only remove survivors.")

@@ -168,7 +168,8 @@ def check_pruning_strategy(strategy: Any, params: Mapping[str, Any] | None = Non
                 mask = check_masks(name, ctx, strategy.masks(ctx))
             except BenchError as exc:
                 raise AssertionError(str(exc)) from None
-            assert torch.equal(rng, torch.get_rng_state()), f"{who} drew from torch's global generator: use ctx.generator"
+            assert torch.equal(rng, torch.get_rng_state()), \
+                f"{who} drew from torch's global generator: use ctx.generator"
             assert all(torch.equal(before[0][n], ctx.weights[n]) and torch.equal(before[1][n], ctx.mask[n])
                        for n in ctx.mask), f"{who} modified ctx.weights or ctx.mask in place: return new tensors"
             alive = sum(int(m.sum()) for m in ctx.mask.values())

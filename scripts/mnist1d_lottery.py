@@ -64,7 +64,8 @@ def train(cache: Path, seeds: list[int], threads: int, retrains: list[int] | Non
         reps = [Replicate(exp, seed, env) for seed in seeds]
         t0 = time.perf_counter()
         train_chain(reps, levels, env)
-        print(f"{arm} ({strategy}): {levels} levels x {len(seeds)} seeds in {time.perf_counter() - t0:.0f} s", flush=True)
+        seconds = time.perf_counter() - t0
+        print(f"{arm} ({strategy}): {levels} levels x {len(seeds)} seeds in {seconds:.0f} s", flush=True)
         model = models.build_model(exp.model, data.in_channels, data.num_classes)
         for rep in reps:
             trunk = rep.trunk_record()
@@ -81,8 +82,8 @@ def train(cache: Path, seeds: list[int], threads: int, retrains: list[int] | Non
                              "accuracy": record["accuracy"], "config_hash": rep.hash})
     return {
         "preset": preset.name, "seeds": seeds, "strategies": STRATEGIES,
-        "command": f"python scripts/mnist1d_lottery.py --cache-dir CACHE --seeds {','.join(map(str, seeds))}"
-                   + (f" --retrains {','.join(map(str, retrains))} --arms {','.join(arms)} --out OUT" if retrains else ""),
+        "command": f"python scripts/mnist1d_lottery.py --cache-dir CACHE --seeds {','.join(map(str, seeds))}" + (
+            f" --retrains {','.join(map(str, retrains))} --arms {','.join(arms)} --out OUT" if retrains else ""),
         "git_commit": commit, "git_dirty": dirty,
         "torch": torch.__version__, "threads": threads, "machine": platform.processor() or platform.machine(),
         "train_seconds": round(time.perf_counter() - started, 1), "rows": rows,

@@ -67,7 +67,8 @@ def test_no_module_level_import_cycle():
 def test_plugin_contracts_do_not_load_the_harness():
     graph = _graph()
     allowed = {"bench", "bench.errors", "bench.perturbation", "bench.hookspecs"}
-    for contract in ("bench.perturbation", "bench.pretraining", "bench.pruning_strategy", "bench.hookspecs", "bench.errors"):
+    for contract in ("bench.perturbation", "bench.pretraining", "bench.pruning_strategy", "bench.hookspecs",
+                     "bench.errors"):
         loaded = _closure(graph, contract)
         assert loaded <= allowed, f"{contract} loads {sorted(loaded - allowed)}"
 
