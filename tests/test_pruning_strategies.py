@@ -216,6 +216,11 @@ def test_run_selects_the_strategy_and_records_it(tmp_path, data_dir):
     (record,) = json.loads(result.stdout)["results"]
     assert record["pruning"] == {"strategy": "random-layerwise", "params": {"dense": "fc"}}
     assert record["config_hash"] != HASHES["smoke"] and 0 < record["effective_density"] <= record["density"]
+    # ranked on a board of its own, its rows naming the strategy
+    board = CliRunner().invoke(cli, ["leaderboard", "--cache-dir", str(tmp_path), "--format", "json", "--min-seeds", "1"])
+    boards = json.loads(board.stdout)["boards"]
+    assert [(b["config_hash"], b["rows"][0]["pruning"]) for b in boards] == \
+        [(record["config_hash"], "random-layerwise (dense=fc)")]
 
 
 def test_a_sweep_file_sets_the_strategy_through_its_overrides(tmp_path):

@@ -185,6 +185,19 @@ def _preset_hashes() -> dict[str, str]:
     return {name: config_hash(p.experiment) for name, p in PRESETS.items()}
 
 
+def _strategy_hash(preset: str, pruning: dict[str, Any] | None) -> str | None:
+    """The hash of ``preset`` pruned by another strategy (a record's ``pruning``): each strategy has its own
+    boards. None for the preset's own pruning, or an unknown preset."""
+    from bench.config import config_hash
+    from bench.presets import PRESETS
+
+    if not pruning or preset not in PRESETS:
+        return None
+    exp = PRESETS[preset].experiment
+    chosen = {"strategy": pruning["strategy"], "strategy_params": pruning["params"]}
+    return config_hash(exp.with_overrides(prune=chosen))
+
+
 def _joined(values: Iterable[str]) -> str:
     return ", ".join(sorted(set(values)))
 
@@ -329,12 +342,15 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
     rows = [_row(_dedupe(groups[key], duplicates)) for key in sorted(groups)]
 
     hashes = _preset_hashes()
+    # a result pruned by another strategy is the preset's experiment too, on boards of its own (its hash)
+    strategy_hashes = {res.data["config_hash"]: _strategy_hash(res.data["preset"], res.data.get("pruning"))
+                       for res in chosen}
     ranked: dict[tuple, list[Row]] = {}
     ineligible = []
     for row in rows:
         if not any_config and row.preset not in hashes:
             row.reason = f"preset '{row.preset}' is not one this bench defines"
-        elif not any_config and hashes[row.preset] != row.config_hash:
+        elif not any_config and row.config_hash not in (hashes[row.preset], strategy_hashes.get(row.config_hash)):
             row.reason = (f"configuration {row.config_hash} differs from preset '{row.preset}' "
                           f"({hashes[row.preset]})")
         elif row.protocol != PROTOCOL_VERSION:
