@@ -50,15 +50,23 @@ class DataConfig:
     # preset sets OpenLTH's: ImageNet statistics, and a crop padded with black before normalising.
     normalization: str = "cifar10"  # cifar10 | imagenet: the mean/std inputs are normalised with
     pad: str = "zero-normalized"  # zero-normalized (0 after normalising: mean grey) | black (pixel 0)
+    # shuffled: a seeded permutation per epoch; sequential: the training set in stored order every epoch
+    # (MNIST-1D's notebooks read batches x[i*B:(i+1)*B] in turn)
+    order: str = "shuffled"
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "resnet1d"  # resnet1d | cifar_resnet
+    name: str = "resnet1d"  # resnet1d | cifar_resnet | mlp (MNIST-1D notebook's: widths = its hidden sizes)
     widths: tuple[int, ...] = (8, 16, 32)
     blocks_per_stage: int = 2
     batchnorm_init: str = "ones"  # ones | uniform: BatchNorm weight 1, or uniform [0, 1) as OpenLTH
     fc_bias_init: str = "zeros"  # zeros | pytorch: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) as nn.Linear
+    # kaiming-normal: prunable weights Kaiming normal (the harness's); pytorch: every linear weight and
+    # bias as nn.Linear draws them, uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) (mlp only)
+    init: str = "kaiming-normal"
+    inputs: int = 40  # mlp only: input features per channel (MNIST-1D's 40 samples)
+    prune_biases: bool = False  # mlp only: biases are prunable with their layer's weights (MNIST-1D notebook)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class TrainConfig:
     warmup: str = "0it"  # linear learning-rate warm-up from 0 over this many steps (OpenLTH's warmup_steps)
     # auto: bf16 autocast on CUDA, fp32 elsewhere (the original behaviour); fp32 (the paper, OpenLTH); bf16
     precision: str = "auto"
+    optimizer: str = "sgd"  # sgd (with momentum) | adam (default betas and eps; momentum ignored)
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,20 @@ class PruneConfig:
     # exact: exactly ceil(fraction * surviving) removed, ties by position; threshold: OpenLTH's
     # sparse_global, every weight at or below the (count+1)-th smallest surviving magnitude removed
     ties: str = "exact"
+    # The pruning strategy (a registered name, `bench pruning-strategies`) and its parameters as sorted
+    # (name, value) pairs; the default is the global magnitude rule above.
+    strategy: str = "magnitude"
+    strategy_params: tuple[tuple[str, Any], ...] = ()
+    # Target fraction of the prunable weights pruned at levels 1, 2, ... (one per level, so `levels` must be
+    # its length); empty: remove `fraction` of the survivors per level instead.
+    schedule: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        # a table (sweep files, the command line) or JSON's lists become sorted pairs: one value, one hash
+        raw = self.strategy_params
+        pairs = raw.items() if isinstance(raw, dict) else raw
+        object.__setattr__(self, "strategy_params", tuple(sorted((str(k), v) for k, v in pairs)))
+        object.__setattr__(self, "schedule", tuple(float(v) for v in self.schedule))
 
 
 @dataclass(frozen=True)
@@ -107,6 +130,9 @@ CHOICES = {
     ("model", "fc_bias_init"): ("zeros", "pytorch"),
     ("train", "precision"): ("auto", "fp32", "bf16"),
     ("prune", "ties"): ("exact", "threshold"),
+    ("data", "order"): ("shuffled", "sequential"),
+    ("model", "init"): ("kaiming-normal", "pytorch"),
+    ("train", "optimizer"): ("sgd", "adam"),
 }
 
 
@@ -116,6 +142,13 @@ def validate(experiment: Experiment) -> None:
         value = getattr(getattr(experiment, section), name)
         if value not in allowed:
             raise BenchError(f"Unknown {section}.{name} '{value}'. Known: {', '.join(allowed)}.")
+    prune = experiment.prune
+    if prune.schedule:
+        if len(prune.schedule) != prune.levels:
+            raise BenchError(f"prune.schedule has {len(prune.schedule)} target sparsities but prune.levels is "
+                             f"{prune.levels}: give one per level.")
+        if any(not 0 <= s <= 1 for s in prune.schedule) or list(prune.schedule) != sorted(prune.schedule):
+            raise BenchError("prune.schedule must rise from 0 to 1 at most (fractions of the weights pruned).")
 
 
 def check_schedule(steps: int, rewind: int, per_epoch: int) -> None:

@@ -45,6 +45,7 @@ class Dataset:
     pad_value: torch.Tensor | None = None  # per-channel fill of the crop's padding; None = 0
     x_val: torch.Tensor | None = None  # validation examples (None: the dataset has none)
     y_val: torch.Tensor | None = None
+    order: str = "shuffled"  # shuffled: a seeded permutation per epoch; sequential: stored order (DataConfig.order)
 
     @property
     def in_channels(self) -> int:
@@ -55,7 +56,8 @@ class Dataset:
             return None if t is None else t.to(device)
 
         return Dataset(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)),
-                       self.num_classes, self.augment, move(self.pad_value), move(self.x_val), move(self.y_val))
+                       self.num_classes, self.augment, move(self.pad_value), move(self.x_val), move(self.y_val),
+                       self.order)
 
 
 def load_dataset(cfg: DataConfig, data_dir: Path, device: torch.device, download: bool = False) -> Dataset:
@@ -66,7 +68,7 @@ def load_dataset(cfg: DataConfig, data_dir: Path, device: torch.device, download
         data = cifar_dataset(_cifar10(data_dir, download), cfg)
     else:  # registered in bench/datasets.py but never given a loader: the harness's bug, not bad input
         raise NotImplementedError(f"bench/data.py has no loader for dataset '{info.name}'")
-    data.augment = cfg.augment
+    data.augment, data.order = cfg.augment, cfg.order
     return data.to(device)
 
 
@@ -199,7 +201,10 @@ class BatchStream:
 
     def order(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
-            perm = torch.randperm(self.size, generator=generator(self.seed, "order", epoch))
+            if self.data.order == "sequential":  # every epoch reads the stored order, batch after batch
+                perm = torch.arange(self.size)
+            else:
+                perm = torch.randperm(self.size, generator=generator(self.seed, "order", epoch))
             self._epoch, self._order = epoch, perm.to(self.data.x_train.device)
         return self._order
 

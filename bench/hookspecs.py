@@ -49,3 +49,17 @@ def register_loggers(register):
     PyTorch Lightning's loggers have. Import the tracking library inside
     ``create``, so that ``bench`` works without it.
     """
+
+
+@hookspec
+def register_pruning_strategies(register):
+    """Register pruning strategies: how each IMP level's mask is made.
+
+    Call ``register(strategy)`` once per strategy, where ``strategy``
+    follows the contract in ``bench.pruning_strategy``: a ``name``, a
+    one-line ``description``, optional ``params`` and a ``masks(ctx)``
+    method returning the next level's 0/1 mask for every prunable tensor,
+    removing ``ctx.removal(...)`` survivors per pool so every strategy
+    prunes the same amount. ``bench run --pruning NAME`` selects one; it
+    becomes part of the experiment's configuration and hash.
+    """

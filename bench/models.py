@@ -70,10 +70,32 @@ class ResNet(nn.Module):
         return self.fc(out.flatten(2).mean(-1))
 
 
+class MLP(nn.Module):
+    """MNIST-1D's lottery-ticket MLP: h = relu(W1 x), then h = h + relu(W h) for each further hidden layer
+    of the same width (a plain h = relu(W h) when the width changes), out = W_fc h. Widths (500, 500) are
+    the notebook's 40-500-500-10 network with its one residual connection."""
+
+    def __init__(self, in_features: int, num_classes: int, widths: tuple[int, ...], prune_biases: bool = False):
+        super().__init__()
+        self.prune_biases = prune_biases  # read by prunable_names
+        sizes = (in_features, *widths)
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.fc = nn.Linear(sizes[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)
+        for index, layer in enumerate(self.hidden):
+            out = F.relu(layer(h))
+            h = h + out if index > 0 and out.shape == h.shape else out
+        return self.fc(h)
+
+
 def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Module:
+    if cfg.name == "mlp":
+        return MLP(in_channels * cfg.inputs, num_classes, tuple(cfg.widths), cfg.prune_biases)
     dims = {"resnet1d": 1, "cifar_resnet": 2}.get(cfg.name)
     if dims is None:
-        raise BenchError(f"Unknown model '{cfg.name}'. Known: cifar_resnet, resnet1d.")
+        raise BenchError(f"Unknown model '{cfg.name}'. Known: cifar_resnet, mlp, resnet1d.")
     model = ResNet(dims, in_channels, num_classes, tuple(cfg.widths), cfg.blocks_per_stage)
     # NHWC convolutions: 1.4x faster than NCHW on CPU for ResNet-20 and for the 1D network held as 2D
     # (docs/performance.md), and the layout Tensor Cores want on CUDA. Every path that trains builds
@@ -82,9 +104,17 @@ def build_model(cfg: ModelConfig, in_channels: int, num_classes: int) -> nn.Modu
 
 
 def prunable_names(model: nn.Module) -> list[str]:
-    """Conv and linear weights. Biases and BatchNorm parameters are never pruned."""
+    """Conv and linear weights. BatchNorm parameters are never pruned, biases only by an MLP built with
+    ``prune_biases`` (each after its layer's weight)."""
     kinds = (nn.Conv1d, nn.Conv2d, nn.Linear)
-    return [f"{name}.weight" for name, module in model.named_modules() if isinstance(module, kinds)]
+    biases = getattr(model, "prune_biases", False)
+    names = []
+    for name, module in model.named_modules():
+        if isinstance(module, kinds):
+            names.append(f"{name}.weight")
+            if biases and module.bias is not None:
+                names.append(f"{name}.bias")
+    return names
 
 
 def init_tensor(name: str, tensor: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -113,11 +143,15 @@ def initialize(model: nn.Module, gen: torch.Generator, cfg: ModelConfig | None =
     """
     bn_init = cfg.batchnorm_init if cfg is not None else "ones"
     bias_init = cfg.fc_bias_init if cfg is not None else "zeros"
+    linear_init = cfg.init if cfg is not None else "kaiming-normal"
     prunable = set(prunable_names(model))
     modules = dict(model.named_modules())
     for name, param in model.named_parameters():
         owner = modules[name.rpartition(".")[0]]
-        if name in prunable:
+        if linear_init == "pytorch" and isinstance(owner, nn.Linear):
+            bound = 1 / math.sqrt(owner.in_features)  # what nn.Linear draws for its weight and its bias
+            nn.init.uniform_(param, -bound, bound, generator=gen)
+        elif name in prunable and not name.endswith("bias"):
             init_tensor(name, param, gen)
         elif isinstance(owner, nn.Linear) and name.endswith("bias") and bias_init == "pytorch":
             bound = 1 / math.sqrt(owner.in_features)  # nn.Linear.reset_parameters' bias bound

@@ -92,6 +92,14 @@ class RegisteredLogger:
     plugin: PluginInfo
 
 
+@dataclass(frozen=True)
+class RegisteredStrategy:
+    """A pruning strategy together with the plugin that provided it."""
+
+    strategy: Any
+    plugin: PluginInfo
+
+
 @dataclass
 class Plugins:
     manager: pluggy.PluginManager
@@ -178,6 +186,17 @@ class Plugins:
         known = self.perturbations()
         if name not in known:
             raise self._unknown("perturbation", name, list(known))
+        return known[name]
+
+    def pruning_strategies(self) -> dict[str, RegisteredStrategy]:
+        """Every registered pruning strategy by name."""
+        found = self.collect("register_pruning_strategies", "pruning strategy", ("name", "description", "masks"))
+        return {name: RegisteredStrategy(item, info) for name, (item, info) in found.items()}
+
+    def pruning_strategy(self, name: str) -> RegisteredStrategy:
+        known = self.pruning_strategies()
+        if name not in known:
+            raise self._unknown("pruning strategy", name, list(known))
         return known[name]
 
     def pretrainings(self) -> dict[str, RegisteredPretraining]:

@@ -7,8 +7,21 @@ from dataclasses import dataclass
 
 from typing import Any
 
+import numpy as np
+
 from bench.config import DataConfig, Experiment, ModelConfig, PruneConfig, TrainConfig, canonical, parse_step
 from bench.errors import BenchError, unknown
+
+
+def notebook_sparsities(every: int = 1) -> tuple[float, ...]:
+    """MNIST-1D's lottery-ticket notebook prunes to ``np.linspace(0, 1, 100)`` (its retrain i at sparsity
+    i/99, retrain 0 being the dense network): levels 1, 2, ... here, every ``every``-th of them."""
+    grid = np.linspace(0, 1, 100)
+    return tuple(float(grid[i]) for i in range(every, 100, every))
+
+
+# every 7th of the notebook's 99 pruned sparsities: 14 levels, 7.1% to 99.0% sparse (docs/mnist1d-lottery.md)
+LOTTERY_EVERY = 7
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,24 @@ PRESETS = {
             ),
             level=2,
             seeds=1,
+        ),
+        Preset(
+            "mnist1d-lottery",
+            "MNIST-1D's own lottery-ticket notebook: its MLP, Adam, layerwise magnitude pruning rewound to W_0.",
+            # the notebook's choices, read from greydanus/mnist1d notebooks/lottery-tickets.ipynb and
+            # notebooks/train.py; where it cannot be matched, docs/mnist1d-lottery.md says why
+            Experiment(
+                data=DataConfig("mnist1d", train_examples=4000, test_examples=1000, order="sequential"),
+                model=ModelConfig("mlp", widths=(500, 500), init="pytorch", prune_biases=True),
+                train=TrainConfig(steps="1501it", batch_size=100, lr=0.02, weight_decay=0.0, optimizer="adam",
+                                  precision="fp32"),
+                prune=PruneConfig(levels=len(notebook_sparsities(LOTTERY_EVERY)), strategy="magnitude-layerwise",
+                                  schedule=notebook_sparsities(LOTTERY_EVERY)),
+                rewind="0it",
+            ),
+            level=13,  # 91/99 of the weights pruned: 8.1% remaining
+            seeds=2,
+            group_size=2,
         ),
     ]
 }

@@ -20,7 +20,7 @@ from bench.config import Experiment, check_schedule, config_hash, parse_step, va
 from bench.execute import Env, Job, execute
 from bench.perturbation import Context, perturb, start_point
 from bench.provenance import fingerprint, hardware_class
-from bench.pruning import ones_like, prune, report
+from bench.pruning import level_masks, ones_like, report
 from bench.seeding import derive_seed, generator
 from bench.training import Schedule
 
@@ -164,8 +164,7 @@ class Replicate:
                 previous = self.stage_dir(0) if level == 1 else self.ticket_dir(level - 1, r)
                 prev_weights = self.prunable(load_tensors(previous / paths.FINAL))
                 prev_masks = ones_like(prev_weights) if level == 1 else load_tensors(previous / paths.MASK)
-                save_tensors(masks_path, prune(prev_weights, prev_masks, self.exp.prune.fraction,
-                                               self.exp.prune.ties))
+                save_tensors(masks_path, level_masks(self.exp, prev_weights, prev_masks, level, self.seed))
             masks = load_tensors(masks_path, self.env.device)
         fields = {"stage": "level", "level": level, "rewind_step": r, "sparsity": report(masks)}
         return Job(self, label, folder, r, self.trunk_state(r), masks, self.finisher(folder, label, fields))

@@ -9,7 +9,8 @@
 
 Each check runs the perturbation through the harness's own :func:`bench.perturbation.perturb`
 on a tiny 1D ResNet (a few hundred weights), so it takes milliseconds. A broken contract
-raises ``AssertionError`` with a message saying what to fix.
+raises ``AssertionError`` with a message saying what to fix. ``check_pruning_strategy`` does the
+same for a pruning strategy (``bench.pruning_strategy``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bench.config import ModelConfig
 from bench.datasets import dataset_info
 from bench.errors import BenchError
 from bench.perturbation import Applied, Context, Param, perturb, resolve_params
+from bench.pruning_strategy import PruneContext, check_masks
 from bench.seeding import generator
 
 TINY_MODEL = ModelConfig("resnet1d", widths=(4, 8), blocks_per_stage=1)
@@ -121,3 +123,61 @@ def _run(perturbation: Any, ctx: Context) -> Applied:
         return perturb(perturbation, ctx)
     except BenchError as exc:  # show the harness's own message as a test failure
         raise AssertionError(str(exc)) from None
+
+
+def tiny_prune_context(params: Mapping[str, Any] | None = None, *, seed: int = 0, level: int = 2,
+                       sparsity: float | None = None, fraction: float = 0.5) -> PruneContext:
+    """A PruneContext like the harness's, on the tiny model: W_k as the trained weights, a random previous
+    mask (level 1: all ones), ``sparsity`` (a schedule's target) or ``fraction`` per level."""
+    _, wk = tiny_weights(0)
+    mask = {n: torch.ones_like(w) for n, w in wk.items()} if level == 1 else tiny_masks(wk, 0.8)
+    return PruneContext(weights={n: w.clone() for n, w in wk.items()}, mask=mask, level=level,
+                        fraction=fraction, sparsity=sparsity, params=dict(params or {}), seed=seed,
+                        generator=generator(seed, "testing-prune"))
+
+
+def check_pruning_strategy(strategy: Any, params: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """Assert that ``strategy`` honours the contract of ``bench.pruning_strategy``; return one mask.
+
+    Checks: a kebab-case ``name``; a one-line ``description``; ``params`` are :class:`Param` whose
+    defaults have their type and ``params`` (CLI strings fine) resolve; ``masks`` passes the harness's
+    validation (every tensor, shapes, 0/1, nothing revived) at level 1 and on a sparse previous mask,
+    per level and with a target sparsity; it prunes something; the inputs in ``ctx`` are not modified;
+    the global torch RNG is not touched (use ``ctx.generator``); the same seed gives the same mask."""
+    from bench.pruning import resolve_strategy_params
+
+    name = getattr(strategy, "name", None)
+    assert isinstance(name, str) and _NAME.match(name), f"name must be kebab-case, e.g. 'my-strategy'; got {name!r}"
+    who = f"Pruning strategy '{name}'"
+    description = getattr(strategy, "description", None)
+    assert isinstance(description, str) and description.strip() and "\n" not in description.strip(), \
+        f"{who}: description must be one non-empty line"
+    assert callable(getattr(strategy, "masks", None)), f"{who}: needs a masks(ctx) method"
+    for p in getattr(strategy, "params", ()):
+        assert isinstance(p, Param), f"{who}: params must be bench.perturbation.Param objects, got {p!r}"
+    try:
+        values = resolve_strategy_params(strategy, dict(params or {}))
+    except BenchError as exc:
+        raise AssertionError(str(exc)) from None
+    first = None
+    for level, sparsity in ((1, None), (2, None), (2, 0.6)):
+        masks = []
+        for _ in range(2):
+            ctx = tiny_prune_context(values, level=level, sparsity=sparsity)
+            before = ({n: t.clone() for n, t in ctx.weights.items()}, {n: m.clone() for n, m in ctx.mask.items()})
+            rng = torch.get_rng_state()
+            try:
+                mask = check_masks(name, ctx, strategy.masks(ctx))
+            except BenchError as exc:
+                raise AssertionError(str(exc)) from None
+            assert torch.equal(rng, torch.get_rng_state()), \
+                f"{who} drew from torch's global generator: use ctx.generator"
+            assert all(torch.equal(before[0][n], ctx.weights[n]) and torch.equal(before[1][n], ctx.mask[n])
+                       for n in ctx.mask), f"{who} modified ctx.weights or ctx.mask in place: return new tensors"
+            alive = sum(int(m.sum()) for m in ctx.mask.values())
+            assert sum(int(m.sum()) for m in mask.values()) < alive, f"{who} pruned nothing at level {level}"
+            masks.append(mask)
+        assert all(torch.equal(masks[0][n], masks[1][n]) for n in masks[0]), \
+            f"{who} is not reproducible: the same seed gave different masks"
+        first = first or masks[0]
+    return first

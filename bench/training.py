@@ -64,7 +64,7 @@ def autocast_dtype(precision: str, device_type: str) -> torch.dtype | None:
 
 
 class Trainer:
-    """One model, its fresh SGD optimizer, its masks, and the step that trains it.
+    """One model, its fresh optimizer (SGD, or Adam when the config asks), its masks, and the step that trains it.
 
     ``loss`` maps (logits, labels) to the scalar to minimise; several replicates trained as one
     model (bench.fused) pass their own."""
@@ -75,8 +75,12 @@ class Trainer:
         # compile the forward only: parameter names (and so masks and checkpoints) stay those of `model`
         self.forward = torch.compile(model) if compile else model
         self.device = next(model.parameters()).device
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "adam":  # Adam's default betas and eps, as MNIST-1D's notebooks use it
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr,
+                                                                     weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                             weight_decay=cfg.weight_decay)
         params = dict(model.named_parameters())
         masks = masks or {}
         self.masked = [params[n] for n in masks]

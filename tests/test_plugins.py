@@ -90,7 +90,7 @@ def test_real_builtins_load_through_the_entry_point_group():
     assert {"builtin-controls", "builtin-signs", "builtin-shuffles", "builtin-noise"} <= builtins
     assert not plugins.failed
     special = {"builtin-pretraining": ("register_pretraining",), "builtin-tensorboard": ("register_loggers",),
-               "builtin-mlflow": ("register_loggers",)}
+               "builtin-mlflow": ("register_loggers",), "builtin-pruning": ("register_pruning_strategies",)}
     assert all(p.hooks == special.get(p.name, ("register_perturbations",)) for p in plugins.loaded if p.dist == BUILTIN)
 
 

@@ -229,16 +229,16 @@ def cache_dir_option(help_: str) -> Callable:
     return click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help=help_)
 
 
-def parse_params(values: tuple[str, ...]) -> dict[str, str]:
-    """``--param key=value`` options as a dict."""
+def parse_params(values: tuple[str, ...], option: str = "--param") -> dict[str, str]:
+    """``--param key=value`` options (or another ``option``'s) as a dict."""
     params = {}
     for item in values:
         if "=" not in item:
-            raise BenchError(f"--param expects key=value, got '{item}'.")
+            raise BenchError(f"{option} expects key=value, got '{item}'.")
         key, value = (part.strip() for part in item.split("=", 1))
         if not key:
-            raise BenchError(f"--param expects key=value, got '{item}' (no key).")
+            raise BenchError(f"{option} expects key=value, got '{item}' (no key).")
         if key in params:
-            raise BenchError(f"--param {key} is given twice ({params[key]!r} and {value!r}); give it once.")
+            raise BenchError(f"{option} {key} is given twice ({params[key]!r} and {value!r}); give it once.")
         params[key] = value
     return params

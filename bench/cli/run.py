@@ -44,12 +44,16 @@ SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 @click.option("--apply-timeout", type=Seconds(off=True), default=DEFAULT_APPLY_TIMEOUT, show_default=True,
               metavar="SECONDS", help="Fail, naming the plugin, when a perturbation's apply() runs longer than this; "
                                       "0 or none: no limit.")
+@click.option("--pruning", default=None, metavar="NAME",
+              help="Pruning strategy making each IMP level's mask (bench pruning-strategies); default: the preset's.")
+@click.option("--pruning-param", "pruning_params", multiple=True, metavar="KEY=VALUE",
+              help="Parameter of the pruning strategy (repeatable), e.g. dense=fc or rates=fc=0.5.")
 @run_options
 @logger_options
 @json_option("Print one JSON object instead of a table ({'runs': [...]} for several perturbations, "
              "{'levels': [...]} for several levels).")
-def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_seed, apply_timeout, options, loggers,
-        log_dir, tracking_uri, as_json):
+def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_seed, apply_timeout, pruning,
+        pruning_params, options, loggers, log_dir, tracking_uri, as_json):
     """Train (or reuse) the trunk and IMP levels, perturb the rewound weights, retrain, report the drop.
 
     \b
@@ -60,11 +64,16 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
       bench run -p identity -p imp-rewind-0 --level all --seeds 3
       bench run -p imp-rewind-0 --level 1 --level 2
       bench run -p identity --logger tensorboard --logger mlflow
+      bench run --pruning random-layerwise --level all --seeds 2
     """
     from bench.experiments.perturb import run_perturbations
     from bench.experiments.tracking import tracked
+    from bench.pruning import with_strategy
 
     chosen = get_preset(preset)
+    if pruning is not None or pruning_params:
+        raw_pruning = parse_params(pruning_params, "--pruning-param")
+        chosen = replace(chosen, experiment=with_strategy(chosen.experiment, pruning, raw_pruning))
     raw = parse_params(params)
     if raw and len(perturbations) > 1:
         raise BenchError("--param applies to one perturbation: run perturbations with parameters one at a time.")
@@ -166,6 +175,19 @@ def perturbations(as_json):
     show_registry("Perturbations", rows, as_json)
 
 
+@click.command("pruning-strategies")
+@json_option("Print JSON.")
+def pruning_strategies(as_json):
+    """List the pruning strategies and their parameters.
+
+    \b
+    Example: bench pruning-strategies --json
+    """
+    rows = [registry_row(name, reg.strategy, reg.plugin)
+            for name, reg in default_plugins().pruning_strategies().items()]
+    show_registry("Pruning strategies", rows, as_json)
+
+
 @click.command()
 @json_option("Print JSON.")
 def plugins(as_json):
@@ -196,4 +218,4 @@ def plugins(as_json):
     out.print(table)
 
 
-COMMANDS = (run, presets, perturbations, plugins)
+COMMANDS = (run, presets, perturbations, pruning_strategies, plugins)

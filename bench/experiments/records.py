@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import models
 from bench.cache import load_json, save_json
+from bench.connectivity import effective_density
 from bench.config import Experiment, full
 from bench.errors import BenchError
 from bench.execute import StageEvent
@@ -36,12 +38,20 @@ def base_record(preset: Preset, rep: Replicate, level: int) -> dict:
         "seed": rep.seed,
         "level": level,
         "density": rep.record(level).get("sparsity", {}).get("density", 1.0),
+        "effective_density": effective_density_of(rep, level),
+        "pruning": {"strategy": rep.exp.prune.strategy, "params": dict(rep.exp.prune.strategy_params)},
         "steps": rep.T,
         "rewind_step": rep.k,
         "environment": environment(rep.env.device),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "fingerprints": rep.fingerprints(level),
     }
+
+
+def effective_density_of(rep: Replicate, level: int) -> float | None:
+    """The level's effective density (bench.connectivity): surviving weights that still carry signal."""
+    model = models.build_model(rep.exp.model, rep.env.data.in_channels, rep.env.data.num_classes)
+    return effective_density(model, rep.masks(level))
 
 
 def store(path: Path, record: dict) -> dict:

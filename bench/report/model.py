@@ -52,6 +52,8 @@ class Row:
     protocol: int = PROTOCOL_VERSION  # the lowest protocol version among the row's records
     hardware: str = ""  # the kernel class its records were trained on (hardware_class)
     dense: Summary | None = None  # the dense network of the same seeds (the same at every level)
+    pruning: str = "magnitude"  # the pruning strategy that made the masks, with its parameters (records' 'pruning')
+    effective_density: float | None = None  # mean over seeds, when the records carry it (bench.connectivity)
     rank: int | None = None
     verdict: RowVerdict | None = None  # what the paired comparisons of its board establish about it
     reason: str | None = None  # why the row is not ranked
@@ -91,7 +93,7 @@ class Row:
                          zip(self.seeds, self.drop.values, self.ticket.values, self.perturbed.values)],
             "mean_ticket": self.ticket.mean, "mean_perturbed": self.perturbed.mean,
             "mean_effective_std": self.effective_std, "reason": self.reason, "files": list(self.sources),
-            "description": self.description,
+            "description": self.description, "pruning": self.pruning, "effective_density": self.effective_density,
             **(self.verdict.as_dict() if self.verdict else {}),
         }
 
@@ -203,6 +205,19 @@ def _preset_hashes() -> dict[str, str]:
     return {name: config_hash(p.experiment) for name, p in PRESETS.items()}
 
 
+def _strategy_hash(preset: str, pruning: dict[str, Any] | None) -> str | None:
+    """The hash of ``preset`` pruned by another strategy (a record's ``pruning``): each strategy has its own
+    boards. None for the preset's own pruning, or an unknown preset."""
+    from bench.config import config_hash
+    from bench.presets import PRESETS
+
+    if not pruning or preset not in PRESETS:
+        return None
+    exp = PRESETS[preset].experiment
+    chosen = {"strategy": pruning["strategy"], "strategy_params": pruning["params"]}
+    return config_hash(exp.with_overrides(prune=chosen))
+
+
 def _joined(values: Iterable[str]) -> str:
     return ", ".join(sorted(set(values)))
 
@@ -236,7 +251,17 @@ def _row(results: list[Result]) -> Row:
         hardware=_joined(hardware_class(r) for r in recs),
         dense=summarize([r["accuracy"]["dense"] for r in recs]),
         no_op=any(r.get("no_op") for r in recs),
+        pruning=_joined(pruning_label(r) for r in recs),
+        effective_density=(_mean([r["effective_density"] for r in recs])
+                           if all(r.get("effective_density") is not None for r in recs) else None),
     )
+
+
+def pruning_label(record: dict[str, Any]) -> str:
+    """The strategy that made a record's masks, e.g. 'magnitude' or 'random-layerwise (dense=fc)'."""
+    pruning = record.get("pruning") or {"strategy": "magnitude", "params": {}}
+    params = params_text(pruning["params"])
+    return pruning["strategy"] + (f" ({params})" if params else "")
 
 
 def params_text(params: dict[str, Any]) -> str:
@@ -328,12 +353,15 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
     rows = [_row(_dedupe(groups[key], duplicates)) for key in sorted(groups)]
 
     hashes = _preset_hashes()
+    # a result pruned by another strategy is the preset's experiment too, on boards of its own (its hash)
+    strategy_hashes = {res.data["config_hash"]: _strategy_hash(res.data["preset"], res.data.get("pruning"))
+                       for res in chosen}
     ranked: dict[tuple, list[Row]] = {}
     ineligible = []
     for row in rows:
         if not any_config and row.preset not in hashes:
             row.reason = f"preset '{row.preset}' is not one this bench defines"
-        elif not any_config and hashes[row.preset] != row.config_hash:
+        elif not any_config and row.config_hash not in (hashes[row.preset], strategy_hashes.get(row.config_hash)):
             row.reason = (f"configuration {row.config_hash} differs from preset '{row.preset}' "
                           f"({hashes[row.preset]})")
         elif row.protocol != PROTOCOL_VERSION:

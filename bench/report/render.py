@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.report.html import render_html
 from bench.report.markdown import render_markdown
-from bench.report.model import Leaderboard
+from bench.report.model import Leaderboard, pruning_label
 from bench.report.terminal import render_table
 from bench.report.text import clean
 
@@ -34,7 +34,7 @@ def render_json(lb: Leaderboard) -> str:
 CSV_COLUMNS = ("preset", "config_hash", "perturbation", "params", "perturbation_seed", "seed", "level",
                "percent_remaining", "dense_accuracy", "ticket_accuracy", "perturbed_accuracy", "drop_points",
                "effective_std", "fingerprint_w0", "fingerprint_wk", "fingerprint_mask", "fingerprint_ticket", "file",
-               "row_rank", "rank_low", "rank_high", "rank_ub", "group")
+               "row_rank", "rank_low", "rank_high", "rank_ub", "group", "pruning", "effective_density")
 # no name is a DataFrame attribute (as "drop" and "rank" were), so df.drop_points is the column, df.drop the method
 PARAM_PREFIX = "param_"  # one flat column per parameter name, after "params", for a filter or a groupby
 
@@ -69,7 +69,8 @@ def render_csv(lb: Leaderboard) -> str:
         values = [d["preset"], d["config_hash"], pert["name"], json.dumps(pert["params"], sort_keys=True),
                   pert["seed"], d["seed"], d["level"], 100 * d["density"], acc.get("dense", ""), acc["ticket"],
                   acc["perturbed"], d["drop"], d["effective_std"],
-                  *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked]
+                  *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked, pruning_label(d),
+                  "" if d.get("effective_density") is None else d["effective_density"]]
         row = dict(zip(CSV_COLUMNS, values))
         row.update({PARAM_PREFIX + clean(n): _param_value(pert["params"][n]) if n in pert["params"] else ""
                     for n in names})

@@ -1,8 +1,9 @@
-"""A template earlyphase-bench plugin: one perturbation with one typed parameter.
+"""A template earlyphase-bench plugin: one perturbation with one typed parameter, and one pruning strategy.
 
-Copy this package, rename it, and replace :class:`SignFlipFraction` with your own idea.
-The contract (what ``apply`` gets and must return) is in CONTRIBUTING.md of earlyphase-bench
-and in the docstring of ``bench.perturbation``.
+Copy this package, rename it, and replace :class:`SignFlipFraction` with your own idea (or
+:class:`LargestFirst`, for a way of pruning; delete whichever you do not need, with its hook).
+The contracts (what ``apply`` and ``masks`` get and must return) are in CONTRIBUTING.md of
+earlyphase-bench and in the docstrings of ``bench.perturbation`` and ``bench.pruning_strategy``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,35 @@ class SignFlipFraction:
         return out
 
 
+class LargestFirst:
+    """A pruning strategy: the opposite of magnitude pruning, a control for "is it the small weights?"."""
+
+    name = "largest-first"
+    description = "Prune the largest-magnitude surviving weights first (all layers in one ranking)."
+    params = ()
+
+    def masks(self, ctx):
+        names = list(ctx.mask)  # a fixed order: the same mask for the same weights
+        alive = torch.cat([ctx.mask[n].flatten() for n in names]).bool()
+        magnitude = torch.cat([ctx.weights[n].abs().flatten() for n in names])
+        # ctx.removal turns the experiment's rule (fraction per level or target sparsity) into a count
+        count = ctx.removal(int(alive.sum()), alive.numel())
+        score = torch.where(alive, magnitude, torch.full_like(magnitude, -1.0))  # pruned never chosen twice
+        keep = alive.clone()
+        keep[torch.argsort(score, descending=True, stable=True)[:count]] = False
+        out, offset = {}, 0
+        for n in names:
+            size = ctx.mask[n].numel()
+            out[n] = keep[offset:offset + size].view_as(ctx.mask[n]).float()
+            offset += size
+        return out
+
+
 @hookimpl
 def register_perturbations(register):
     register(SignFlipFraction())
+
+
+@hookimpl
+def register_pruning_strategies(register):
+    register(LargestFirst())
