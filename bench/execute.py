@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal, Protocol, TypeVar
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from bench import fused, paths
 from bench.cache import save_tensors
 from bench.config import Experiment
 from bench.data import BatchStream, Dataset
-from bench.progress import NO_PROGRESS, Metrics, Progress
+from bench.progress import NO_PROGRESS, Metrics, Progress, hook
 from bench.training import Schedule, Trainer, run
 
 
@@ -120,7 +120,8 @@ def execute(jobs: list[Job | None], env: Env) -> None:
         groups.setdefault((job.replicate.hash, job.start), []).append(job)
     for group in groups.values():
         for chunk in seed_groups(group, env.group_size):
-            with stage_locks([j.folder for j in chunk]):
+            labels = {j.folder: f"{j.label} seed {j.replicate.seed}" for j in chunk}
+            with stage_locks(list(labels), env.progress, labels):
                 todo = []
                 for job in chunk:  # finished by another process while this one waited
                     if job.end is None and (job.folder / paths.DONE).exists():
@@ -132,15 +133,27 @@ def execute(jobs: list[Job | None], env: Env) -> None:
 
 
 @contextlib.contextmanager
-def stage_locks(folders: list[Path]) -> Iterator[None]:
+def stage_locks(folders: list[Path], progress: Progress = NO_PROGRESS,
+                labels: dict[Path, str] | None = None) -> Iterator[None]:
     """Hold the lock of every stage folder, taken in one global order so two processes cannot deadlock.
+    A lock another process holds is reported to ``progress`` (``waiting``, then ``waited`` once acquired),
+    under the folder's label in ``labels``: a batch log says why nothing happens.
 
     filelock's FileLock is an OS lock (flock), released by the kernel when a process dies, so a killed
     run never leaves a stale lock; Linux NFS clients map it to POSIX locks, which NFS servers honour."""
     with contextlib.ExitStack() as stack:
         for folder in sorted(set(folders)):
             folder.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(FileLock(str(folder / paths.LOCK)))
+            lock = FileLock(str(folder / paths.LOCK))
+            try:
+                lock.acquire(blocking=False)
+            except Timeout:  # held by another process: say so once, then wait for it
+                label = (labels or {}).get(folder, str(folder))
+                hook(progress, "waiting")(label, folder / paths.LOCK)
+                t0 = time.perf_counter()
+                lock.acquire()
+                hook(progress, "waited")(label, time.perf_counter() - t0)
+            stack.callback(lock.release)
         yield
 
 

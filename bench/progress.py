@@ -2,13 +2,16 @@
 
 ``Progress.start(label, total)`` is called when a stage (or a pre-training, a trace) begins; the handle it
 returns hears ``advance(done)`` after every iteration and, for a stage that measures one, ``done(accuracies,
-seconds)`` once at the end. The command line implements it with bars or log lines (bench/cli/output.py),
-the parallel runner by forwarding to its parent process (bench/experiments/parallel.py).
+seconds)`` once at the end. Three optional calls tell a batch log more: ``announce(fields)`` what is about
+to run, ``waiting(label, lock)`` and ``waited(label, seconds)`` a wait on another process's stage lock.
+The command line implements it with bars or log lines (bench/cli/output.py, bench/batchlog.py), the
+parallel runner by forwarding to its parent process (bench/experiments/parallel.py).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 
 class StageProgress(Protocol):
@@ -23,9 +26,25 @@ class StageProgress(Protocol):
 
 
 class Progress(Protocol):
-    """Where progress goes: one :class:`StageProgress` per stage started."""
+    """Where progress goes: one :class:`StageProgress` per stage started. Only ``start`` is required; a class
+    that subclasses Progress inherits the optional calls below as no-ops (call them through :func:`hook`,
+    which also spares a Progress that defines only ``start``)."""
 
     def start(self, label: str, total: int) -> StageProgress: ...
+
+    def announce(self, fields: Mapping[str, Any]) -> None:
+        """An experiment is set up and about to train: preset, config hash, device, seeds, level, ..."""
+
+    def waiting(self, label: str, lock: Path) -> None:
+        """Stage ``label`` is locked by another process (``lock``): this one waits for it to finish."""
+
+    def waited(self, label: str, seconds: float) -> None:
+        """The wait announced by ``waiting`` is over: the lock was acquired after ``seconds``."""
+
+
+def hook(progress: Progress, name: str) -> Callable[..., None]:
+    """``progress``'s optional call ``name`` ("announce", "waiting", "waited"), or a no-op where it has none."""
+    return getattr(progress, name, None) or (lambda *args: None)
 
 
 class _Silent:
@@ -36,7 +55,7 @@ class _Silent:
         pass
 
 
-class NoProgress:
+class NoProgress(Progress):
     """Progress that shows nothing (the default outside the command line)."""
 
     def start(self, label: str, total: int) -> StageProgress:

@@ -139,6 +139,17 @@ def test_local_sweep_pairs_exactly_and_matches_its_plan(local_run):
     assert stages["hardware"].startswith("cpu:")  # every stage records its hardware class
 
 
+def test_each_unit_log_has_a_header_and_its_stages(local_run):
+    """A unit's log (what `failed: ... (log: ...)` points at) is a batch log like `bench run`'s (bench/batchlog.py)."""
+    logs = sorted((local_run[0] / "sweeps").glob("*/logs/*.log"))
+    assert len(logs) == 3
+    for log in logs:
+        lines = log.read_text().splitlines()
+        header = next(line for line in lines if " sweep unit: " in line)
+        assert "unit=" in header and "preset=smoke" in header and "class=" in header and "seeds=0-1" in header
+        assert any("] start " in line for line in lines) and any("] finished " in line for line in lines)
+
+
 def test_rerun_trains_nothing(local_run, tmp_path):
     cache = tmp_path / "cache"
     shutil.copytree(local_run[0], cache)

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -15,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from bench.batchlog import BatchLog, heartbeat_seconds, stamped
 from bench.execute import StageEvent
 from bench.experiments.records import Outcome
 from bench.progress import NO_PROGRESS, Progress, StageProgress
@@ -49,7 +49,7 @@ class _Bar:
         pass  # the bar is full; accuracies are in the table that follows
 
 
-class _Bars:
+class _Bars(Progress):
     def __init__(self, bars):
         self.bars = bars
 
@@ -73,45 +73,15 @@ def progress_bars(enabled: bool) -> Iterator[Progress]:
 
 
 def _log(text: str) -> None:
-    click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)  # click flushes: each line lands as it happens
-
-
-class _LogStage:
-    def __init__(self, log: "_Log", label: str, total: int):
-        self.log, self.label, self.total = log, label, total
-        self.started = time.perf_counter()
-
-    def advance(self, done: int) -> None:
-        if done >= self.total and not self.log.pending:
-            self.log.pending.append(f"finished {self.label}: {self.total} iterations, "
-                                    f"{time.perf_counter() - self.started:.1f} s")
-
-    def done(self, accuracies: Sequence[float], seconds: float) -> None:
-        self.log.pending.clear()
-        _log(f"finished {self.label}: {self.total} iterations, {seconds:.1f} s, test accuracy "
-             + ", ".join(f"{a:.2f}%" for a in accuracies))
-
-
-class _Log:
-    def __init__(self) -> None:
-        self.pending: list[str] = []  # a finish line without accuracy, printed unless done() replaces it
-
-    def flush(self) -> None:
-        while self.pending:
-            _log(self.pending.pop())
-
-    def start(self, label: str, total: int) -> StageProgress:
-        self.flush()
-        stage = _LogStage(self, label, total)
-        _log(f"start {label}: {total} iterations")
-        return stage
+    click.echo(stamped(text), err=True)  # click flushes: each line lands as it happens
 
 
 @contextmanager
-def log_lines() -> Iterator[Progress]:
-    """The progress of a batch log: one line when a stage starts and one when it finishes (with its seconds,
-    and its test accuracy where the stage reports it through ``done``)."""
-    log = _Log()
+def log_lines(command: str = "bench") -> Iterator[Progress]:
+    """The progress of a batch log (bench.batchlog): a header line per experiment, a line when a stage starts
+    and when it finishes (with its seconds, and its test accuracy where the stage reports it through
+    ``done``), a heartbeat inside long stages and a line while waiting on another process's stage lock."""
+    log = BatchLog(_log, command, heartbeat_seconds())
     try:
         yield log
     finally:
@@ -119,11 +89,14 @@ def log_lines() -> Iterator[Progress]:
 
 
 def ui(as_json: bool = False):
-    """Live bars on a terminal (on stderr, so also with --json: stdout carries only the JSON), one line per
-    stage start and finish in a batch log, nothing with --quiet."""
+    """Live bars on a terminal (on stderr, so also with --json: stdout carries only the JSON), log lines in a
+    batch log (a header, stage starts and finishes, heartbeats, lock waits), nothing with --quiet."""
     if silenced():
         return progress_bars(False)
-    return log_lines() if quiet() else progress_bars(True)
+    if quiet():
+        ctx = click.get_current_context(silent=True)
+        return log_lines((ctx.info_name if ctx else None) or "bench")
+    return progress_bars(True)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:

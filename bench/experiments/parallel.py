@@ -14,11 +14,12 @@ import multiprocessing
 import os
 import queue as queue_module
 from dataclasses import astuple, replace
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bench.errors import BenchError
 from bench.execute import Env, StageEvent, seed_groups
-from bench.progress import Metrics, Progress, StageProgress
+from bench.progress import Metrics, Progress, StageProgress, hook
 
 
 class _Bar:
@@ -47,8 +48,9 @@ class _Relay:
         self.channel.put(("metrics", "loss", args))
 
 
-class _Forward:
-    """A child's progress: each stage started is announced to the parent under a key of its own."""
+class _Forward(Progress):
+    """A child's progress: each stage started is announced to the parent under a key of its own; a wait on
+    another process's stage lock is passed on as it is."""
 
     def __init__(self, channel: Any, index: int):
         self.channel, self.index, self.counter = channel, index, itertools.count()
@@ -57,6 +59,12 @@ class _Forward:
         key = (self.index, next(self.counter))
         self.channel.put(("bar", key, label, total))
         return _Bar(self.channel, key)
+
+    def waiting(self, label: str, lock: Path) -> None:
+        self.channel.put(("waiting", label, lock))
+
+    def waited(self, label: str, seconds: float) -> None:
+        self.channel.put(("waited", label, seconds))
 
 
 def train_groups_side_by_side(train: Callable[[list[int], Env], None], seeds: list[int], env: Env,
@@ -114,6 +122,8 @@ def run_groups(work: Callable[[list[int], Progress, Metrics | None], list[StageE
             bars[key].advance(message[2])
         elif kind == "finish":
             bars[key].done(message[2], message[3])
+        elif kind in ("waiting", "waited"):
+            hook(progress, kind)(message[1], message[2])
         elif kind == "metrics" and metrics is not None:
             getattr(metrics, message[1])(*message[2])
         elif kind == "done":

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
 from bench import paths
-from bench.config import Experiment
+from bench.batchlog import seeds_text
+from bench.config import Experiment, config_hash
 from bench.data import load_dataset
 from bench.errors import BenchError
 from bench.execute import Env
 from bench.perturbation import DEFAULT_APPLY_TIMEOUT
 from bench.presets import Preset
-from bench.progress import NO_PROGRESS, Progress
+from bench.progress import NO_PROGRESS, Progress, hook
+from bench.provenance import hardware_class
 from bench.pruning import levels_table
 
 if TYPE_CHECKING:
@@ -119,4 +121,13 @@ def prepare(preset: Preset, options: RunOptions, *, seeds: int | Sequence[int], 
               checkpoint_every=options.checkpoint_every, group_size=options.group_size or preset.group_size,
               compile=options.compile,
               apply_timeout=options.apply_timeout, metrics=options.tracking)
-    return Setup(exp, env, lvl, table, chosen)
+    setup = Setup(exp, env, lvl, table, chosen)
+    hook(options.progress, "announce")(describe(preset, setup, options))  # a batch log's header line
+    return setup
+
+
+def describe(preset: Preset, setup: Setup, options: RunOptions) -> dict[str, Any]:
+    """What a batch log's header says of an experiment about to train (bench.batchlog.header)."""
+    return {"preset": preset.name, "config": config_hash(setup.experiment), "device": str(setup.env.device),
+            "class": hardware_class(setup.env.device), "seeds": seeds_text(setup.seeds), "level": setup.level,
+            "group": setup.env.group_size, "workers": options.workers, "cache": options.cache}

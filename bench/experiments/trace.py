@@ -219,7 +219,7 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[s
 
 def run_trace(preset: Preset, options: RunOptions, *, iterations: int | None = None, every: int | None = None,
               seeds: int | Sequence[int] = 1, experiment: Experiment | None = None) -> Trace:
-    setup = prepare(preset, options, seeds=seeds, experiment=experiment)
+    setup = prepare(preset, options, seeds=seeds, level=0, experiment=experiment)  # a trace trains level 0
     exp, env = setup.experiment, setup.env
     probe = Replicate(exp, 0, env)
     n = probe.T if iterations is None else iterations

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import paths
+from bench.batchlog import BatchLog, heartbeat_seconds, stamped
 from bench.config import digest
 from bench.errors import BenchError
 from bench.provenance import same_class
@@ -111,8 +112,15 @@ def run_unit(unit: Unit) -> dict:
             exp = preset_experiment(unit.preset, unit.overrides, Path(place.sweep))
             data_dir = Path(unit.data_dir) if unit.data_dir else None
             _check_hardware(unit, here)
+
+            def line(text: str) -> None:
+                log.write(stamped(text) + "\n")
+                log.flush()
+
+            # the unit's log gets what a batch log of `bench run` gets: a header, stages, heartbeats, lock waits
+            progress = BatchLog(line, "sweep unit", heartbeat_seconds(), extra={"unit": unit.id})
             options = RunOptions(cache=Path(place.cache), device=unit.device, data_dir=data_dir,
-                                 group_size=unit.group_size)
+                                 group_size=unit.group_size, progress=progress)
             seeds = list(unit.seeds)
             if unit.kind == "tickets":
                 setup = prepare(preset, options, seeds=seeds, level=unit.level, experiment=exp)
@@ -123,6 +131,7 @@ def run_unit(unit: Unit) -> dict:
                 outcomes = run_perturbations(preset, list(unit.requests), options, seeds=seeds, level=unit.level,
                                              experiment=exp, perturbation_seed=unit.perturbation_seed)
                 events = outcomes[0].events
+            progress.flush()
             for e in events:
                 log.write(f"{e.kind}: {e.stage} seed {e.seed}\n")
             trained = sum(e.kind == "trained" for e in events)
