@@ -125,7 +125,7 @@ def test_strict_recomputes_w0_and_refuses_an_invented_seed_with_a_made_up_w0(tmp
 
     def made_up(r):
         r["trained_with_seeds"] = group
-        r["fingerprints"] = {k: "7" * 63 + k[0] for k in r["fingerprints"]}
+        r["fingerprints"] = {k: "7" * 63 + str(i) for i, k in enumerate(r["fingerprints"])}
 
     invented = _invent(files, tmp_path, 7, made_up)
     (row,) = [r for r in board_rows(from_folders([tmp_path])) if r.name == "x"]
@@ -213,8 +213,10 @@ def no_training(monkeypatch):
 
 
 def _submitted(tmp_path: Path, experiment=SMOKE, **extra) -> Path:
+    made_up = {k: "0" * 64 for k in ("w0", "wk", "mask", "ticket")}  # W_0 of a 10^9-channel model is not drawn here
     rec = record("identity", seed=0, experiment=experiment, trained_with_seeds={"trunk": [0], "ticket": [0],
-                                                                                "branch": [0]}, **extra)
+                                                                                "branch": [0]}, fingerprints=made_up,
+                 **extra)
     return write(tmp_path, rec)
 
 
