@@ -181,16 +181,38 @@ def test_strict_fails_on_any_problem_one_line_each(tmp_path):
                                                                                                 ("x", 1)))
 
 
-def test_python_m_bench_report_fails_on_a_forged_file_and_writes_nothing(tmp_path):
+def _forge_hash(path: Path) -> None:
+    _edit(path, lambda r: r["config"]["train"].__setitem__("lr", 0.5))  # no longer hashes to its config_hash
+
+
+def _duplicate(path: Path) -> None:
+    forged = json.loads(path.read_text())
+    forged["accuracy"]["perturbed"] -= 1.0
+    forged["drop"] += 1.0
+    save_json(path.parent / "copy" / path.name, forged)
+
+
+@pytest.mark.parametrize("forge", [lambda p: _edit(p, EDITS["ticket accuracy"]), _forge_hash, _duplicate],
+                         ids=["disagreement", "forged hash", "duplicate"])
+def test_python_m_bench_report_fails_on_a_forged_file_and_writes_nothing(tmp_path, forge):
     folder = tmp_path / "leaderboard"
     files = _board(folder / "results")
-    _edit(files[("x", 1)], EDITS["ticket accuracy"])
+    forge(files[("x", 1)])
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "bench.report", str(folder)], capture_output=True, text=True,
                           env=env, timeout=120)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
-    assert str(files[("x", 1)]) in proc.stderr and str(files[("identity", 1)]) in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("Error: ") and str(files[("x", 1)]) in proc.stderr
     assert not (folder / "leaderboard.md").exists()
+
+
+def test_strict_never_builds_a_forged_model_to_draw_its_w0(tmp_path):
+    config = full(SMOKE)
+    config["model"]["widths"] = [4, 10 ** 7]  # 10^14 weights: its W_0 is not drawn, and it is not ranked
+    made_up = {k: "0" * 64 for k in ("w0", "wk", "mask", "ticket")}
+    write(tmp_path, record("x", seed=0, dist="o", experiment=from_dict(config), fingerprints=made_up))
+    lb = from_folders([tmp_path], strict=True)
+    assert not lb.boards and "differs from preset" in lb.ineligible[0].reason
 
 
 # ------------------------------------------------------------------------------------------ bench verify

@@ -15,8 +15,8 @@ record of one of its levels the same ticket, so they are checked against each ot
   ``python -m bench.report``) W_0 is drawn again from the initialiser for every (configuration, seed) and its
   fingerprint compared with the record's: a few milliseconds per seed for these models, no training.
 * **Duplicates.** Two different files for one replicate, perturbation, parameters and perturbation seed are
-  both refused: neither is preferred (a `created` date is as easy to edit as a number). Byte-for-byte the
-  same record reached twice (a copy in another folder) is one file.
+  both refused: neither is preferred (a `created` date is as easy to edit as a number). The same record
+  reached twice (an identical copy in another folder) is one file.
 
 What no file can show is a branch's own accuracy edited together with its drop: only re-running it can
 (``bench verify``; the leaderboard marks the rows a recorded verification re-proved).
@@ -182,14 +182,18 @@ def w0_mismatches(results: Sequence[Result]) -> dict[str, str]:
     """path -> problem for every record whose W_0 fingerprint is not what its seed's initialiser draws.
 
     Imports torch (this is the one check here that computes): used by ``--strict`` and ``python -m bench.report``
-    only. Records of another CPU capability than this machine's are not checked (they would differ here)."""
+    only. Not checked: records of another CPU capability than this machine's (they would differ here), and
+    records whose configuration ``bench verify`` would not re-run either (bench.submission: a forged 10^9-channel
+    model is not built here to draw its W_0)."""
     import torch
 
     from bench import models
     from bench.config import from_dict
     from bench.datasets import dataset_info
+    from bench.errors import BenchError
     from bench.provenance import fingerprint
     from bench.seeding import generator
+    from bench.submission import check_experiment
 
     here = torch.backends.cpu.get_cpu_capability()
     drawn: dict[tuple[str, int], str] = {}
@@ -203,6 +207,10 @@ def w0_mismatches(results: Sequence[Result]) -> dict[str, str]:
         if key not in drawn:
             try:
                 exp = from_dict(d["config"])
+                check_experiment(d["preset"], exp, d["level"])
+            except BenchError:
+                continue  # beyond what the bench re-runs: not ranked unless --any-config, and not drawn here
+            try:
                 info = dataset_info(exp.data.dataset)
                 model = models.build_model(exp.model, info.in_channels, info.num_classes)
                 models.initialize(model, generator(d["seed"], "init"), exp.model)
