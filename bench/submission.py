@@ -31,8 +31,9 @@ def _sizes(exp: Experiment, per_epoch: int) -> dict[str, int]:
     return {
         "data.train_examples": exp.data.train_examples, "data.test_examples": exp.data.test_examples,
         "data.validation_examples": exp.data.validation_examples, "train.batch_size": exp.train.batch_size,
-        "model.widths": max(exp.model.widths, default=0), "model.blocks_per_stage": exp.model.blocks_per_stage,
-        "prune.levels": exp.prune.levels, "train.steps": parse_step(exp.train.steps, per_epoch),
+        "model.widths (largest)": max(exp.model.widths, default=0),
+        "model.blocks_per_stage": exp.model.blocks_per_stage, "prune.levels": exp.prune.levels,
+        "train.steps (iterations)": parse_step(exp.train.steps, per_epoch),
     }
 
 
@@ -71,7 +72,7 @@ def check_experiment(preset_name: str, exp: Experiment, level: int) -> None:
         sizes = _sizes(exp, per_epoch)
         for step in (exp.rewind, exp.train.warmup, *exp.train.milestones):
             parse_step(step, per_epoch)
-        check_schedule(sizes["train.steps"], parse_step(exp.rewind, per_epoch), per_epoch)
+        check_schedule(sizes["train.steps (iterations)"], parse_step(exp.rewind, per_epoch), per_epoch)
     except (BenchError, TypeError, ValueError) as exc:
         raise _refuse(preset_name, f"its configuration cannot be run ({exc})") from None
     bounds = _sizes(base, _per_epoch(base))
@@ -79,7 +80,7 @@ def check_experiment(preset_name: str, exp: Experiment, level: int) -> None:
     bounds["data.validation_examples"] = max(bounds["data.validation_examples"], bounds["data.test_examples"])
     for key, value in sizes.items():
         if not 0 <= value <= SIZE_FACTOR * bounds[key]:
-            raise _refuse(preset_name, f"{key} gives {value:,}, outside 0..{SIZE_FACTOR * bounds[key]:,} "
+            raise _refuse(preset_name, f"{key} is {value:,}, outside 0..{SIZE_FACTOR * bounds[key]:,} "
                                        f"({SIZE_FACTOR}x the preset's {bounds[key]:,})")
     if len(exp.model.widths) > SIZE_FACTOR * len(base.model.widths):
         raise _refuse(preset_name, f"model.widths has {len(exp.model.widths)} stages, over {SIZE_FACTOR}x the "

@@ -92,7 +92,10 @@ def verify(results: Sequence[Result], options: RunOptions, tolerance: float = 0.
     from bench.submission import check
 
     for res in results:  # every file first: a forged configuration or seed group is refused before anything trains
-        check(res.data, from_dict(res.data["config"]))
+        try:
+            check(res.data, from_dict(res.data["config"]))
+        except BenchError as exc:
+            raise BenchError(f"{res.path}: {exc}") from None
     groups: dict[tuple, list[Result]] = {}
     for res in results:
         d = res.data
