@@ -74,13 +74,17 @@ def _names(members: Iterable[Result]) -> str:
 
 
 def _unique(results: Sequence[Result]) -> list[Result]:
-    """The same record reached twice (a byte-identical copy in another folder) counts once: the copy with the
-    first source, so the choice does not depend on the order the folders were given in."""
+    """The same record reached twice (an identical copy in another folder) counts once: the copy with the first
+    source, so the choice does not depend on the order the folders were given in."""
     by_content: dict[str, Result] = {}
     for res in sorted(results, key=lambda r: (r.source, str(r.path))):
         by_content.setdefault(_text(res.data), res)
     kept = set(map(id, by_content.values()))
     return [r for r in results if id(r) in kept]
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 20 else value[:16] + "...\""
 
 
 def _id(res: Result) -> str:
@@ -110,9 +114,14 @@ def _disagreements(results: Sequence[Result], keyof: Callable[[dict], tuple], fi
                              if (v := _get(m.data, section, name)) is not _ABSENT}) > 1]
         if not differing:
             continue
-        message = (f"{where(key)}: the files {_names(members)} disagree on {', '.join(differing)}, though they "
-                   f"claim one replicate (so their drops would not be paired); all are refused: rerun them in "
-                   f"one cache")
+        section, name = differing[0].split(".")
+        values: dict[str, list[Result]] = {}
+        for m in members:
+            values.setdefault(_text(_get(m.data, section, name)), []).append(m)
+        shown = "; ".join(f"{_short(value)} in {_names(ms)}" for value, ms in sorted(values.items()))
+        message = (f"{where(key)}: {len(members)} files that claim one replicate disagree on {', '.join(differing)} "
+                   f"({differing[0]}: {shown}), so their drops would not be paired; all are refused: rerun them "
+                   f"in one cache")
         for m in members:
             out[_id(m)] = message if _id(m) not in out else f"{out[_id(m)]}; {message}"
     return out
