@@ -26,6 +26,7 @@ from bench.errors import BenchError
 SCHEMA_VERSIONS = (1, 2)  # 1: before protocol versions and fingerprints; read, never ranked
 MAX_BYTES = 1 << 20  # a real record is a few KiB; anything far larger is not one and is not parsed
 _MESSAGE_CHARS = 300  # hostile files can carry huge strings; keep reports readable
+VERIFIED_DIR = "verified"  # verification records (bench.report.verified), kept apart from the result files
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,9 @@ def _files(folder: Path) -> list[Path]:
     if folder.is_file():
         return [folder]
     # sorted so that the order of records, and so every rendered table, is independent of the filesystem
-    return sorted((p for p in folder.rglob("*.json") if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
+    return sorted((p for p in folder.rglob("*.json") if p.is_file()
+                   and VERIFIED_DIR not in p.relative_to(folder).parts[:-1]),
+                  key=lambda p: p.relative_to(folder).as_posix())
 
 
 def load_results(folders: Iterable[str | Path], *, strict: bool = False, missing_ok: bool = False) -> Loaded:

@@ -3,10 +3,13 @@
 * leaderboard/smoke*/ hold `smoke` preset results committed for this purpose, one folder per kernel class
   (the same pinned kernels round differently on another CPU model): those of this machine's class are
   re-run from scratch with `bench verify`, and every one must come back exactly (fingerprints and accuracies).
-* The default preset's committed results are too long to re-run here, so their W_0 and W_k are recomputed
-  (a k-iteration replay of each recorded trunk group) and compared with the fingerprints they record. W_0 is
-  drawn by the CPU generator under the pinned ATen kernels, the same on every x86-64 machine, so it is
-  checked everywhere; W_k only on a machine of the results' class.
+* The default preset's committed results are too long to re-run all of them here, so their W_0 and W_k are
+  recomputed (a k-iteration replay of each recorded trunk group) and compared with the fingerprints they
+  record. W_0 is drawn by the CPU generator under the pinned ATen kernels, the same on every x86-64 machine,
+  so it is checked everywhere; W_k only on a machine of the results' class.
+* On a machine of the results' class, one committed default-preset result, chosen afresh from the commit
+  being tested (the sample's seed is derived from git HEAD), is re-run from scratch with `bench verify` and
+  must come back exactly: every commit re-proves another file, so no file can count on never being drawn.
 """
 
 from __future__ import annotations
@@ -85,6 +88,30 @@ def test_default_preset_w0_and_wk_fingerprints_recompute(tmp_path, data_dir):
                 if check_wk:
                     wk = fingerprint(torch.load(rep.stage_dir(0) / "wk.pt", weights_only=True))
                     assert wk == fingerprints[rep.seed]["wk"], f"W_k of seed {rep.seed}: {REGENERATE}"
+
+
+def commit_seed() -> int | None:
+    """The sample seed of this commit: the first 8 hex digits of git HEAD (None outside a git checkout)."""
+    from bench.provenance import code_version
+
+    commit = code_version().get("git_commit")
+    return int(commit[:8], 16) if commit else None
+
+
+@pytest.mark.slow
+def test_a_committed_default_result_chosen_by_the_commit_reproduces_exactly(data_dir):
+    classes = {record_class(r) for r in _default_records()}
+    if classes != {HERE}:
+        pytest.skip(f"the committed default-preset results are of {sorted(classes)} and this machine is {HERE}: "
+                    f"a re-run is bit-exact only within one kernel class (docs/reproducibility.md)")
+    seed = commit_seed()
+    if seed is None:
+        pytest.skip("not a git checkout: no commit to choose the sample from")
+    out = CliRunner().invoke(cli, ["verify", "--results", str(RESULTS), "--sample", "1", "--seed", str(seed),
+                                   "--data-dir", str(data_dir), "--json"])
+    report = json.loads(out.stdout)
+    assert out.exit_code == 0 and report["verified"] == 1 and report["files"][0]["status"] == "exact", \
+        f"{REGENERATE}: {report['files']}"
 
 
 if not SMOKE_SAMPLES:  # pragma: no cover - the folder is committed

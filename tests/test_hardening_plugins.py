@@ -239,8 +239,10 @@ def test_csv_cells_that_start_a_formula_are_neutralised(tmp_path):
     from bench.report.render import render_csv
 
     source = next((ROOT / "leaderboard" / "smoke-amd-epyc").rglob("*.json"))
-    for name in ("=HYPERLINK(x).json", "@SUM(A1).json", "+cmd.json", "-2+3.json"):
-        shutil.copy(source, tmp_path / name)
+    for pseed, name in enumerate(("=HYPERLINK(x).json", "@SUM(A1).json", "+cmd.json", "-2+3.json")):
+        record = json.loads(source.read_text())
+        record["perturbation"]["seed"] = pseed  # four entries, not four copies of one (duplicates are refused)
+        (tmp_path / name).write_text(json.dumps(record))
     rows = list(csv.DictReader(io.StringIO(render_csv(from_folders([tmp_path], any_config=True)))))
     files = sorted(row["file"] for row in rows)
     assert files == ["'+cmd.json", "'-2+3.json", "'=HYPERLINK(x).json", "'@SUM(A1).json"]

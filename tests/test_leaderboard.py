@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import html
 import hashlib
 import json
@@ -36,6 +37,20 @@ def _fp(*parts) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
+def _w0(experiment, seed: int) -> str:
+    """The W_0 fingerprint the seed's initialiser really draws (--strict recomputes it; milliseconds)."""
+    from bench import models
+    from bench.datasets import dataset_info
+    from bench.provenance import fingerprint
+    from bench.seeding import generator
+
+    info = dataset_info(experiment.data.dataset)
+    model = models.build_model(experiment.model, info.in_channels, info.num_classes)
+    models.initialize(model, generator(seed, "init"), experiment.model)
+    return fingerprint(model.state_dict())
+
+
 def record(name="identity", *, seed=0, drop=0.0, ticket=60.0, params=None, pseed=0, level=2,
            density=0.25, dist="earlyphase-bench", plugin="builtin-controls", version="0.1.0", preset="smoke",
            experiment=SMOKE, created="2026-01-01T00:00:00Z", effective_std=0.0, **extra):
@@ -53,8 +68,9 @@ def record(name="identity", *, seed=0, drop=0.0, ticket=60.0, params=None, pseed
                         "cpu_capability": "AVX2", "threads": 1},
         "created": created,
         # one replicate per (config, level, seed): its W_k and mask, whatever the perturbation
-        "fingerprints": {"w0": _fp("w0", seed), "wk": _fp("wk", seed), "mask": _fp("mask", seed, level),
-                         "ticket": _fp("ticket", seed, level)},
+        "fingerprints": extra.pop("fingerprints", None) or {
+            "w0": _w0(experiment, seed), "wk": _fp("wk", seed), "mask": _fp("mask", seed, level),
+            "ticket": _fp("ticket", seed, level)},
     }
     rec.update(extra)
     return rec
@@ -144,16 +160,16 @@ def test_min_seeds_excludes_and_lists_rows(tmp_path):
     assert "Not ranked" in render_markdown(lb)
 
 
-def test_duplicate_seed_keeps_one_deterministically_and_is_reported(tmp_path):
+def test_duplicate_seed_is_refused_whichever_order_and_is_reported(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     write_series(a, "x", [1.0, 2.0, 3.0], dist="other")
-    write(b, record("x", seed=1, drop=50.0, dist="other", created="2027-01-01T00:00:00Z"))  # a later copy of seed 1
+    write(b, record("x", seed=1, drop=50.0, dist="other", created="2027-01-01T00:00:00Z"))  # another record of seed 1
     for folders in ([a, b], [b, a]):
         lb = from_folders(folders)
         (row,) = board_rows(lb)
-        assert row.n == 3 and row.drop.values == (1.0, 2.0, 3.0)  # the earliest created record of seed 1
-        assert len(lb.duplicates) == 1 and lb.duplicates[0].seed == 1
-    assert "Duplicate" in render_markdown(lb)
+        assert row.n == 2 and row.drop.values == (1.0, 3.0)  # neither record of seed 1 is preferred
+        assert len(lb.duplicates) == 1 and lb.duplicates[0].seed == 1 and len(lb.duplicates[0].files) == 2
+    assert "Duplicate" in render_markdown(lb) and "all are refused" in render_markdown(lb)
 
 
 def test_same_folder_twice_is_not_a_duplicate(tmp_path):

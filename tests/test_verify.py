@@ -72,7 +72,7 @@ def test_leaderboard_names_files_that_claim_one_replicate_with_different_stages(
     record["fingerprints"]["wk"] = "0" * 64
     forged.write_text(json.dumps(record))
     lb = from_folders([results], min_seeds=1)
-    assert len(lb.problems) == 2 and all("disagree on the W_k or mask fingerprint" in p.message for p in lb.problems)
+    assert len(lb.problems) == 2 and all("disagree on fingerprints.wk" in p.message for p in lb.problems)
     assert not lb.boards
 
 

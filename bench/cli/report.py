@@ -34,7 +34,9 @@ def _common(command):
                      help="Rows with fewer seeds are listed as not ranked."),
         click.option("--any-config", is_flag=True,
                      help="Also rank results whose configuration differs from their preset's."),
-        click.option("--strict", is_flag=True, help="Refuse to run if any result file is invalid."),
+        click.option("--strict", is_flag=True,
+                     help="Refuse to run if any result file is invalid, refused by the checks across files or a "
+                          "duplicate (one line each); also recomputes every W_0 from its seed."),
     ]
     for option in reversed(options):
         command = option(command)

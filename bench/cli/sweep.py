@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -34,6 +35,11 @@ def _units_table(units: list[Unit], title: str) -> Table:
                       "cached" if u.cached else str(u.trainings),
                       "-" if u.cached else f"{u.iterations:,}", "-" if u.cached else fmt_hours(u.estimate_s))
     return table
+
+
+def _finite_or_none(value):
+    """None in place of NaN or an infinity (an estimate that overflowed): never "nan h", never invalid JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _live_view(report) -> Group:
@@ -95,15 +101,16 @@ def sweep_command(file, executor, jobs, dry_run, as_json, cache_dir, partition, 
     if dry_run:
         if as_json:
             click.echo(json.dumps({"sweep": str(file), "dry_run": True, "cache": str(root), "counts": totals,
-                                   "units": [{k: getattr(u, k) for k in ("id", "kind", "depends", "seeds", "level",
-                                                                         "requests", "trainings", "iterations",
-                                                                         "estimate_s", "cached")}
-                                             for u in units]}, indent=2))
+                                   "units": [{k: _finite_or_none(getattr(u, k)) for k in
+                                              ("id", "kind", "depends", "seeds", "level", "requests", "trainings",
+                                               "iterations", "estimate_s", "cached")}
+                                             for u in units]}, indent=2, allow_nan=False))
             return
         out.print(_units_table(units, f"Sweep {file}: units (dry run, nothing runs)"))
+        hours = totals["estimated_hours"]
         out.print(f"{totals['units']} units ({totals['cached_units']} cached), {totals['units_to_run']} to run: "
                   f"{totals['trainings']} trainings, {totals['replicate_iterations']:,} replicate-iterations, "
-                  f"estimated {fmt_hours(totals['estimated_hours'] * 3600)} "
+                  f"estimated {fmt_hours(None if hours is None else hours * 3600)} "
                   f"(per-iteration figures: docs/cluster.md).")
         return
 

@@ -22,13 +22,16 @@ from bench.cli.output import echo_json, err, out, ui
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
 @click.option("--tolerance", type=Finite(), default=0.0, show_default=True,
               help="Accuracy difference (points) still counted as reproduced; see docs/reproducibility.md.")
+@click.option("--record", "record", is_flag=True,
+              help="Write a verification record per file into verified/ of the folder it was read from; the "
+                   "leaderboard marks rows whose files were re-proved exactly (docs/leaderboard.md).")
 @run_options(workers=False)  # each recorded group re-runs as one fused group, one after another
 @json_option()
-def verify(files, results, sample, seed, tolerance, options, as_json):
+def verify(files, results, sample, seed, tolerance, record, options, as_json):
     """Re-run stored results from scratch in a temporary cache; exit 1 unless every one is reproduced.
 
     \b
-    Example: bench verify --results leaderboard/results --sample 3
+    Example: bench verify --results leaderboard/results --sample 3 --record
     """
     from bench.experiments.verify import choose, load, verify as run_verify
 
@@ -39,6 +42,14 @@ def verify(files, results, sample, seed, tolerance, options, as_json):
     with ui(as_json) as progress:
         verdicts = run_verify(chosen, replace(options, progress=progress), tolerance)
     failed = [v for v in verdicts if v.status == "mismatch"]
+    if record:
+        from bench.provenance import record_class
+        from bench.report.verified import write
+
+        written = [write(res.path, res.source, v.as_dict(), v.hardware, record_class(res.data), tolerance)
+                   for res, v in zip(chosen, verdicts)]
+        err.print(f"Recorded {len(written)} verification(s) in {', '.join(sorted({str(w.parent) for w in written}))}.",
+                  markup=False, highlight=False)
     if as_json:
         echo_json({"tolerance": tolerance, "verified": len(verdicts), "mismatches": len(failed),
                    "files": [v.as_dict() for v in verdicts]})

@@ -38,6 +38,7 @@ class Verdict:
     first_stage: str | None = None  # the first stage whose fingerprint differs
     largest: float = 0.0  # the largest accuracy difference, in points
     note: str | None = None  # why a difference is expected (another kernel class), if it is
+    hardware: str = ""  # the kernel class of the re-run
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.source, "status": self.status, "first_differing_stage": self.first_stage,
@@ -90,7 +91,13 @@ def verify(results: Sequence[Result], options: RunOptions, tolerance: float = 0.
     trunk share its re-run) and compare. ``options.cache`` is replaced by the temporary cache."""
     from bench.experiments.perturb import run_perturbations
     from bench.experiments.pretrain import run_pretraining
+    from bench.submission import check
 
+    for res in results:  # every file first: a forged configuration or seed group is refused before anything trains
+        try:
+            check(res.data, from_dict(res.data["config"]))
+        except BenchError as exc:
+            raise BenchError(f"{res.path}: {exc}") from None
     groups: dict[tuple, list[Result]] = {}
     for res in results:
         d = res.data
@@ -122,5 +129,5 @@ def verify(results: Sequence[Result], options: RunOptions, tolerance: float = 0.
                 note = None if status == "exact" or same_class(there, here) else (
                     f"recorded on {there}, re-run on {here}: bit-exact only within one kernel class "
                     "(docs/reproducibility.md)")
-                verdicts[str(res.path)] = Verdict(str(res.path), status, diffs, stage, largest, note)
+                verdicts[str(res.path)] = Verdict(str(res.path), status, diffs, stage, largest, note, here)
     return [verdicts[str(r.path)] for r in results]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from bench.errors import BenchError
 from bench.report.markdown import render_markdown
 from bench.report.model import COMMITTED_MIN_SEEDS, from_folders
 from bench.report.render import render
@@ -50,7 +51,12 @@ def write_committed(folder: Path) -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     folder = Path(args[0]) if args else Path("leaderboard")
-    for path in write_committed(folder):
+    try:
+        written = write_committed(folder)  # strict: any invalid, refused or duplicate file stops it, writing nothing
+    except BenchError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
         print(f"wrote {path}")
     top = folder.resolve().parent / "README.md"  # the project README shows the same table
     if top.exists() and README_START in top.read_text(encoding="utf-8"):

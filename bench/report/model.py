@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from bench.errors import BenchError
 from bench.plugins import BUILTIN_DIST, CONTROLS, is_control
 from bench.provenance import PROTOCOL_VERSION, record_class
+from bench.report import integrity, verified as verification
 from bench.report.verdicts import BoardVerdicts, RowVerdict, board_verdicts
 from bench.results import Problem, Result, load_results
 from bench.stats import Summary, summarize
@@ -58,6 +60,7 @@ class Row:
     verdict: RowVerdict | None = None  # what the paired comparisons of its board establish about it
     reason: str | None = None  # why the row is not ranked
     no_op: bool = False  # a record says W' was W_k on every tensor: it measures nothing, so it is not ranked
+    verified: int = 0  # how many of its files a recorded `bench verify` re-proved exactly (bench.report.verified)
 
     @property
     def n(self) -> int:
@@ -94,6 +97,7 @@ class Row:
             "mean_ticket": self.ticket.mean, "mean_perturbed": self.perturbed.mean,
             "mean_effective_std": self.effective_std, "reason": self.reason, "files": list(self.sources),
             "description": self.description, "pruning": self.pruning, "effective_density": self.effective_density,
+            "verified": self.verified,
             **(self.verdict.as_dict() if self.verdict else {}),
         }
 
@@ -144,12 +148,12 @@ class Board:
 class Duplicate:
     label: str
     seed: int
-    kept: str
-    dropped: tuple[str, ...]
+    files: tuple[str, ...]  # every file that claims this seed of this row: all refused
+    paths: tuple[str, ...] = ()  # the same files as found on disk (for messages to the user)
 
     def __str__(self) -> str:
-        return (f"seed {self.seed} of {self.label} appears in {len(self.dropped) + 1} files; kept {self.kept}, "
-                f"ignored {', '.join(self.dropped)}")
+        return (f"seed {self.seed} of {self.label} appears in {len(self.files)} different files "
+                f"({', '.join(self.files)}); all are refused, none preferred: keep one of them")
 
 
 @dataclass
@@ -181,7 +185,7 @@ class Leaderboard:
             "files": self.files,
             "boards": [b.as_dict() for b in self.boards],
             "ineligible": [r.as_dict() for r in self.ineligible],
-            "duplicates": [{"perturbation": d.label, "seed": d.seed, "kept": d.kept, "ignored": list(d.dropped)}
+            "duplicates": [{"perturbation": d.label, "seed": d.seed, "files": list(d.files)}
                            for d in self.duplicates],
             "problems": [{"file": p.source, "problem": p.message} for p in self.problems],
         }
@@ -273,24 +277,6 @@ def label(name: str, params: dict[str, Any], pseed: int) -> str:
     return text + (f" p-seed {pseed}" if pseed else "")
 
 
-def _dedupe(group: list[Result], duplicates: list[Duplicate]) -> list[Result]:
-    """One record per seed. Several files for one seed keep the earliest created (the original run; ties
-    broken by file and content), so the choice does not depend on the order the files were found in."""
-    by_seed: dict[int, list[Result]] = {}
-    for res in group:
-        by_seed.setdefault(res.data["seed"], []).append(res)
-    kept = []
-    for seed in sorted(by_seed):
-        candidates = sorted(by_seed[seed], key=lambda r: (r.data["created"], r.source,
-                                                           json.dumps(r.data, sort_keys=True)))
-        kept.append(candidates[0])
-        if len(candidates) > 1:
-            pert = candidates[0].data["perturbation"]
-            duplicates.append(Duplicate(label(pert["name"], pert["params"], pert["seed"]), seed,
-                                        candidates[0].source, tuple(c.source for c in candidates[1:])))
-    return kept
-
-
 def _judge(board: Board) -> None:
     """Paired verdicts for every row (the reference is compared with only on the mask-fixed board)."""
     ref = next((i for i, r in enumerate(board.rows) if r.reference), None)
@@ -309,39 +295,26 @@ def protocol(record: dict[str, Any]) -> int:
     return record.get("protocol_version", 0)
 
 
-def _unpaired(results: Sequence[Result]) -> dict[str, Problem]:
-    """Files that claim the same replicate (config, level, seed) as another file but not the same W_k or mask:
-    their drops would not be paired, so every file of such a replicate is named and left out."""
-    claims: dict[tuple, list[Result]] = {}
-    for res in results:
-        fp = res.data.get("fingerprints")
-        if fp:  # older records carry none: nothing to check
-            # another kernel class computes other W_k legitimately (it is ranked on its own board)
-            key = (res.data["config_hash"], res.data["level"], res.data["seed"], hardware_class(res.data))
-            claims.setdefault(key, []).append(res)
-    out: dict[str, Problem] = {}
-    for (config, level, seed, _), members in claims.items():
-        if len({(m.data["fingerprints"]["wk"], m.data["fingerprints"]["mask"]) for m in members}) > 1:
-            names = ", ".join(sorted(m.source for m in members))
-            for m in members:
-                out[m.source] = Problem(m.path, m.source, f"config {config}, level {level}, seed {seed}: the files "
-                                        f"{names} disagree on the W_k or mask fingerprint, so their drops are not "
-                                        f"paired; rerun them in one cache")
-    return out
-
-
 def build(results: Iterable[Result], *, preset: str | None = None, sparsity: float | None = None,
           min_seeds: int = DEFAULT_MIN_SEEDS, any_config: bool = False,
-          problems: Sequence[Problem] = (), files: int | None = None) -> Leaderboard:
+          problems: Sequence[Problem] = (), files: int | None = None, recompute_w0: bool = False,
+          verified: frozenset[str] = frozenset()) -> Leaderboard:
     """Group, summarise, filter and rank. ``any_config`` also ranks rows whose configuration is not their
-    preset's (otherwise they are listed as ineligible)."""
+    preset's (otherwise they are listed as ineligible). Records that the checks across records refuse
+    (bench.report.integrity; ``recompute_w0`` adds the W_0 recomputation) are named and left out. ``verified``:
+    the sha256 digests of the result files a recorded ``bench verify`` re-proved (their rows say so)."""
     results = list(results)
     problems = list(problems)
-    unpaired = _unpaired(results)
-    problems += unpaired.values()
-    chosen = [r for r in results
-              if r.source not in unpaired
-              and (preset is None or r.data["preset"] == preset)
+    files = len(results) + len(problems) if files is None else files
+    checked = integrity.check(results, recompute_w0=recompute_w0)
+    problems += checked.problems
+    duplicates = []
+    for members in checked.duplicates:
+        d, pert = members[0].data, members[0].data["perturbation"]
+        duplicates.append(Duplicate(label(pert["name"], pert["params"], pert["seed"]), d["seed"],
+                                    tuple(m.source for m in members), tuple(str(m.path) for m in members)))
+    chosen = [r for r in checked.kept
+              if (preset is None or r.data["preset"] == preset)
               and (sparsity is None or matches_sparsity(100 * r.data["density"], sparsity))]
     groups: dict[tuple, list[Result]] = {}
     for res in chosen:
@@ -349,8 +322,13 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         key = (d["preset"], d["config_hash"], d["level"], p["name"], _params_key(p["params"]), p["seed"],
                protocol(d), hardware_class(d))  # another protocol's or class's results: another row
         groups.setdefault(key, []).append(res)
-    duplicates: list[Duplicate] = []
-    rows = [_row(_dedupe(groups[key], duplicates)) for key in sorted(groups)]
+    rows = []
+    for key in sorted(groups):
+        members = sorted(groups[key], key=lambda r: r.data["seed"])  # one record per seed: duplicates are refused
+        row = _row(members)
+        if verified:
+            row.verified = sum(verification.sha256_of(m.path) in verified for m in members)
+        rows.append(row)
 
     hashes = _preset_hashes()
     # a result pruned by another strategy is the preset's experiment too, on boards of its own (its hash)
@@ -388,11 +366,21 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         _judge(board)
         boards.append(board)
     ineligible.sort(key=lambda r: (r.preset, r.level, r.config_hash, r.sort_key()))
-    return Leaderboard(boards, ineligible, duplicates, list(problems),
-                       len(results) + len(problems) if files is None else files, min_seeds, preset, sparsity, chosen)
+    return Leaderboard(boards, ineligible, duplicates, list(problems), files, min_seeds, preset, sparsity, chosen)
 
 
 def from_folders(folders: Sequence[str | Path], *, strict: bool = False, missing_ok: bool = False,
                  **options: Any) -> Leaderboard:
-    loaded = load_results(folders, strict=strict, missing_ok=missing_ok)
-    return build(loaded.results, problems=loaded.problems, files=loaded.files, **options)
+    """The leaderboard of every result file under ``folders``. ``strict`` (``--strict``, ``python -m
+    bench.report``) also recomputes every W_0, and refuses to give a leaderboard at all if any file is
+    invalid, refused or a duplicate: one BenchError with one line per file."""
+    loaded = load_results(folders, missing_ok=missing_ok)
+    marks, unreadable = verification.read(loaded.folders)
+    lb = build(loaded.results, problems=[*loaded.problems, *unreadable], files=loaded.files, recompute_w0=strict,
+               verified=marks, **options)
+    if strict:
+        lines = [str(p) for p in lb.problems] + [f"{path}: {d}" for d in lb.duplicates for path in d.paths]
+        if lines:
+            raise BenchError(f"{len(lines)} invalid result file(s), refused because of --strict (one per line):\n"
+                             + "\n".join(lines))
+    return lb

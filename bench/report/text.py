@@ -51,6 +51,8 @@ def notes(row: Row) -> str:
         parts.append("control")
     if row.pretraining:
         parts.append("pre-training entry")
+    if row.verified:  # shown only where a recorded `bench verify` re-proved files (bench.report.verified)
+        parts.append(f"verified {row.verified}/{row.n}")
     return "; ".join(parts)
 
 

@@ -8,6 +8,9 @@ level fails when the file is read.
 from __future__ import annotations
 
 import itertools
+import math
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +28,8 @@ RUN_KEYS = ("device", "threads", "group_size", "data_dir")
 SLURM_KEYS = ("partition", "time_min", "gpus_per_node", "mem_gb", "cpus_per_task", "array_parallelism",
               "constraint", "additional")
 OVERRIDE_SECTIONS = ("data", "model", "train", "prune", "rewind")
+MAX_BYTES = 1 << 20  # a sweep file is a few hundred bytes; anything far larger is not one and is not read whole
+MAX_SECONDS_PER_ITERATION = 3600.0  # [estimate]: an hour per replicate-iteration is beyond any preset here
 
 
 @dataclass
@@ -62,13 +67,44 @@ def _int_list(path: Path, key: str, value: Any, minimum: int = 0) -> list[int]:
     return values
 
 
+def _finite(path: Path, key: str, value: Any) -> None:
+    """Refuse NaN and infinities anywhere in ``value`` (TOML has both): a NaN learning rate trains NaN
+    weights that are then cached as done."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(path, f"{key}.{k}", v)
+    elif isinstance(value, list):
+        for v in value:
+            _finite(path, key, v)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _fail(path, key, f"expected a finite number, got {value}.")
+
+
+def _read(path: Path) -> str:
+    """The file's text, read with a size cap: a symlink to /dev/zero or a huge file is refused, not read whole."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise BenchError(f"Sweep file {path} is not a regular file: give the path of a .toml file.")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise BenchError(f"Sweep file {path} does not exist.") from None
+    except OSError as exc:
+        raise BenchError(f"Sweep file {path} cannot be read: {exc.strerror or exc}.") from None
+    if len(raw) > MAX_BYTES:
+        raise BenchError(f"Sweep file {path} is over {MAX_BYTES:,} bytes; a sweep file is a short TOML grid.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"Sweep file {path} is not UTF-8 text (byte {exc.start}).") from None
+
+
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a sweep file; every problem is one line naming the key."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"Sweep file {path} does not exist.") from None
+        raw = tomllib.loads(_read(path))
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"Sweep file {path} is not valid TOML: {exc}.") from None
     for key in raw:
@@ -127,6 +163,7 @@ def load_sweep(path: str | Path) -> Sweep:
             raise _fail(path, f"perturbations.{name}", str(unknown("perturbation", name, list(known))))
         if not isinstance(params, dict):
             raise _fail(path, f"perturbations.{name}", "expected a table of parameters ({} for none).")
+        _finite(path, f"perturbations.{name}", params)
         # a list is a grid axis; parameters are passed as strings, exactly as `bench run --param` passes them,
         # so a sweep's results land in the same result files as the equivalent `bench run`
         axes = {k: (v if isinstance(v, list) else [v]) for k, v in params.items()}
@@ -151,6 +188,7 @@ def load_sweep(path: str | Path) -> Sweep:
     for key in overrides:
         if key not in OVERRIDE_SECTIONS:
             raise _fail(path, f"overrides.{key}", str(unknown("section", key, list(OVERRIDE_SECTIONS))))
+    _finite(path, "overrides", overrides)
 
     sweep = Sweep(path, presets, seeds, levels, sparsities, grid, pseed, overrides)
     run = raw.get("run", {})
@@ -174,8 +212,10 @@ def load_sweep(path: str | Path) -> Sweep:
     estimate = raw.get("estimate", {})
     if estimate:
         value = estimate.get("seconds_per_iteration")
-        if set(estimate) != {"seconds_per_iteration"} or not isinstance(value, (int, float)) or value <= 0:
-            raise _fail(path, "estimate", "expected only seconds_per_iteration = a positive number.")
+        if (set(estimate) != {"seconds_per_iteration"} or isinstance(value, bool) or not isinstance(value, (int, float))
+                or not 0 < value <= MAX_SECONDS_PER_ITERATION):  # NaN fails the comparison too
+            raise _fail(path, "estimate", f"expected only seconds_per_iteration = a number in (0, "
+                                          f"{MAX_SECONDS_PER_ITERATION:g}], got {value!r}.")
         sweep.seconds_per_iteration = float(value)
     # resolve every preset's experiment and levels now, so a bad override or level fails before anything runs
     for name in presets:

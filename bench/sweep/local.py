@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
+import time
 from typing import Any, Callable
 
 from bench.errors import BenchError
@@ -10,15 +13,43 @@ from bench.sweep.plan import Report, Unit
 from bench.sweep.worker import read_status, run_unit
 
 
+PARENT_POLL_S = 0.2  # how often a worker checks that its driver is alive
+
+
+def _exit_with(parent: int) -> None:
+    """A pool worker's initializer: end this worker when the driver that spawned it dies.
+
+    A worker blocked on the pool's queue never sees the driver die (it holds both ends of the queue's pipe),
+    and one in the middle of a unit would finish it for nobody, so a SIGKILLed driver left workers behind.
+    Polling the parent pid works on every POSIX system (unlike prctl's PDEATHSIG, which also fires when the
+    thread that spawned the worker ends); a unit killed here resumes from its stage checkpoints on the rerun.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="bench-driver-watch", daemon=True).start()
+
+
+def pool(jobs: int):
+    """The worker pool: spawned processes (a forked copy of a parent that already ran torch threads can
+    deadlock), each ending itself when the driver dies."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with, initargs=(os.getpid(),))
+
+
 def run_local(units: list[Unit], report: Report, jobs: int, on_change: Callable[[], None] = lambda: None) -> None:
     """Up to ``jobs`` units at once in spawned worker processes, a branches unit only after its tickets unit."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     todo = [u for u in units if not u.cached]
     by_id = {u.id: u for u in units}
-    # spawn, not fork: a forked copy of a parent that already ran torch threads can deadlock
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with pool(jobs) as workers:
         running: dict[Any, Unit] = {}
         while todo or running:
             for u in list(todo):
@@ -29,7 +60,7 @@ def run_local(units: list[Unit], report: Report, jobs: int, on_change: Callable[
                     report.fail(u, f"not run: its tickets unit {dep.id} failed", None, None)
                 elif dep_state in ("done", "cached") and len(running) < max(1, jobs):
                     todo.remove(u)
-                    running[pool.submit(run_unit, u)] = u
+                    running[workers.submit(run_unit, u)] = u
                     report.state[u.id] = "running"
             on_change()
             if not running:

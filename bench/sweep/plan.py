@@ -7,6 +7,7 @@ rows, the per-seed results).
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -132,15 +133,18 @@ def plan(sweep: Sweep, cache: Path) -> list[Unit]:
 
 def counts(units: list[Unit]) -> dict[str, Any]:
     todo = [u for u in units if not u.cached]
+    hours = sum(u.estimate_s for u in todo) / 3600
     return {"units": len(units), "cached_units": len(units) - len(todo), "units_to_run": len(todo),
             "tickets_units": sum(u.kind == "tickets" for u in todo),
             "branches_units": sum(u.kind == "branches" for u in todo),
             "trainings": sum(u.trainings for u in todo),
             "replicate_iterations": sum(u.iterations for u in todo),
-            "estimated_hours": round(sum(u.estimate_s for u in todo) / 3600, 3)}
+            "estimated_hours": round(hours, 3) if math.isfinite(hours) else None}  # None: not estimable
 
 
-def fmt_hours(seconds: float) -> str:
+def fmt_hours(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
