@@ -16,8 +16,9 @@ from typing import Any, Iterable, Sequence
 
 from bench.plugins import BUILTIN_DIST, CONTROLS, is_control
 from bench.provenance import PROTOCOL_VERSION, record_class
+from bench.report.instability import instability_summary, match_instability
 from bench.report.verdicts import BoardVerdicts, RowVerdict, board_verdicts
-from bench.results import Problem, Result, load_results
+from bench.results import Problem, Result, is_instability, load_results
 from bench.stats import Summary, summarize
 
 REFERENCE = "imp-rewind-0"  # the paper's k = 0 reference: IMP rewound to iteration 0 with its own pruning chain
@@ -56,6 +57,10 @@ class Row:
     verdict: RowVerdict | None = None  # what the paired comparisons of its board establish about it
     reason: str | None = None  # why the row is not ranked
     no_op: bool = False  # a record says W' was W_k on every tensor: it measures nothing, so it is not ranked
+    # bench instability's test-error barrier of this perturbation per seed, where instability records match
+    instability: dict[int, float] = field(default_factory=dict)
+    instability_setting: str = ""  # their BatchNorm mode and points, e.g. "recompute, 30 points"
+    instability_k: int | None = None  # the step their copies started from
 
     @property
     def n(self) -> int:
@@ -93,7 +98,14 @@ class Row:
             "mean_effective_std": self.effective_std, "reason": self.reason, "files": list(self.sources),
             "description": self.description,
             **(self.verdict.as_dict() if self.verdict else {}),
+            **({"instability": {"per_seed": [{"seed": k, "barrier": v} for k, v in sorted(self.instability.items())],
+                                "mean_barrier": self.mean_instability, "setting": self.instability_setting}}
+               if self.instability else {}),
         }
+
+    @property
+    def mean_instability(self) -> float | None:
+        return _mean(list(self.instability.values())) if self.instability else None
 
 
 @dataclass
@@ -162,6 +174,7 @@ class Leaderboard:
     sparsity: float | None = None
     # every record that passed the preset and sparsity filters, one per file (the per-seed CSV export)
     results: list[Result] = field(default_factory=list, repr=False)
+    instability: list[Result] = field(default_factory=list, repr=False)  # bench instability records, filtered alike
 
     @property
     def rows(self) -> list[Row]:
@@ -182,6 +195,7 @@ class Leaderboard:
             "duplicates": [{"perturbation": d.label, "seed": d.seed, "kept": d.kept, "ignored": list(d.dropped)}
                            for d in self.duplicates],
             "problems": [{"file": p.source, "problem": p.message} for p in self.problems],
+            **({"instability": [instability_summary(r) for r in self.instability]} if self.instability else {}),
         }
 
 
@@ -311,6 +325,10 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
     """Group, summarise, filter and rank. ``any_config`` also ranks rows whose configuration is not their
     preset's (otherwise they are listed as ineligible)."""
     results = list(results)
+    instability = [r for r in results if is_instability(r.data)
+                   and (preset is None or r.data["preset"] == preset)
+                   and (sparsity is None or matches_sparsity(100 * r.data["density"], sparsity))]
+    results = [r for r in results if not is_instability(r.data)]
     problems = list(problems)
     unpaired = _unpaired(results)
     problems += unpaired.values()
@@ -326,6 +344,7 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         groups.setdefault(key, []).append(res)
     duplicates: list[Duplicate] = []
     rows = [_row(_dedupe(groups[key], duplicates)) for key in sorted(groups)]
+    match_instability(rows, instability)
 
     hashes = _preset_hashes()
     ranked: dict[tuple, list[Row]] = {}
@@ -361,7 +380,9 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         boards.append(board)
     ineligible.sort(key=lambda r: (r.preset, r.level, r.config_hash, r.sort_key()))
     return Leaderboard(boards, ineligible, duplicates, list(problems),
-                       len(results) + len(problems) if files is None else files, min_seeds, preset, sparsity, chosen)
+                       len(results) + len(problems) if files is None else files, min_seeds, preset, sparsity, chosen,
+                       instability)
+
 
 
 def from_folders(folders: Sequence[str | Path], *, strict: bool = False, missing_ok: bool = False,

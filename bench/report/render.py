@@ -32,28 +32,43 @@ def render_json(lb: Leaderboard) -> str:
 
 CSV_COLUMNS = ("preset", "config_hash", "perturbation", "params", "perturbation_seed", "seed", "level", "density",
                "dense", "ticket", "perturbed", "drop", "effective_std", "fingerprint_w0", "fingerprint_wk",
-               "fingerprint_mask", "fingerprint_ticket", "file", "rank", "rank_low", "rank_high", "rank_ub", "group")
+               "fingerprint_mask", "fingerprint_ticket", "file", "rank", "rank_low", "rank_high", "rank_ub", "group",
+               "kind", "k", "bn", "barrier")
 
 
 def render_csv(lb: Leaderboard) -> str:
     """One row per result file (not per leaderboard row): the per-seed numbers, for pandas or a spreadsheet.
     Params are one JSON object per cell; fingerprints are empty for records written before they existed. The
-    last columns are the file's leaderboard row's rank, bootstrap rank interval, Rank (UB) and group (empty
-    where the row is not ranked)."""
+    columns after those are the file's leaderboard row's rank, bootstrap rank interval, Rank (UB) and group (empty
+    where the row is not ranked); the last are its kind, and bench instability's start step, BatchNorm mode and
+    test-error barrier: an instability record is a row of its own (kind 'instability', its subject as the
+    perturbation, no accuracies), and a perturbation's file carries its seed's matched barrier."""
     verdicts = {src: (r.rank, r.verdict) for r in lb.rows if r.verdict is not None for src in r.sources}
+    matched = {src: r for r in [*lb.rows, *lb.ineligible] if r.instability for src in r.sources}
 
     def line(res) -> list:
         d, pert, acc = res.data, res.data["perturbation"], res.data["accuracy"]
         fp = d.get("fingerprints") or {}
         rank, v = verdicts.get(res.source, (None, None))
         ranked = [rank, v.rank_low, v.rank_high, v.rank_ub, v.group] if v else [""] * 5
+        row = matched.get(res.source)
+        barrier = [row.instability_k, row.instability_setting.split(",")[0], row.instability[d["seed"]]] \
+            if row is not None and d["seed"] in row.instability else [""] * 3
         return [d["preset"], d["config_hash"], pert["name"], json.dumps(pert["params"], sort_keys=True),
                 pert["seed"], d["seed"], d["level"], d["density"], acc.get("dense", ""), acc["ticket"],
                 acc["perturbed"], d["drop"], d["effective_std"],
-                *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked]
+                *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked,
+                d.get("kind", "perturbation"), *barrier]
+
+    def instability_line(res) -> list:
+        d, s, fp = res.data, res.data["subject"], res.data["fingerprints"]
+        return [d["preset"], d["config_hash"], s["name"], json.dumps(s["params"], sort_keys=True), s["seed"],
+                d["seed"], d["level"], d["density"], "", "", "", "", "", "", "", fp["mask"] or "", "",
+                res.source, "", "", "", "", "", "instability", d["k"], d["bn"], d["barrier"]["test"]]
 
     # preset, config, level, name, params, p-seed, seed, file: the same order whatever order files were found in
-    rows = sorted(([_cell(c) for c in line(r)] for r in lb.results),
+    lines = [line(r) for r in lb.results] + [instability_line(r) for r in lb.instability]
+    rows = sorted(([_cell(c) for c in row] for row in lines),
                   key=lambda r: (r[0], r[1], r[6], r[2], r[3], r[4], r[5], r[17]))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")  # the csv module quotes commas, quotes and newlines

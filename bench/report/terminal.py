@@ -10,7 +10,7 @@ from bench.report.text import (INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title,
                                summary_line, verdict_lines, versus_reference, zero_mark)
 
 
-TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "ranks", "UB", "grp", "vs ref", "per seed",
+TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "instab.", "ranks", "UB", "grp", "vs ref", "per seed",
                     "eff. std", "plugin", "notes")
 _MIN_WIDTH = {"reason": 10, "notes": 7, "95% CI": 8}
 
@@ -18,7 +18,8 @@ _MIN_WIDTH = {"reason": 10, "notes": 7, "95% CI": 8}
 def _terminal_cells(row: Row, narrow: bool = False) -> list[str]:
     # narrower than the files' tables: level, sparsity and k are in the title, parameters join the name
     return [str(row.rank), clean(label(row.name, row.params, row.perturbation_seed)), str(row.n),
-            num(row.drop.mean), interval(row.drop), rank_interval(row), rank_ub(row), group(row),
+            num(row.drop.mean), interval(row.drop), num(row.mean_instability) if row.instability else "",
+            rank_interval(row), rank_ub(row), group(row),
             versus_reference(row), per_seed(row), num(row.effective_std, 4), clean(f"{row.plugin} {row.version}"),
             _notes(row, narrow)]
 
@@ -48,7 +49,7 @@ def rich_tables(lb: Leaderboard, width: int | None = None) -> list:
         # a name is never split: its column is at least as wide as the longest name (other text wraps at spaces)
         longest = max((len(r.name) for r in rows), default=0)
         for col in names:
-            numeric = col in NUMERIC_COLUMNS or col in ("eff. std", "drop", "UB")
+            numeric = col in NUMERIC_COLUMNS or col in ("eff. std", "drop", "UB", "instab.")
             min_w = min(max(longest, 10), 40) if col == "perturbation" else _MIN_WIDTH.get(col)
             table.add_column(col, justify="right" if numeric else "left", overflow="fold",
                              no_wrap=col in ("#", "n", "drop", "level", "95% CI", "ranks", "vs ref"), min_width=min_w)
@@ -60,7 +61,8 @@ def rich_tables(lb: Leaderboard, width: int | None = None) -> list:
         narrow = width is not None and width < NARROW
         names = [c for c in TERMINAL_COLUMNS
                  if not (same_n and c == "n") and not (narrow and c in _NARROW_DROPS)
-                 and not (board.pretraining and c == "vs ref")]
+                 and not (board.pretraining and c == "vs ref")
+                 and not (c == "instab." and not any(r.instability for r in board.rows))]  # bench instability's
         # the paper's reference (or how to add it) on its own line under the title
         title = board_title(board) + (f", n = {board.rows[0].n} seeds" if same_n else "") + "\n" + \
             reference_line(lb, board)
