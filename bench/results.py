@@ -117,7 +117,8 @@ def validate(record: Any) -> list[str]:
     kind, versions = (INSTABILITY, INSTABILITY_VERSIONS) if is_instability(record) else ("result", SCHEMA_VERSIONS)
     if isinstance(version, bool) or version not in versions:
         known = ", ".join(map(str, versions))
-        return [f"schema_version {_short(json.dumps(version))} is not one this bench reads for {kind} records ({known})"]
+        return [f"schema_version {_short(json.dumps(version))} is not one this bench reads for {kind} records "
+                f"({known})"]
     errors = sorted(_validator(version, kind).iter_errors(record), key=lambda e: (list(e.absolute_path), e.message))
     if errors:
         return [_short(f"{'.'.join(map(str, e.absolute_path)) or '<record>'}: {e.message}") for e in errors[:3]]

@@ -49,7 +49,8 @@ def test_batchnorm_modes_differ_as_designed():
     # endpoint: the nearer end's statistics, but the weights still interpolated
     assert torch.equal(interpolate(a, b, 0.25, "endpoint")[mean], a[mean])
     assert torch.equal(interpolate(a, b, 0.75, "endpoint")[mean], b[mean])
-    assert torch.equal(interpolate(a, b, 0.25, "endpoint")["0.weight"], interpolate(a, b, 0.25, "interpolate")["0.weight"])
+    weight = "0.weight"
+    assert torch.equal(interpolate(a, b, 0.25, "endpoint")[weight], interpolate(a, b, 0.25, "interpolate")[weight])
     # recompute: the statistics the interpolated network itself produces on the batches, not an average
     model = _tiny(2)
     model.load_state_dict(mid)
