@@ -13,7 +13,7 @@ from torch import nn
 
 from bench import paths
 from bench.cli import cli
-from bench.connectivity import alphas, barrier, interpolate, path_errors, recompute_stats
+from bench.interpolation import alphas, barrier, interpolate, path_errors, recompute_stats
 from bench.experiments.setup import RunOptions
 from bench.presets import get_preset
 from bench.results import load_results, validate

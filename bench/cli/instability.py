@@ -10,7 +10,7 @@ from rich.table import Table
 
 from bench.cli.options import json_option, level_options, parse_params, preset_option, run_options, seeds_option
 from bench.cli.output import echo_json, err, fmt, out, ui
-from bench.connectivity import BN_MODES, DEFAULT_BN, DEFAULT_POINTS
+from bench.interpolation import BN_MODES, DEFAULT_BN, DEFAULT_POINTS
 from bench.errors import BenchError
 from bench.presets import get_preset
 

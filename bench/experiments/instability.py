@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 from bench import paths
 from bench.cache import load_json, load_tensors, save_json
 from bench.config import Experiment, full
-from bench.connectivity import BN_MODES, DEFAULT_BN, DEFAULT_POINTS, alphas, barrier, path_errors
+from bench.interpolation import BN_MODES, DEFAULT_BN, DEFAULT_POINTS, alphas, barrier, path_errors
 from bench.data import BatchStream
 from bench.errors import BenchError
 from bench.execute import Env, Job, StageEvent, execute
