@@ -12,9 +12,13 @@ Layout under the cache root (``--cache-dir``, else ``$BENCH_CACHE_DIR``, else th
         seed-<s>/<stage>/rewind/k-<k>/done.json                    (a rewind-curve point)
         seed-<s>/pretrain/<task>-<params digest>-p<seed>/          (a pre-trained variant: its own trunk/, level-L/)
         seed-<s>/trace/N<n>-every<m>/                              (one seed's trace)
+        seed-<s>/instability/level-L/k-<k>/copy-1/  final.pt done.json  (the second copy of a ticket at k; L = 0: dense)
+        seed-<s>/<stage>/branch/<variant>/instability/copy-<c>/   (a branch's second copy; copy-0: its first, when
+                                                                   the branch's own end weights are gone)
         fused/<group digest>/checkpoint.pt                         (a fused group's resume point)
         rewind-curve/level-L.json                                  trace/N<n>-every<m>/
     results/<config hash>/level-L/<perturbation>-<params digest>-p<seed>/seed-<s>.json
+    results/<config hash>/instability/level-L/<subject>/k-<k>-<bn>-n<points>/seed-<s>.json
 
 Changing any formula here orphans stored stages and results.
 """
@@ -92,6 +96,27 @@ def branch_dir(replicate: Path, level: int, name: str, params: dict[str, Any], p
 
 def pretrained_dir(replicate: Path, name: str, params: dict[str, Any], pretrain_seed: int) -> Path:
     return replicate / "pretrain" / variant_key(name, params, pretrain_seed)
+
+
+def instability_copy_dir(replicate: Path, level: int, k: int, copy: int = 1) -> Path:
+    """A copy of the ticket at ``level`` (level 0: the dense network) started at ``k`` and trained with its own
+    data order (bench instability); copy 0 is the ticket itself (``ticket_dir``)."""
+    return replicate / "instability" / f"level-{level}" / f"k-{k}" / f"copy-{copy}"
+
+
+def branch_copy_dir(branch: Path, copy: int) -> Path:
+    """A copy of the branch in ``branch`` for bench instability: copy 1 has its own data order, copy 0 retrains
+    the branch itself (its end weights are not kept by ``bench run``)."""
+    return branch / "instability" / f"copy-{copy}"
+
+
+def instability_result_file(results: Path, record: dict[str, Any]) -> Path:
+    """One file per (config, level, subject, start step k, BatchNorm mode, points, replicate seed)."""
+    subject = record["subject"]
+    name = "network" if subject["kind"] != "perturbation" else variant_key(subject["name"], subject["params"],
+                                                                            subject["seed"])
+    return (results / record["config_hash"] / "instability" / f"level-{record['level']}" / name
+            / f"k-{record['k']}-{record['bn']}-n{record['points']}" / f"seed-{record['seed']}.json")
 
 
 def rewind_point_dir(replicate: Path, level: int, k: int) -> Path:

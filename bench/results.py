@@ -24,6 +24,9 @@ from bench.cache import read_capped
 from bench.errors import BenchError
 
 SCHEMA_VERSIONS = (1, 2)  # 1: before protocol versions and fingerprints; read, never ranked
+INSTABILITY = "instability"  # the kind of a bench instability record: its own schema (schemas/instability-v1.json)
+INSTABILITY_VERSIONS = (1,)
+STABLE_BELOW = 2.0  # points of test-error barrier under which a network counts as stable (Frankle et al. 2020)
 MAX_BYTES = 1 << 20  # a real record is a few KiB; anything far larger is not one and is not parsed
 _MESSAGE_CHARS = 300  # hostile files can carry huge strings; keep reports readable
 VERIFIED_DIR = "verified"  # verification records (bench.report.verified), kept apart from the result files
@@ -58,14 +61,23 @@ class Loaded:
 
 
 @lru_cache(maxsize=None)
-def schema(version: int = 1) -> dict[str, Any]:
-    text = resources.files("bench").joinpath(f"schemas/result-v{version}.json").read_text(encoding="utf-8")
+def schema(version: int = 1, kind: str = "result") -> dict[str, Any]:
+    text = resources.files("bench").joinpath(f"schemas/{kind}-v{version}.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 
 @lru_cache(maxsize=None)
-def _validator(version: int) -> Draft202012Validator:
-    return Draft202012Validator(schema(version))
+def _validator(version: int, kind: str = "result") -> Draft202012Validator:
+    return Draft202012Validator(schema(version, kind))
+
+
+def is_instability(record: dict[str, Any]) -> bool:
+    return record.get("kind") == INSTABILITY
+
+
+def barrier(errors: list[float]) -> float:
+    """The error barrier of a path: its largest error minus the mean of its two endpoint errors (points)."""
+    return max(errors) - (errors[0] + errors[-1]) / 2
 
 
 def _reject_constant(name: str) -> float:
@@ -103,24 +115,45 @@ def validate(record: Any) -> list[str]:
     if not isinstance(record, dict):
         return [f"expected a JSON object, found {type(record).__name__}"]
     version = record.get("schema_version")
-    if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
-        known = ", ".join(map(str, SCHEMA_VERSIONS))
-        return [f"schema_version {_short(json.dumps(version))} is not one this bench reads ({known})"]
-    errors = sorted(_validator(version).iter_errors(record), key=lambda e: (list(e.absolute_path), e.message))
+    kind, versions = (INSTABILITY, INSTABILITY_VERSIONS) if is_instability(record) else ("result", SCHEMA_VERSIONS)
+    if isinstance(version, bool) or version not in versions:
+        known = ", ".join(map(str, versions))
+        return [f"schema_version {_short(json.dumps(version))} is not one this bench reads for {kind} records "
+                f"({known})"]
+    errors = sorted(_validator(version, kind).iter_errors(record), key=lambda e: (list(e.absolute_path), e.message))
     if errors:
         return [_short(f"{'.'.join(map(str, e.absolute_path)) or '<record>'}: {e.message}") for e in errors[:3]]
-    return _consistency(record)
+    return _instability_consistency(record) if kind == INSTABILITY else _consistency(record)
+
+
+def _instability_consistency(record: dict[str, Any]) -> list[str]:
+    problems = [f"error.{split} has {len(record['error'][split])} points, not points = {record['points']}"
+                for split in ("train", "test") if len(record["error"][split]) != record["points"]]
+    if len(record["alphas"]) != record["points"]:
+        problems.append(f"alphas has {len(record['alphas'])} points, not points = {record['points']}")
+    if not problems:
+        for split in ("train", "test"):
+            expected = barrier(record["error"][split])
+            if not math.isclose(record["barrier"][split], expected, abs_tol=1e-6):
+                problems.append(f"barrier.{split} {record['barrier'][split]} is not max(error) - mean(endpoints) "
+                                f"({expected})")
+    return problems + _config_problems(record)
 
 
 def _consistency(record: dict[str, Any]) -> list[str]:
     """Checks the schema cannot express: the record must agree with itself, so a hand-edited number shows."""
-    from bench.config import config_hash, from_dict
-
     problems = []
     acc = record["accuracy"]
     if not math.isclose(record["drop"], acc["ticket"] - acc["perturbed"], abs_tol=1e-6):
         problems.append(f"drop {record['drop']} is not accuracy.ticket - accuracy.perturbed "
                         f"({acc['ticket'] - acc['perturbed']})")
+    return problems + _config_problems(record)
+
+
+def _config_problems(record: dict[str, Any]) -> list[str]:
+    from bench.config import config_hash, from_dict
+
+    problems = []
     try:
         recomputed = config_hash(from_dict(record["config"]))
     except Exception as exc:  # unknown fields or wrong types: the config is not one this bench can rerun

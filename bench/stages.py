@@ -46,6 +46,8 @@ class Replicate:
     A :class:`~bench.execute.Job` may set ``data_seed`` to train with another data order than the seed's.
     """
 
+    keep_branch_weights = False  # a branch's end state is deleted once its accuracy is recorded
+
     def __init__(self, experiment: Experiment, seed: int, env: Env):
         self.exp, self.seed, self.env = experiment, seed, env
         self.hash = config_hash(experiment)
@@ -245,7 +247,8 @@ class Replicate:
         finish = self.finisher(folder, label, fields)
 
         def finish_branch(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:
-            (folder / paths.FINAL).unlink(missing_ok=True)  # branch weights are never reused
+            if not self.keep_branch_weights:  # branch weights are never reused, except by bench instability
+                (folder / paths.FINAL).unlink(missing_ok=True)
             return finish(accuracy, seconds, group, val_accuracy) | {"drop": ticket["accuracy"] - accuracy}
 
         if start_point(pert) == "imp-from-init":  # its own chain, trained by train_chain(rewind=0)

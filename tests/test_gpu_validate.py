@@ -41,3 +41,16 @@ def test_gpu_validate_refuses_missing_cifar_with_a_hint(tmp_path):
     assert proc.returncode == 1
     assert "CIFAR-10 not found" in proc.stderr and "pass --synthetic" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_gpu_validate_instability_needs_real_cifar(tmp_path):
+    """--instability runs bench instability on the paper preset; on random images it says why it did not."""
+    out = tmp_path / "report.json"
+    args = ["--device", "cpu", "--synthetic", "--iterations", "1", "--out", str(out), "--replicas", "1",
+            "--batch-size", "8", "--examples", "64", "--warmup", "0", "--instability", "0,1",
+            "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["instability"]["ran"] is False and "--synthetic" in report["instability"]["reason"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from bench.cli import cache, early, report, run, sweep, verify
+from bench.cli import cache, early, instability, report, run, sweep, verify
 from bench.errors import BenchError
 from bench.plugin_guard import clean
 
@@ -79,6 +79,7 @@ SUMMARIES = {
     "pretrainings": "List the registered pre-training tasks.",
     "rewind-curve": "Ticket accuracy against the rewind iteration k.",
     "trace": "Record and plot the early phase of dense training.",
+    "instability": "Error barrier between two copies trained from step k.",
     "leaderboard": "Rank stored results, with paired tests (table/md/html/csv).",
     "compare": "Paired difference of two entries, with p-values.",
     "plot": "Draw the drops, or accuracy against sparsity, with 95% CIs.",
@@ -87,7 +88,7 @@ SUMMARIES = {
     "cache": "Inspect and clean the cache folder.",
 }
 
-for command in (*run.COMMANDS, *early.COMMANDS, *report.COMMANDS, *sweep.COMMANDS, *verify.COMMANDS,
+for command in (*run.COMMANDS, *early.COMMANDS, *instability.COMMANDS, *report.COMMANDS, *sweep.COMMANDS, *verify.COMMANDS,
                 *cache.COMMANDS):
     command.short_help = SUMMARIES.get(command.name, command.short_help)
     cli.add_command(command)

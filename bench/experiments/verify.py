@@ -24,7 +24,7 @@ from bench.plugins import load_plugins
 from bench.presets import get_preset
 from bench.provenance import record_class, same_class
 from bench.pretraining import PREFIX
-from bench.results import Result, load_results
+from bench.results import Result, is_instability, load_results
 
 STAGES = ("w0", "wk", "mask", "ticket")  # in the order they are computed
 ACCURACIES = ("dense", "ticket", "perturbed")
@@ -98,15 +98,20 @@ def verify(results: Sequence[Result], options: RunOptions, tolerance: float = 0.
             check(res.data, from_dict(res.data["config"]))
         except BenchError as exc:
             raise BenchError(f"{res.path}: {exc}") from None
+    verdicts: dict[str, Verdict] = {}
+    instability = [r for r in results if is_instability(r.data)]
+    if instability:
+        verdicts |= verify_instability(instability, options)
     groups: dict[tuple, list[Result]] = {}
     for res in results:
         d = res.data
+        if is_instability(d):
+            continue
         trained = d.get("trained_with_seeds", {}).get("ticket") or [d["seed"]]
         key = (d["preset"], d["config_hash"], d["level"], d["perturbation"]["name"],
                repr(sorted(d["perturbation"]["params"].items())), d["perturbation"]["seed"], tuple(trained),
                d["perturbation"]["distribution"])
         groups.setdefault(key, []).append(res)
-    verdicts: dict[str, Verdict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
         for (preset_name, _, level, name, _, pseed, group, dist), members in sorted(groups.items()):
             first = members[0].data
@@ -131,3 +136,47 @@ def verify(results: Sequence[Result], options: RunOptions, tolerance: float = 0.
                     "(docs/reproducibility.md)")
                 verdicts[str(res.path)] = Verdict(str(res.path), status, diffs, stage, largest, note, here)
     return [verdicts[str(r.path)] for r in results]
+
+
+def verify_instability(results: Sequence[Result], options: RunOptions) -> dict[str, Verdict]:
+    """Re-run instability records (bench instability) in a fresh cache, each replicate group with the subject,
+    k, level, BatchNorm mode and points recorded; exact means every error on the path, both barriers and every
+    fingerprint came back bit for bit (an instability record has no tolerance: its path is all one number)."""
+    from bench.experiments.instability import run_instability
+
+    groups: dict[tuple, list[Result]] = {}
+    for res in results:
+        d, s = res.data, res.data["subject"]
+        group = tuple(d["copies"][0].get("trained_with_seeds") or [d["seed"]])
+        key = (d["preset"], d["config_hash"], d["level"], s["kind"], s["name"], repr(sorted(s["params"].items())),
+               s["seed"], s.get("distribution", ""), d["k"], d["bn"], d["points"], d.get("bn_batches"), group)
+        groups.setdefault(key, []).append(res)
+    verdicts = {}
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
+        for (preset_name, _, level, kind, name, _, pseed, dist, k, bn, points, batches, group), members in \
+                sorted(groups.items()):
+            first = members[0].data
+            run_opts = replace(options, cache=Path(tmp), group_size=len(group))
+            pert = [(name, dict(first["subject"]["params"]))] \
+                if kind == "perturbation" else []
+            again = run_instability(get_preset(preset_name), run_opts, seeds=list(group), ks_text=str(k),
+                                    level=level, dense=kind == "dense", ticket=kind == "ticket", perturbations=pert,
+                                    perturbation_seed=pseed, points=points, bn=bn, bn_batches=batches,
+                                    plugins=load_plugins(only={dist}) if dist else None,
+                                    experiment=from_dict(first["config"]))
+            by_seed = {r["seed"]: r for r in again.records if r["subject"]["kind"] == kind and r["k"] == k}
+            for res in members:
+                recomputed = by_seed[res.data["seed"]]
+                diffs = {key: (res.data[key], recomputed[key]) for key in ("error", "barrier", "fingerprints")
+                         if res.data[key] != recomputed[key]}
+                stage = next((f for f in ("start", "mask", "copy_a", "copy_b")
+                              if res.data["fingerprints"][f] != recomputed["fingerprints"][f]), None)
+                largest = max(abs(a - b) for split in ("train", "test")
+                              for a, b in zip(res.data["error"][split], recomputed["error"][split]))
+                there, here = record_class(res.data), record_class(recomputed)
+                note = None if not diffs or same_class(there, here) else (
+                    f"recorded on {there}, re-run on {here}: bit-exact only within one kernel class "
+                    "(docs/reproducibility.md)")
+                verdicts[str(res.path)] = Verdict(str(res.path), "mismatch" if diffs else "exact", diffs, stage,
+                                                  largest, note)
+    return verdicts

@@ -1,5 +1,5 @@
-"""Every figure bench draws: the leaderboard plot, accuracy against sparsity, the rewind curve and the trace
-timeline.
+"""Every figure bench draws: the leaderboard plot, accuracy against sparsity, the rewind curve, instability and
+the trace timeline.
 
 Drawn headless with a ``matplotlib.figure.Figure`` on its own Agg canvas: nothing here selects a
 backend or touches pyplot's global state, so importing bench never changes a caller's matplotlib.
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.report.figstyle import STYLES, figure, save, series_style, styled
-from bench.report.model import Board, Leaderboard, label as _label
+from bench.report.model import Board, Leaderboard, label as _label, params_text
 from bench.report.text import clean
 from bench.stats import Summary, summarize
 
@@ -309,6 +309,37 @@ def draw_curve(data: dict[str, Any], path: Path) -> None:
                  f"(level {data['level']}), {len(data['seeds'])} seed{'s' if len(data['seeds']) != 1 else ''}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    _save(fig, path, dpi=130)
+
+
+# ---------------------------------------------------------------------------------------- instability
+
+def draw_instability(data: dict[str, Any], path: Path) -> None:
+    """Left: test-error barrier against k (mean, 95% interval) for the dense network, the ticket and each
+    perturbation; right: mean test error along the path at the preset's k. From ``Instability.as_dict()``."""
+    fig = _figure((11, 4.2))
+    left, right = fig.subplots(1, 2)
+    for i, c in enumerate(data["curves"]):
+        same = [d for d in data["curves"] if (d["name"], d["params"]) == (c["name"], c["params"])]
+        name = plot_label(c["name"] + (f" {params_text(c['params'])}" if c["params"] else ""))
+        if same[0] is c:
+            ks, means = [d["k"] for d in same], [d["mean"] for d in same]
+            err = [[m - (d["ci_low"] if d["ci_low"] is not None else m) for m, d in zip(means, same)],
+                   [(d["ci_high"] if d["ci_high"] is not None else m) - m for m, d in zip(means, same)]]
+            left.errorbar(ks, means, yerr=err, fmt="-o" if len(ks) > 1 else "s", capsize=3, ms=4, label=name)
+        if c["k"] == data["preset_k"] or c["subject"] == "perturbation":
+            right.plot(data["alphas"], c["mean_error"], "-", label=f"{name} (k = {c['k']})")
+    left.axhline(data["stable_below"], color="gray", ls="--", lw=1, label=f"stable below {data['stable_below']:g}")
+    left.axvline(data["preset_k"], color="gray", ls=":", lw=1)
+    positive = [c["k"] for c in data["curves"] if c["k"] > 0]
+    if positive and max(positive) / min(positive) >= 8:
+        left.set_xscale("symlog", linthresh=min(positive))
+    left.set(xlabel="start iteration k", ylabel="test-error barrier (points)",
+             title=f"{data['preset']}: level {data['level']}, BatchNorm {data['bn']}, {len(data['seeds'])} seeds")
+    right.set(xlabel="alpha (copy A -> copy B)", ylabel="test error (%)", title="error along the path")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     _save(fig, path, dpi=130)
 
 

@@ -18,8 +18,9 @@ from bench.errors import BenchError
 from bench.plugins import BUILTIN_DIST, CONTROLS, is_control
 from bench.provenance import PROTOCOL_VERSION, record_class
 from bench.report import integrity, verified as verification
+from bench.report.instability import instability_summary, match_instability
 from bench.report.verdicts import BoardVerdicts, RowVerdict, board_verdicts
-from bench.results import Problem, Result, load_results
+from bench.results import Problem, Result, is_instability, load_results
 from bench.stats import Summary, summarize
 
 REFERENCE = "imp-rewind-0"  # the paper's k = 0 reference: IMP rewound to iteration 0 with its own pruning chain
@@ -61,6 +62,10 @@ class Row:
     reason: str | None = None  # why the row is not ranked
     no_op: bool = False  # a record says W' was W_k on every tensor: it measures nothing, so it is not ranked
     verified: int = 0  # how many of its files a recorded `bench verify` re-proved exactly (bench.report.verified)
+    # bench instability's test-error barrier of this perturbation per seed, where instability records match
+    instability: dict[int, float] = field(default_factory=dict)
+    instability_setting: str = ""  # their BatchNorm mode and points, e.g. "recompute, 30 points"
+    instability_k: int | None = None  # the step their copies started from
 
     @property
     def n(self) -> int:
@@ -99,7 +104,14 @@ class Row:
             "description": self.description, "pruning": self.pruning, "effective_density": self.effective_density,
             "verified": self.verified,
             **(self.verdict.as_dict() if self.verdict else {}),
+            **({"instability": {"per_seed": [{"seed": k, "barrier": v} for k, v in sorted(self.instability.items())],
+                                "mean_barrier": self.mean_instability, "setting": self.instability_setting}}
+               if self.instability else {}),
         }
+
+    @property
+    def mean_instability(self) -> float | None:
+        return _mean(list(self.instability.values())) if self.instability else None
 
 
 @dataclass
@@ -168,6 +180,7 @@ class Leaderboard:
     sparsity: float | None = None
     # every record that passed the preset and sparsity filters, one per file (the per-seed CSV export)
     results: list[Result] = field(default_factory=list, repr=False)
+    instability: list[Result] = field(default_factory=list, repr=False)  # bench instability records, filtered alike
 
     @property
     def rows(self) -> list[Row]:
@@ -188,6 +201,7 @@ class Leaderboard:
             "duplicates": [{"perturbation": d.label, "seed": d.seed, "files": list(d.files)}
                            for d in self.duplicates],
             "problems": [{"file": p.source, "problem": p.message} for p in self.problems],
+            **({"instability": [instability_summary(r) for r in self.instability]} if self.instability else {}),
         }
 
 
@@ -304,6 +318,10 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
     (bench.report.integrity; ``recompute_w0`` adds the W_0 recomputation) are named and left out. ``verified``:
     the sha256 digests of the result files a recorded ``bench verify`` re-proved (their rows say so)."""
     results = list(results)
+    instability = [r for r in results if is_instability(r.data)
+                   and (preset is None or r.data["preset"] == preset)
+                   and (sparsity is None or matches_sparsity(100 * r.data["density"], sparsity))]
+    results = [r for r in results if not is_instability(r.data)]
     problems = list(problems)
     files = len(results) + len(problems) if files is None else files
     checked = integrity.check(results, recompute_w0=recompute_w0)
@@ -329,6 +347,7 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         if verified:
             row.verified = sum(verification.sha256_of(m.path) in verified for m in members)
         rows.append(row)
+    match_instability(rows, instability)
 
     hashes = _preset_hashes()
     # a result pruned by another strategy is the preset's experiment too, on boards of its own (its hash)
@@ -366,7 +385,8 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
         _judge(board)
         boards.append(board)
     ineligible.sort(key=lambda r: (r.preset, r.level, r.config_hash, r.sort_key()))
-    return Leaderboard(boards, ineligible, duplicates, list(problems), files, min_seeds, preset, sparsity, chosen)
+    return Leaderboard(boards, ineligible, duplicates, list(problems), files, min_seeds, preset, sparsity, chosen,
+                       instability)
 
 
 def from_folders(folders: Sequence[str | Path], *, strict: bool = False, missing_ok: bool = False,

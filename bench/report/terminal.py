@@ -11,14 +11,15 @@ from bench.report.text import (INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title,
                                summary_line, verdict_lines, versus_reference, zero_mark)
 
 
-TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "ranks", "UB", "grp", "vs ref", "per seed",
+TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "instab.", "ranks", "UB", "grp", "vs ref", "per seed",
                     "eff. std", "plugin", "notes")
 
 
 def _terminal_cells(row: Row) -> list[str]:
     # narrower than the files' tables: level, sparsity and k are in the title, parameters join the name
     return [str(row.rank), clean(label(row.name, row.params, row.perturbation_seed)), str(row.n),
-            num(row.drop.mean), interval(row.drop), rank_interval(row), rank_ub(row), group(row),
+            num(row.drop.mean), interval(row.drop), num(row.mean_instability) if row.instability else "",
+            rank_interval(row), rank_ub(row), group(row),
             versus_reference(row), per_seed(row), num(row.effective_std, 4), clean(f"{row.plugin} {row.version}"),
             "; ".join(p for p in (notes(row), zero_mark(row)) if p)]
 
