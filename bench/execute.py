@@ -166,10 +166,9 @@ def run_stage(reps: list[Any], make: Callable[[Any], Job | None], env: Env) -> N
         with stage_locks(folders):
             if all((f / paths.DONE).exists() for f in folders):
                 continue  # retrained by another process while this one waited
-            for folder in folders:  # the healthy members: their stage is recomputed with the damaged one's
-                if (folder / paths.DONE).exists():
-                    invalidate(folder, f"retrained with its seed group {group}, one of whose members' "
-                                       f"{relative.as_posix()} had to be recomputed")
+            for folder in folders:  # the healthy members too: their stage is recomputed with the damaged one's
+                invalidate(folder, f"retrained with its seed group {group}: a member's {relative.as_posix()} "
+                                   f"had to be recomputed")
             chunk = [make(m) for m in members]
             _train_unless_done([j for j in chunk if j is not None], replace(env, group_size=len(group)))
     execute([j for j in plain if j.replicate.seed not in recovered], env)

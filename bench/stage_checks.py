@@ -112,12 +112,11 @@ def invalidate(folder: Path, why: str, keep_record: bool = False) -> None:
     """Make a stage recompute: its record moved aside (kept for inspection) or removed, its files removed (a
     snapshot is never rewritten over an existing file, so a bad one would survive the retraining)."""
     done = folder / paths.DONE
-    if done.exists():
-        if keep_record:
-            move_aside(done, why)
-        else:
-            done.unlink()
-            warnings.warn(f"{folder}: {why}; recomputing it.", stacklevel=2)
+    if done.exists() and keep_record:
+        move_aside(done, why)
+    else:
+        done.unlink(missing_ok=True)
+        warnings.warn(f"{folder}: {why}; recomputing it.", stacklevel=2)
     for path in product_files(folder):
         path.unlink(missing_ok=True)
     states = folder / "states"  # the trunk's replayed states: retraced again from the new trunk when needed
