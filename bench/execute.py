@@ -161,7 +161,7 @@ def run_stage(reps: list[Any], make: Callable[[Any], Job | None], env: Env) -> N
             continue
         recovered.update(group)
         members = [by_seed.get(s) or owner.sibling(s) for s in group]
-        relative = job.folder.relative_to(owner.base / f"seed-{owner.seed}")
+        relative = job.folder.relative_to(owner.base / f"seed-{owner.seed}")  # group_of found it there
         folders = [owner.base / f"seed-{s}" / relative for s in group]
         with stage_locks(folders):
             if all((f / paths.DONE).exists() for f in folders):

@@ -127,10 +127,10 @@ def invalidate(folder: Path, why: str, keep_record: bool = False) -> None:
 def group_of(folder: Path, base: Path, seed: int) -> list[int] | None:
     """The seed group a sibling's record of the same stage names for ``seed`` (None when none does);
     ``base`` is the experiment's folder, holding one ``seed-<s>`` folder per replicate."""
-    relative = folder.relative_to(base / f"seed-{seed}")
     try:
+        relative = folder.relative_to(base / f"seed-{seed}")
         siblings = sorted(e.name for e in os.scandir(base) if e.name.startswith("seed-") and e.is_dir())
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a stage outside the replicate's folder has no siblings
         return None
     for name in siblings:
         done = base / name / relative / paths.DONE
