@@ -95,6 +95,48 @@ def record_problem(record: Any) -> str | None:
         return "no numeric 'accuracy'"
     if not math.isfinite(acc) or not 0 <= acc <= 100:
         return f"accuracy {acc} is not a percentage in [0, 100]"
+    return _field_problem(record)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# what a stage of each kind writes (bench.stages.Replicate.finisher): a record without one of them is not one
+_REQUIRED = {"trunk": ("seconds",), "level": ("seconds",), "rewind": ("seconds",),
+             "branch": ("seconds", "ticket_accuracy", "generator_seed", "effective_std", "relative_change")}
+
+
+def _field_problem(record: dict) -> str | None:
+    """Why a stage record's other fields cannot be trusted: each reaches a result (a drop, a timing, a group)."""
+    for name in _REQUIRED.get(record.get("stage"), ()):  # type: ignore[arg-type]
+        if name not in record:
+            return f"no '{name}'"
+    checks = {
+        "seconds": lambda v: _number(v) and v >= 0,
+        "val_accuracy": lambda v: v is None or (_number(v) and 0 <= v <= 100),
+        "ticket_accuracy": lambda v: _number(v) and 0 <= v <= 100,
+        "effective_std": lambda v: v is None or (_number(v) and v >= 0),
+        "relative_change": lambda v: v is None or (_number(v) and v >= 0),
+        "generator_seed": _integer, "seed": lambda v: _integer(v) and v >= 0,
+        "replicas_trained_together": lambda v: _integer(v) and v >= 1,
+        "trained_with_seeds": lambda v: (isinstance(v, list) and bool(v) and all(_integer(s) and s >= 0 for s in v)
+                                         and len(set(v)) == len(v)),
+        "hardware": lambda v: v is None or isinstance(v, str),
+        "sparsity": lambda v: isinstance(v, dict) and _number(v.get("density")) and 0 <= v["density"] <= 1,
+        "files": lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(f, str) for k, f in v.items()),
+        "inputs": lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(f, str) for k, f in v.items()),
+    }
+    for name, ok in checks.items():
+        if name in record and not ok(record[name]):
+            return f"invalid '{name}': {str(record[name])[:40]!r}"
+    seeds, seed = record.get("trained_with_seeds"), record.get("seed")
+    if seeds is not None and seed is not None and seed not in seeds:
+        return f"'trained_with_seeds' {seeds} does not hold its own seed {seed}"
     return None
 
 

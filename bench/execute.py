@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Protocol, TypeVar
+from typing import Any, Callable, Iterator, Literal, Protocol, TypeVar
 
 import torch
 from filelock import FileLock, Timeout
@@ -25,6 +25,8 @@ from bench.cache import save_tensors
 from bench.config import Experiment
 from bench.data import BatchStream, Dataset
 from bench.progress import NO_PROGRESS, Metrics, Progress, hook
+from bench.provenance import fingerprint
+from bench.stage_checks import group_of, invalidate
 from bench.training import Schedule, Trainer, run
 
 
@@ -77,6 +79,9 @@ class Owner(Protocol):
     T: int
     every: int  # checkpoint interval in steps
 
+    def sibling(self, seed: int) -> Any:  # the same kind of replicate for another seed (run_stage's groups)
+        ...
+
 
 @dataclass
 class Job:
@@ -122,14 +127,52 @@ def execute(jobs: list[Job | None], env: Env) -> None:
         for chunk in seed_groups(group, env.group_size):
             labels = {j.folder: f"{j.label} seed {j.replicate.seed}" for j in chunk}
             with stage_locks(list(labels), env.progress, labels):
-                todo = []
-                for job in chunk:  # finished by another process while this one waited
-                    if job.end is None and (job.folder / paths.DONE).exists():
-                        env.note("cached", job.label, job.replicate.seed)
-                    else:
-                        todo.append(job)
-                if todo:
-                    _train_group(todo, env)
+                _train_unless_done(chunk, env)
+
+
+def _train_unless_done(chunk: list[Job], env: Env) -> None:
+    """Train ``chunk`` as one fused group (its stage locks held), less the stages finished meanwhile."""
+    todo = []
+    for job in chunk:  # finished by another process while this one waited
+        if job.end is None and (job.folder / paths.DONE).exists():
+            env.note("cached", job.label, job.replicate.seed)
+        else:
+            todo.append(job)
+    if todo:
+        _train_group(todo, env)
+
+
+def run_stage(reps: list[Any], make: Callable[[Any], Job | None], env: Env) -> None:
+    """``execute`` the stage ``make(rep)`` makes for every replicate, recomputing a stage in its recorded group.
+
+    A stage to (re)compute whose siblings' records name it in their seed group (``trained_with_seeds``: its
+    record was damaged or deleted, or one of its files, see bench.stage_checks) is retrained with exactly
+    that group, its healthy members included, in the recorded order: alone, or in another group, it would
+    follow another rounding path and no longer pair with its siblings' work. Fresh stages go to ``execute``."""
+    jobs = [make(rep) for rep in reps]
+    by_seed = {rep.seed: rep for rep in reps}
+    plain, recovered = [], set()
+    for job in (j for j in jobs if j is not None):
+        owner = job.replicate
+        if owner.seed in recovered:
+            continue
+        group = group_of(job.folder, owner.base, owner.seed)
+        if group is None:
+            plain.append(job)
+            continue
+        recovered.update(group)
+        members = [by_seed.get(s) or owner.sibling(s) for s in group]
+        relative = job.folder.relative_to(owner.base / f"seed-{owner.seed}")  # group_of found it there
+        folders = [owner.base / f"seed-{s}" / relative for s in group]
+        with stage_locks(folders):
+            if all((f / paths.DONE).exists() for f in folders):
+                continue  # retrained by another process while this one waited
+            for folder in folders:  # the healthy members too: their stage is recomputed with the damaged one's
+                invalidate(folder, f"retrained with its seed group {group}: a member's {relative.as_posix()} "
+                                   f"had to be recomputed")
+            chunk = [make(m) for m in members]
+            _train_unless_done([j for j in chunk if j is not None], replace(env, group_size=len(group)))
+    execute([j for j in plain if j.replicate.seed not in recovered], env)
 
 
 @contextlib.contextmanager
@@ -187,12 +230,19 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     # a checkpoint carries its stage's identity: one found in the wrong folder, or copied from another
     # configuration or group, is not resumed
     identity = {"stages": [paths.stage_id(j.folder, env.cache) for j in jobs],
-                "group": [j.replicate.seed for j in jobs], "start": jobs[0].start, "end": end}
+                "group": [j.replicate.seed for j in jobs], "start": jobs[0].start, "end": end,
+                # and its start state: a checkpoint of weights that were since retrained (a ticket, W_k) is stale
+                "from": [fingerprint({**j.state, **{f"mask:{n}": m for n, m in (j.masks or {}).items()}})
+                         for j in jobs]}
     if any(j.data_seed is not None for j in jobs):  # only then: every existing checkpoint keeps its identity
         identity["data_seeds"] = [j.order_seed for j in jobs]
 
     def accept(state: dict) -> str | None:
-        if state.get("identity") != identity:
+        found = state.get("identity")
+        if isinstance(found, dict) and {k: v for k, v in found.items() if k != "from"} == {
+                k: v for k, v in identity.items() if k != "from"} and found.get("from") != identity["from"]:
+            return "it started from other weights than this stage starts from now (they were retrained since)"
+        if found != identity:
             return "it belongs to another stage or group"
         # a snapshot step already passed whose file is gone (deleted by hand after a crash) cannot be
         # produced by resuming: train from the start instead of "finishing" without W_0/W_k

@@ -15,17 +15,18 @@ from typing import Any, Callable
 import torch
 
 from bench import models, paths
-from bench.cache import load_json, load_tensors, move_aside, read_record, save_json, save_tensors
+from bench.cache import load_json, load_tensors, read_record, save_json, save_tensors
 from bench.config import Experiment, check_schedule, config_hash, parse_step, validate
-from bench.execute import Env, Job, execute
+from bench.execute import Env, Job, execute, run_stage
 from bench.perturbation import Context, perturb, start_point
 from bench.provenance import fingerprint, hardware_class
 from bench.pruning import level_masks, ones_like, report
 from bench.seeding import derive_seed, generator
+from bench.stage_checks import check_class, files_problem, inputs, invalidate, stage_files
 from bench.training import Schedule
 
-# Env, Job and execute are bench.execute's, named here too: the stage API a caller works with
-__all__ = ["Env", "Job", "Replicate", "execute", "train_chain", "training_groups"]
+# Env, Job, execute and run_stage are bench.execute's, named here too: the stage API a caller works with
+__all__ = ["Env", "Job", "Replicate", "execute", "run_stage", "train_chain", "training_groups"]
 
 
 class Replicate:
@@ -108,12 +109,15 @@ class Replicate:
         done = folder / paths.DONE
         if done.exists():
             record, problem = read_record(done)
+            if problem is None:  # its files and what it was built on (bench.stage_checks)
+                problem = files_problem(record, folder, self.root)
             if problem is None:
+                check_class(record, hardware_class(self.env.device), folder)  # one numerics class per cache
                 self.env.note("cached", label, self.seed)
                 if self.env.metrics is not None:
                     self.env.metrics.stage(label, self.seed, self.T, record)
                 return record
-            move_aside(done, problem)
+            invalidate(folder, problem, keep_record=True)  # bench.execute.run_stage retrains it in its group
         return None
 
     def finisher(self, folder: Path, label: str, fields: dict[str, Any]) -> Callable[..., dict]:
@@ -125,7 +129,8 @@ class Replicate:
             record = {**fields, "accuracy": accuracy, "val_accuracy": val_accuracy, "seconds": seconds,
                       "replicas_trained_together": len(group),
                       "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed,
-                      "hardware": hardware_class(self.env.device)}
+                      "hardware": hardware_class(self.env.device),
+                      "files": stage_files(folder)}  # checked whenever the stage is read back
             save_json(folder / paths.DONE, record)
             self.env.note("trained", label, self.seed)
             if self.env.metrics is not None:
@@ -168,7 +173,12 @@ class Replicate:
                 prev_masks = ones_like(prev_weights) if level == 1 else load_tensors(previous / paths.MASK)
                 save_tensors(masks_path, level_masks(self.exp, prev_weights, prev_masks, level, self.seed))
             masks = load_tensors(masks_path, self.env.device)
-        fields = {"stage": "level", "level": level, "rewind_step": r, "sparsity": report(masks)}
+        sources = [paths.trunk_state_file(self.root, r, self.k)]
+        if level:  # the mask came from the previous level's end weights (and mask)
+            previous = self.stage_dir(0) if level == 1 else self.ticket_dir(level - 1, r)
+            sources += [previous / paths.FINAL] + ([previous / paths.MASK] if level > 1 else [])
+        fields = {"stage": "level", "level": level, "rewind_step": r, "sparsity": report(masks),
+                  "inputs": inputs(self.root, sources)}
         return Job(self, label, folder, r, self.trunk_state(r), masks, self.finisher(folder, label, fields))
 
     def sibling(self, seed: int) -> "Replicate":
@@ -242,6 +252,10 @@ class Replicate:
                   "perturbation_seed": perturbation_seed, "generator_seed": ctx_seed, "level": level,
                   "ticket_accuracy": ticket["accuracy"], "effective_std": applied.effective_std,
                   "relative_change": applied.relative_change,
+                  # the ticket it pairs with, and the weights it started from
+                  "inputs": inputs(self.root, [self.stage_dir(0) / paths.W0, self.stage_dir(0) / paths.WK,
+                                               *([self.ticket_dir(level) / paths.MASK] if level else []),
+                                               self.ticket_dir(level) / paths.FINAL]),
                   # branch = ticket at the start: the perturbation measures nothing (bench.perturbation.Applied)
                   **({"no_op": True} if applied.no_op and start_point(pert) == "rewind" else {})}
         finish = self.finisher(folder, label, fields)
@@ -284,11 +298,11 @@ def train_chain(reps: list[Replicate], level: int, env: Env, rewind: int | None 
     """Everything the tickets at ``level`` need, stage by stage across the replicates (each stage's
     replicates train together as fused groups): the dense trunk, then IMP levels 1..level of the chain
     rewound to ``rewind`` (default: the preset's k), or the level-0 ticket when ``level`` is 0."""
-    execute([rep.trunk_job() for rep in reps], env)
+    run_stage(reps, lambda rep: rep.trunk_job(), env)
     for lvl in range(1, level + 1):
-        execute([rep.level_job(lvl, rewind) for rep in reps], env)
+        run_stage(reps, lambda rep: rep.level_job(lvl, rewind), env)
     if level == 0:
-        execute([rep.level_job(0, rewind) for rep in reps], env)
+        run_stage(reps, lambda rep: rep.level_job(0, rewind), env)
 
 
 def training_groups(reps: list[Replicate], level: int | None) -> list[list[Replicate]]:

@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "report": ("bench.report",),  # tables and figures from stored results (beside experiments)
     "stages": ("bench.stages", "bench.execute"),  # the cached stages of a replicate, and training them
     "core": ("bench.config", "bench.presets", "bench.datasets", "bench.data", "bench.models", "bench.training", "bench.fused",
-             "bench.pruning", "bench.connectivity", "bench.paths", "bench.cache", "bench.cache_doctor",
+             "bench.pruning", "bench.connectivity", "bench.paths", "bench.cache", "bench.cache_doctor", "bench.stage_checks",
              "bench.seeding", "bench.stats", "bench.provenance", "bench.numerics", "bench.plugins", "bench.progress",
              "bench.batchlog", "bench.results", "bench.testing", "bench.submission", "bench.interpolation"),
     "contracts": ("bench.perturbation", "bench.pretraining", "bench.pruning_strategy", "bench.hookspecs", "bench.errors",

@@ -23,11 +23,14 @@ def cache() -> None:
 
 
 @cache.command()
-@click.option("--fix", "fix_", is_flag=True, help="Remove what was found (the affected stages are recomputed).")
+@click.option("--fix", "fix_", is_flag=True,
+              help="Mend what was found: affected stages are invalidated (recomputed in their seed group by the "
+                   "next run), leftovers and links under experiments/ removed.")
 @cache_dir_option("Cache root. Default: $BENCH_CACHE_DIR, else the user cache folder.")
 @json_option()
 def doctor(fix_, cache_dir, as_json):
-    """Report leftover .tmp files, corrupt done.json files, orphaned checkpoints and stale fused folders.
+    """Report corrupt, missing or swapped stage files, bad stage records, stale or mis-paired stages, leftover
+    .tmp files and checkpoints, stale fused folders and symlinks (never followed).
 
     \b
     Example: bench cache doctor --fix

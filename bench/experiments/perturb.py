@@ -7,7 +7,8 @@ from typing import Any, Sequence
 
 from bench import paths
 from bench.config import Experiment
-from bench.execute import Env, execute
+from bench.errors import BenchError
+from bench.execute import Env, run_stage
 from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.records import Outcome, base_record, plugin_fields, plugin_trace, store
 from bench.experiments.setup import RunOptions, prepare
@@ -78,7 +79,7 @@ def _train(reps: list[Replicate], chosen: list[tuple[Registered, dict[str, Any]]
     # difference (docs/harness.md), and then identity would no longer drop exactly 0.
     for registered, params in chosen:
         for group in training_groups(reps, lvl):
-            execute([rep.branch_job(registered, params, lvl, perturbation_seed) for rep in group], env)
+            run_stage(group, lambda rep: rep.branch_job(registered, params, lvl, perturbation_seed), env)
 
 
 def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict[str, Any], lvl: int,
@@ -90,6 +91,8 @@ def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict
                   "perturbed": branch.get("val_accuracy")}
     groups = {"trunk": dense.get("trained_with_seeds"), "ticket": ticket.get("trained_with_seeds"),
               "branch": branch.get("trained_with_seeds")}
+    if start_point(registered.perturbation) != "imp-from-init":  # that one pairs with its own chain
+        _check_pairing(rep, registered.perturbation.name, lvl, ticket, branch)
     return base_record(preset, rep, lvl) | {
         "perturbation": {
             "name": registered.perturbation.name, "description": registered.perturbation.description,
@@ -108,3 +111,18 @@ def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict
         "timings": {"trunk_s": dense["seconds"], "ticket_s": ticket["seconds"], "branch_s": branch["seconds"],
                     "replicas_trained_together": branch.get("replicas_trained_together", 1)},
     } | ({"trained_with_seeds": groups} if None not in groups.values() else {})  # absent in older caches
+
+
+def _check_pairing(rep: Replicate, name: str, lvl: int, ticket: dict, branch: dict) -> None:
+    """A branch pairs only with the ticket it was trained beside: in its seed group, from its weights."""
+    where = f"{name} at level {lvl}, seed {rep.seed}"
+    fix = "run `bench cache doctor --fix` (it invalidates the branch) and rerun"
+    if None not in (ticket.get("trained_with_seeds"), branch.get("trained_with_seeds")) and \
+            ticket["trained_with_seeds"] != branch["trained_with_seeds"]:
+        raise BenchError(f"{where}: the branch was trained with seeds {branch['trained_with_seeds']}, its ticket with "
+                         f"seeds {ticket['trained_with_seeds']}: they followed different rounding paths; {fix}.")
+    key = (rep.ticket_dir(lvl) / paths.FINAL).relative_to(rep.root).as_posix()
+    made_from, ticket_file = (branch.get("inputs") or {}).get(key), (ticket.get("files") or {}).get(paths.FINAL)
+    if None not in (made_from, ticket_file) and made_from != ticket_file:
+        raise BenchError(f"{where}: the branch was trained beside a ticket with other weights (fingerprint "
+                         f"{made_from[:12]}, the ticket's now {ticket_file[:12]}); {fix}.")

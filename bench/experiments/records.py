@@ -25,6 +25,9 @@ SCHEMA_VERSION = 2
 # what a rerun from the cache may not change; everything else (environment, created) is provenance
 # and which plugin distributions were loaded: a rerun from the cache keeps the trace of the run that trained it
 _PROVENANCE = ("environment", "created", "timings", "plugins")
+# what a result proves: a rerun from the cache that computes other values refuses instead of rewriting them
+_EVIDENCE = ("accuracy", "drop", "fingerprints", "trained_with_seeds", "validation_accuracy", "density",
+             "effective_std", "relative_change")
 
 
 def base_record(preset: Preset, rep: Replicate, level: int) -> dict:
@@ -68,8 +71,14 @@ def store(path: Path, record: dict) -> dict:
             old = load_json(path)
         except (ValueError, BenchError):  # BenchError: far too large to be a record
             old = None  # unreadable: replaced by the result just assembled from the stages
-        if old is not None and _without_provenance(old) == _without_provenance(record):
-            return old
+        if isinstance(old, dict):
+            changed = [k for k in _EVIDENCE if k in old and k in record and old[k] != record[k]]
+            if changed:  # never overwritten: the stored result is the evidence of what was trained
+                raise BenchError(f"{path} holds other {', '.join(changed)} than its stages in the cache give now: the "
+                                 f"stages changed since it was written (damaged, swapped or retrained files). The "
+                                 f"result was kept; inspect the stages, or move the file away to store the new one.")
+            if _without_provenance(old) == _without_provenance(record):
+                return old
     save_json(path, record)
     return record
 

@@ -31,7 +31,7 @@ from bench import paths
 from bench.cache import load_json, load_tensors, save_json
 from bench.config import Experiment, config_hash, parse_step
 from bench.errors import BenchError
-from bench.execute import Env, Job, StageEvent, execute
+from bench.execute import Env, Job, StageEvent, execute, run_stage
 from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.setup import RunOptions, prepare
 from bench.presets import Preset
@@ -197,13 +197,13 @@ def run_rewind_curve(preset: Preset, ks_text: str | None, options: RunOptions, *
         if chain == "one-mask" or lvl == 0:  # at level 0 both ways are W_k retrained, without a mask
             train_chain(reps, lvl, on)
         else:
-            execute([rep.trunk_job() for rep in reps], on)
+            run_stage(reps, lambda rep: rep.trunk_job(), on)
         ensure_states(reps)
         for k in ks:
             if chain == "per-k":
                 train_chain(reps, lvl, on, rewind=k)
             else:
-                execute([rep.rewind_job(lvl, k) for rep in reps], on)
+                run_stage(reps, lambda rep: rep.rewind_job(lvl, k), on)
         return reps
 
     train_groups_side_by_side(train, setup.seeds, env, options.workers)

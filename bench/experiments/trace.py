@@ -36,7 +36,7 @@ from bench.cache import load_json, save_json
 from bench.config import Experiment, config_hash
 from bench.data import BatchStream
 from bench.errors import BenchError
-from bench.execute import Env, StageEvent, execute
+from bench.execute import Env, StageEvent, run_stage
 from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.setup import RunOptions, prepare
 from bench.presets import Preset
@@ -231,7 +231,7 @@ def run_trace(preset: Preset, options: RunOptions, *, iterations: int | None = N
     def train(group: list[int], on: Env) -> list[tuple[Replicate, list[dict[str, Any]], dict[str, float], Path, Path]]:
         """Each seed's trunk (the final weights come from it), then its trace, saved beside the run."""
         reps = [Replicate(exp, seed, on) for seed in group]
-        execute([rep.trunk_job() for rep in reps], on)
+        run_stage(reps, lambda rep: rep.trunk_job(), on)
         traced = []
         for rep in reps:
             files = paths.trace_files(rep.root / "trace" / paths.trace_name(n, m))
