@@ -9,7 +9,6 @@ what the order establishes comes from paired comparisons between rows (bench.rep
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -19,6 +18,7 @@ from bench.plugins import BUILTIN_DIST, CONTROLS, is_control
 from bench.provenance import PROTOCOL_VERSION, record_class
 from bench.report import integrity, verified as verification
 from bench.report.instability import instability_summary, match_instability
+from bench.report.labels import label, params_key, params_text, pruning_label  # noqa: F401 - named here too
 from bench.report.verdicts import BoardVerdicts, RowVerdict, board_verdicts
 from bench.results import Problem, Result, is_instability, load_results
 from bench.stats import Summary, summarize
@@ -86,7 +86,7 @@ class Row:
         return self.control and self.name == REFERENCE
 
     def sort_key(self) -> tuple:
-        return (self.name, _params_key(self.params), self.perturbation_seed)
+        return (self.name, params_key(self.params), self.perturbation_seed)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -208,10 +208,6 @@ class Leaderboard:
 # ------------------------------------------------------------------------------------------ building
 
 
-def _params_key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, separators=(",", ":"))
-
-
 def matches_sparsity(percent: float, wanted: float) -> bool:
     return abs(percent - wanted) <= SPARSITY_TOLERANCE + 1e-9 or round(percent, 1) == round(wanted, 1)
 
@@ -275,22 +271,6 @@ def _row(results: list[Result]) -> Row:
     )
 
 
-def pruning_label(record: dict[str, Any]) -> str:
-    """The strategy that made a record's masks, e.g. 'magnitude' or 'random-layerwise (dense=fc)'."""
-    pruning = record.get("pruning") or {"strategy": "magnitude", "params": {}}
-    params = params_text(pruning["params"])
-    return pruning["strategy"] + (f" ({params})" if params else "")
-
-
-def params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(params.items()))
-
-
-def label(name: str, params: dict[str, Any], pseed: int) -> str:
-    text = name + (f" ({params_text(params)})" if params else "")
-    return text + (f" p-seed {pseed}" if pseed else "")
-
-
 def _judge(board: Board) -> None:
     """Paired verdicts for every row (the reference is compared with only on the mask-fixed board)."""
     ref = next((i for i, r in enumerate(board.rows) if r.reference), None)
@@ -337,7 +317,7 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
     groups: dict[tuple, list[Result]] = {}
     for res in chosen:
         d, p = res.data, res.data["perturbation"]
-        key = (d["preset"], d["config_hash"], d["level"], p["name"], _params_key(p["params"]), p["seed"],
+        key = (d["preset"], d["config_hash"], d["level"], p["name"], params_key(p["params"]), p["seed"],
                protocol(d), hardware_class(d))  # another protocol's or class's results: another row
         groups.setdefault(key, []).append(res)
     rows = []
