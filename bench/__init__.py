@@ -2,12 +2,12 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-# first, before anything imports torch: pin the kernels and the thread count the numbers depend on, so a
-# result reproduces bit for bit on any x86-64 CPU with AVX2 (docs/reproducibility.md)
+# first, before anything imports torch: pin the kernels the numbers depend on, so a result reproduces bit for
+# bit on any x86-64 CPU with AVX2 (docs/reproducibility.md). Env vars only: importing bench loads no torch and
+# leaves the caller's thread count alone; every experiment pins the thread count before it trains.
 from bench import numerics
 
-numerics.pin()
-numerics.pin_threads()  # imports torch, after the pins
+numerics.pin_env()
 
 from bench.hookspecs import hookimpl  # noqa: E402
 

@@ -21,6 +21,7 @@ import torch
 if TYPE_CHECKING:
     from bench.config import Experiment
 from bench.errors import BenchError
+from bench.sizes import expected_density, levels_table  # noqa: F401  (the schedule, known without torch)
 
 Masks = dict[str, torch.Tensor]
 
@@ -72,27 +73,3 @@ def report(masks: Masks) -> dict:
     total = sum(v["size"] for v in layers.values())
     remaining = sum(v["remaining"] for v in layers.values())
     return {"total": total, "remaining": remaining, "density": remaining / total, "layers": layers}
-
-
-def expected_density(fraction: float, level: int, total: int, ties: str = "exact") -> float:
-    """Density after ``level`` levels, with the same rounding as :func:`prune`.
-
-    Exact for ``exact``. For ``threshold`` it assumes distinct magnitudes (one weight beyond the
-    count goes per level): true of trained float weights except by rare coincidence, so it is the
-    expected value; planted ties remove more."""
-    extra = 1 if ties == "threshold" else 0
-    alive = total
-    for _ in range(level):
-        alive -= min(alive, math.ceil(fraction * alive) + extra)
-    return alive / total
-
-
-def levels_table(experiment: Experiment, in_channels: int, num_classes: int) -> list[tuple[int, float]]:
-    """(level, percent of prunable weights remaining) for every reachable level."""
-    from bench import models  # the rule itself needs no network; only the schedule's sizes do
-
-    model = models.build_model(experiment.model, in_channels, num_classes)
-    params = dict(model.named_parameters())
-    total = sum(params[n].numel() for n in models.prunable_names(model))
-    return [(lvl, 100 * expected_density(experiment.prune.fraction, lvl, total, experiment.prune.ties))
-            for lvl in range(experiment.prune.levels + 1)]

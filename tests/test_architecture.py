@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "stages": ("bench.stages", "bench.execute"),  # the cached stages of a replicate, and training them
     "core": ("bench.config", "bench.presets", "bench.datasets", "bench.data", "bench.models", "bench.training", "bench.fused",
              "bench.pruning", "bench.paths", "bench.cache", "bench.cache_doctor", "bench.seeding", "bench.stats",
-             "bench.provenance", "bench.numerics", "bench.plugins", "bench.progress", "bench.results",
+             "bench.provenance", "bench.numerics", "bench.plugins", "bench.progress", "bench.results", "bench.sizes",
              "bench.testing"),
     "contracts": ("bench.perturbation", "bench.pretraining", "bench.hookspecs", "bench.errors", "bench.plugin_guard",
                   "bench.tracking"),  # for plugins

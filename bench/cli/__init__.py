@@ -2,23 +2,67 @@
 
 One module per command family (run, early, report); shared options in ``options``, shared output in
 ``output``. Errors reach the user as one line (``BENCH_DEBUG=1`` shows the traceback).
+
+A command's module is imported only when that command runs (``COMMAND_MODULES``), so ``bench --help`` and
+the listings start without torch or scipy (docs/performance.md); Ctrl-C at any moment is one line.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import warnings
 from typing import Any
 
 import click
 
-from bench.cli import cache, early, report, run, sweep, verify
 from bench.errors import BenchError
 from bench.plugin_guard import clean
 
+# each command -> the bench.cli module that defines it (in its COMMANDS)
+COMMAND_MODULES = {
+    "run": "run", "presets": "run", "perturbations": "run", "plugins": "run",
+    "pretrain": "early", "pretrainings": "early", "rewind-curve": "early", "trace": "early",
+    "leaderboard": "report", "compare": "report", "plot": "report",
+    "sweep": "sweep", "verify": "verify", "cache": "cache",
+}
+# the commands that train: an interrupted one has saved its finished stages and checkpoints
+TRAINING = {"run", "pretrain", "rewind-curve", "trace", "sweep", "verify"}
+INTERRUPTED = "Interrupted."
+INTERRUPTED_TRAINING = "Interrupted. Finished stages and checkpoints are saved: rerun the same command to resume."
+
+
+def _interrupted(training: bool = False) -> None:
+    click.echo(INTERRUPTED_TRAINING if training else INTERRUPTED, err=True)
+
 
 class BenchGroup(click.Group):
-    """Shows BenchError (and anything unexpected) as one line instead of a traceback."""
+    """Loads a command's module when it runs; shows BenchError (and anything unexpected) as one line instead of
+    a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMAND_MODULES:
+            return None
+        module = importlib.import_module(f"bench.cli.{COMMAND_MODULES[cmd_name]}")
+        command = next(c for c in module.COMMANDS if c.name == cmd_name)
+        command.short_help = SUMMARIES.get(cmd_name, command.short_help)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # from SUMMARIES: listing the commands loads none of their modules
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES[name]) for name in self.list_commands(ctx)])
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:  # while the options are parsed: click would print two lines and exit 1
+            _interrupted()
+            raise click.exceptions.Exit(130) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(os.environ.get("BENCH_DEBUG"))
@@ -29,9 +73,8 @@ class BenchGroup(click.Group):
                 raise
             click.echo(f"Error: {clean(exc, lines=True)}", err=True)  # it may quote a plugin: no escape sequences
             ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("Interrupted. Finished stages and checkpoints are saved: rerun the same command to resume.",
-                       err=True)
+        except KeyboardInterrupt:  # also while the command's modules (torch, scipy) load
+            _interrupted(ctx.invoked_subcommand in TRAINING)
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -87,11 +130,12 @@ SUMMARIES = {
     "cache": "Inspect and clean the cache folder.",
 }
 
-for command in (*run.COMMANDS, *early.COMMANDS, *report.COMMANDS, *sweep.COMMANDS, *verify.COMMANDS,
-                *cache.COMMANDS):
-    command.short_help = SUMMARIES.get(command.name, command.short_help)
-    cli.add_command(command)
 
 
 def main() -> None:
-    cli(prog_name="bench")
+    """The console script. Ctrl-C anywhere in it, even while torch loads, prints one line and exits 130."""
+    try:
+        cli(prog_name="bench")
+    except KeyboardInterrupt:  # outside click's handling, e.g. while it exits
+        _interrupted()
+        sys.exit(130)

@@ -12,7 +12,7 @@ import click
 
 from bench.cache import cache_root
 from bench.errors import BenchError
-from bench.experiments.setup import DEFAULT_GROUP_SIZE, MAX_SEEDS, RunOptions
+from bench.config import DEFAULT_GROUP_SIZE, MAX_SEEDS
 from bench.presets import DEFAULT_PRESET
 
 
@@ -175,6 +175,8 @@ def run_options(command: Callable | None = None, *, workers: bool = True) -> Cal
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
+        from bench.experiments.setup import RunOptions  # loads torch: only once a training command runs
+
         values = {key: kwargs.pop(key, None) for key in _RUN_KEYS}
         options = RunOptions(
             cache=cache_root(values["cache_dir"]), device=values["device"],

@@ -15,13 +15,12 @@ from bench.cli.options import Seconds, json_option, levels_options, logger_optio
 from bench.cli.output import comparison_table, echo_json, err, level_table, out, outcome_json, registry_row, \
     say_next, say_stages, seed_table, show_registry, stage_counts, ui
 from bench.errors import BenchError
-from bench.plugin_guard import markup_safe
-from bench.experiments.records import Outcome
-from bench.perturbation import DEFAULT_APPLY_TIMEOUT
+from bench.plugin_guard import DEFAULT_APPLY_TIMEOUT, markup_safe
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
 
 if TYPE_CHECKING:
+    from bench.experiments.records import Outcome
     from bench.experiments.setup import RunOptions
     from bench.experiments.tracking import Tracking
 
