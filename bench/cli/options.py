@@ -22,8 +22,25 @@ def _stack(command: Callable, options: list[Callable]) -> Callable:
     return command
 
 
+def _complete_presets(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from bench.presets import PRESETS
+
+    return [name for name in PRESETS if name.startswith(incomplete)]
+
+
+def complete_perturbations(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of registered perturbation names (it loads the plugins, so torch: about 2 s)."""
+    from bench.plugins import default_plugins
+
+    try:
+        names = list(default_plugins().perturbations())
+    except Exception:  # a broken plugin must not break the user's shell
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
 def preset_option(command: Callable) -> Callable:
-    return click.option("--preset", default=DEFAULT_PRESET, show_default=True,
+    return click.option("--preset", default=DEFAULT_PRESET, show_default=True, shell_complete=_complete_presets,
                         help="Experiment preset (see `bench presets`).")(command)
 
 

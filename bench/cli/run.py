@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from bench.cli.options import Seconds, json_option, levels_options, logger_options, parse_levels, parse_params, \
-    preset_option, run_options, seeds_option
+from bench.cli.options import Seconds, complete_perturbations, json_option, levels_options, logger_options, \
+    parse_levels, parse_params, preset_option, run_options, seeds_option
 from bench.cli.output import comparison_table, echo_json, err, level_table, out, outcome_json, registry_row, \
     say_next, say_stages, seed_table, show_registry, stage_counts, ui
 from bench.errors import BenchError
@@ -32,6 +32,7 @@ SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 
 @click.command()
 @click.option("--perturbation", "-p", "perturbations", multiple=True, default=("identity",), show_default=True,
+              shell_complete=complete_perturbations,
               help="Registered perturbation name; repeat to run several at one level, trained together.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Perturbation parameter (repeatable).")
 @preset_option
