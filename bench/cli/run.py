@@ -81,6 +81,7 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
                 for lvl in chosen_levels or [None]]
     for logger in tracking.loggers if tracking else []:
         err.print(f"Logged to {logger.name}: {getattr(logger, 'location', logger.version)}", soft_wrap=True)
+    say_group_seeds(runs)
     if as_json:
         objects = [_level_json(outcomes) for outcomes in runs]
         echo_json(objects[0] if len(objects) == 1 else {"levels": objects})
@@ -109,6 +110,20 @@ def _open_tracking(loggers: tuple[str, ...], log_dir: str | None, tracking_uri: 
     return open_tracking(names, log_dir=Path(log_dir) if log_dir else options.cache / "logs",
                          run_name=run_name(preset, perturbations), tracking_uri=tracking_uri, levels=levels,
                          tags={"preset": preset, "perturbation": ",".join(perturbations)})
+
+
+def say_group_seeds(runs: list[list[Outcome]]) -> None:
+    """One line when more seeds trained than the run reports: a requested seed's ticket trained in one seed group
+    with others (an earlier run's), and its branch trains in that group again, so the others' come along."""
+    reported = {r["seed"] for outcomes in runs for o in outcomes for r in o.records}
+    extra = sorted({e.seed for outcomes in runs for e in outcomes[0].events if e.kind == "trained"} - reported)
+    if extra:
+        listed = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
+        every = sorted(reported | set(extra))
+        err.print(f"Also trained seed{'s' if len(extra) > 1 else ''} {listed}, not reported: {len(reported)} seed"
+                  f"{'s' if len(reported) > 1 else ''} asked for, {len(every)} trained, because an earlier run "
+                  f"trained them in one seed group (--seeds {','.join(map(str, every))} reports them all, from the "
+                  f"cache).", soft_wrap=True)
 
 
 def _level_json(outcomes: list[Outcome]) -> dict:
