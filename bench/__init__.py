@@ -1,5 +1,6 @@
 """earlyphase-bench: a perturbation benchmark for the early phase of training."""
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
 
 # first, before anything imports torch: pin the kernels the numbers depend on, so a result reproduces bit for
@@ -7,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 # leaves the caller's thread count alone; every experiment pins the thread count before it trains.
 from bench import numerics
 
+numerics.TORCH_BEFORE_BENCH = "torch" in sys.modules
 numerics.pin_env()
 
 from bench.hookspecs import hookimpl  # noqa: E402

@@ -44,6 +44,12 @@ def _pinning() -> bool:
     return os.environ.get(OFF_ENV, "") in ("", "0")
 
 
+#: the env vars bench set in this process (not the user's own), which ``pinned()`` removes again
+_SET_BY_BENCH: set[str] = set()
+#: whether torch was already loaded when bench was first imported: its kernels may then be unpinned ones
+TORCH_BEFORE_BENCH = False
+
+
 def pin_env() -> list[str]:
     """Set the pinned env vars that are not set yet, without importing torch; return the ones it set."""
     if not _pinning():
@@ -52,6 +58,7 @@ def pin_env() -> list[str]:
     for key, value in PINS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault(THREADS_ENV, str(THREADS))
+    _SET_BY_BENCH.update(added)
     return added
 
 
@@ -87,13 +94,14 @@ def pin_threads() -> None:
 
 @contextlib.contextmanager
 def pinned() -> Iterator[None]:
-    """The pins in effect for the block (env vars and torch's thread count), then put back as they were.
+    """The pins in effect for the block (env vars and torch's thread count), then put back as they were
+    before bench was imported (the env vars bench set are removed; the user's own are never touched).
 
     What cannot be put back: each library fixes its kernel choice at its first use in the process (oneDNN's
     ISA, MKL's code path, ATen's capability), so once something trained here, later torch work in this
     process keeps the AVX2 kernels whatever the env vars say afterwards.
     """
-    added = pin_env()
+    pin_env()
     import torch
 
     threads = torch.get_num_threads()
@@ -103,8 +111,9 @@ def pinned() -> Iterator[None]:
     finally:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-        for key in added:
+        for key in sorted(_SET_BY_BENCH):  # those import bench set too: the caller's env as it was before bench
             os.environ.pop(key, None)
+        _SET_BY_BENCH.clear()
 
 
 def cpu_model() -> str:

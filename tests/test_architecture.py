@@ -22,6 +22,7 @@ PACKAGE = ROOT / "bench"
 # and export hookimpl (test_the_package_root_imports_only_the_pins_and_hookimpl).
 LAYERS: dict[str, tuple[str, ...]] = {
     "cli": ("bench.cli", "bench.__main__"),  # the command line: a thin layer
+    "api": ("bench.api",),  # the Python API for notebooks: beside the command line, over the same layers
     "sweep": ("bench.sweep",),  # many experiments on one machine or a cluster
     "experiments": ("bench.experiments",),  # the paper's measurements; they return data
     "report": ("bench.report",),  # tables and figures from stored results (beside experiments)
@@ -38,6 +39,7 @@ _BELOW_EXPERIMENTS = {"stages", "core", "contracts"}
 # imports the other (experiments return data, the command line draws it)
 MAY_IMPORT: dict[str, set[str]] = {
     "cli": set(LAYERS),
+    "api": set(LAYERS) - {"cli"},
     "sweep": {"sweep", "experiments"} | _BELOW_EXPERIMENTS,
     "experiments": {"experiments"} | _BELOW_EXPERIMENTS,
     "report": {"report", "core", "contracts"},
