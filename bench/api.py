@@ -45,7 +45,10 @@ def _board(folders: Sequence[str | Path], cache_dir: str | Path | None, **filter
 
     filters.setdefault("min_seeds", DEFAULT_MIN_SEEDS)
     chosen = [Path(f) for f in folders] or [bench_paths.results_dir(cache_root(cache_dir))]
-    return from_folders(chosen, missing_ok=not folders, **filters)
+    lb = from_folders(chosen, missing_ok=not folders, **filters)
+    for problem in lb.problems:  # as bench leaderboard: an invalid file is left out, and said so
+        warnings.warn(f"skipped {problem}", stacklevel=3)
+    return lb
 
 
 def load_results(*folders: str | Path, cache_dir: str | Path | None = None, preset: str | None = None,

@@ -112,3 +112,4 @@ def test_the_shell_completes_perturbation_and_preset_names():
                                                               "shuffle-layer-keep-sign"]
     assert _completions(["run", "--preset"], "sm") == ["smoke"]
     assert _completions(["run", "-p"], "iden") == ["identity"]
+    assert _completions(["leaderboard", "--preset"], "mnist") == ["mnist1d-resnet"]

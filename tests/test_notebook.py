@@ -101,3 +101,12 @@ def test_run_takes_typed_parameters(tmp_path, params, data_dir):
 
     records = run("gaussian-noise", preset="smoke", seeds=1, params=params, cache_dir=tmp_path, data_dir=data_dir)
     assert records[0]["perturbation"]["params"] == {"scale": 0.5}
+
+
+def test_an_invalid_file_is_left_out_with_a_warning(tmp_path):
+    from bench.api import load_results
+
+    (tmp_path / "seed-0.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="skipped"):
+        frame = load_results(tmp_path)
+    assert len(frame) == 0 and "drop" in frame.columns  # the CSV's columns even when empty

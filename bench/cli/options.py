@@ -22,7 +22,7 @@ def _stack(command: Callable, options: list[Callable]) -> Callable:
     return command
 
 
-def _complete_presets(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+def complete_presets(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     from bench.presets import PRESETS
 
     return [name for name in PRESETS if name.startswith(incomplete)]
@@ -40,7 +40,7 @@ def complete_perturbations(ctx: click.Context, param: click.Parameter, incomplet
 
 
 def preset_option(command: Callable) -> Callable:
-    return click.option("--preset", default=DEFAULT_PRESET, show_default=True, shell_complete=_complete_presets,
+    return click.option("--preset", default=DEFAULT_PRESET, show_default=True, shell_complete=complete_presets,
                         help="Experiment preset (see `bench presets`).")(command)
 
 

@@ -8,7 +8,7 @@ import click
 
 from bench import paths
 from bench.cache import cache_root
-from bench.cli.options import Percent, cache_dir_option
+from bench.cli.options import Percent, cache_dir_option, complete_presets
 from bench.errors import BenchError
 from bench.report.figures import PLOT_SUFFIXES, accuracy_vs_sparsity, draw, draw_accuracy, draw_sweep, parameter_sweep
 from bench.report.model import DEFAULT_MIN_SEEDS, Leaderboard, from_folders
@@ -24,7 +24,7 @@ def _common(command):
         click.option("--results", "results", multiple=True, type=click.Path(), metavar="DIR",
                      help="Folder of result files, searched recursively (repeatable). Default: <cache>/results."),
         cache_dir_option("Cache root whose results/ is read. Default: $BENCH_CACHE_DIR, else the user cache folder."),
-        click.option("--preset", default=None, help="Only results of this preset."),
+        click.option("--preset", default=None, shell_complete=complete_presets, help="Only results of this preset."),
         click.option("--sparsity", type=Percent(), default=None, metavar="PCT",
                      help="Only results with this percent of weights remaining (to 0.1)."),
         click.option("--min-seeds", type=click.IntRange(min=1), default=DEFAULT_MIN_SEEDS, show_default=True,
