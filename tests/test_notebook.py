@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "notebook.md"
 
 
+def _needs_pandas() -> None:
+    pytest.importorskip("pandas", reason="the notebook extra is not installed (pip install '.[notebook]')")
+
+
 def _run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     # a fresh interpreter, as a notebook kernel is; a private cache
     environ = {**os.environ, "BENCH_CACHE_DIR": str(tmp_path / "cache"), **env}
@@ -26,6 +30,7 @@ def _run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_every_block_of_the_notebook_page_runs(tmp_path):
+    _needs_pandas()
     blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.S)
     assert len(blocks) >= 5
     done = _run("\n".join(blocks), tmp_path)
@@ -36,6 +41,7 @@ def test_every_block_of_the_notebook_page_runs(tmp_path):
 
 
 def test_loading_and_analysing_results_imports_no_torch(tmp_path):
+    _needs_pandas()
     code = ("import sys; from bench.api import compare, leaderboard, load_results\n"
             "df = load_results('leaderboard/results'); lb = leaderboard('leaderboard/results')\n"
             "pair = compare('shuffle-layer', 'reinit', 'leaderboard/results', level=2)\n"
@@ -47,6 +53,7 @@ def test_loading_and_analysing_results_imports_no_torch(tmp_path):
 
 
 def test_the_frame_has_the_csv_columns_and_types():
+    _needs_pandas()
     from bench.api import load_results
     from bench.report.model import from_folders
     from bench.report.render import render_csv
@@ -104,6 +111,7 @@ def test_run_takes_typed_parameters(tmp_path, params, data_dir):
 
 
 def test_an_invalid_file_is_left_out_with_a_warning(tmp_path):
+    _needs_pandas()
     from bench.api import load_results
 
     (tmp_path / "seed-0.json").write_text("{not json")
