@@ -1,7 +1,9 @@
 """earlyphase-bench: a perturbation benchmark for the early phase of training."""
 
+from __future__ import annotations
+
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 # first, before anything imports torch: pin the kernels the numbers depend on, so a result reproduces bit for
 # bit on any x86-64 CPU with AVX2 (docs/reproducibility.md). Env vars only: importing bench loads no torch and
@@ -11,11 +13,21 @@ from bench import numerics
 numerics.TORCH_BEFORE_BENCH = "torch" in sys.modules
 numerics.pin_env()
 
-from bench.hookspecs import hookimpl  # noqa: E402
-
-try:
-    __version__ = version("earlyphase-bench")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
-
 __all__ = ["hookimpl", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # looked up on first use (`from bench import hookimpl` in a plugin, bench.__version__): importing bench
+    # itself stays at the pins, so `bench --help` starts in a tenth of a second and Ctrl-C finds the CLI sooner
+    if name == "hookimpl":
+        from bench.hookspecs import hookimpl
+
+        return hookimpl
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("earlyphase-bench")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            return "0+unknown"
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")

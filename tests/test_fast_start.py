@@ -81,7 +81,7 @@ def test_parameter_counts_match_the_built_networks():
         assert parameter_counts(exp.model, info.in_channels, info.num_classes) == expected, preset.name
 
 
-@pytest.mark.parametrize("delay", [0.6, 1.5, 3.0])
+@pytest.mark.parametrize("delay", [0.3, 0.6, 1.0, 2.0, 3.5, 6.0])
 def test_ctrl_c_at_any_moment_is_one_line(tmp_path, delay):
     # from starting up (torch loading) to training: one line on stderr, no traceback, exit status 130
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "-p", "identity", "--preset", "smoke", "--seeds", "1",
@@ -95,6 +95,8 @@ def test_ctrl_c_at_any_moment_is_one_line(tmp_path, delay):
     _, stderr = proc.communicate(timeout=120)
     assert "Traceback" not in stderr, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
+    if proc.returncode == 0 and "Wrote 1 result file" in stderr:
+        return  # the run was over, shutting down: the signal changes nothing, and says nothing
     assert proc.returncode == 130, stderr
     # CI=1 logs one line per finished stage before the signal; the interruption itself is one line
     assert lines and lines[-1].startswith("Interrupted."), stderr

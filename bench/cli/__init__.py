@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import warnings
 from typing import Any
@@ -18,7 +19,6 @@ from typing import Any
 import click
 
 from bench.errors import BenchError
-from bench.plugin_guard import clean
 
 # each command -> the bench.cli module that defines it (in its COMMANDS)
 COMMAND_MODULES = {
@@ -33,8 +33,23 @@ INTERRUPTED = "Interrupted."
 INTERRUPTED_TRAINING = "Interrupted. Finished stages and checkpoints are saved: rerun the same command to resume."
 
 
+_SEEN = {"interrupt": False}  # set by main()'s handler: an error after a Ctrl-C is the interruption's
+
+
 def _interrupted(training: bool = False) -> None:
     click.echo(INTERRUPTED_TRAINING if training else INTERRUPTED, err=True)
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _SEEN["interrupt"] = True
+    raise KeyboardInterrupt
+
+
+def clean(text: object, lines: bool = False) -> str:
+    """bench.plugin_guard.clean (control characters out), imported when there is something to print."""
+    from bench.plugin_guard import clean as clean_text
+
+    return clean_text(text, lines=lines)
 
 
 class BenchGroup(click.Group):
@@ -71,6 +86,9 @@ class BenchGroup(click.Group):
         except BenchError as exc:
             if debug:
                 raise
+            if _SEEN["interrupt"]:  # e.g. a plugin's failure reported after the Ctrl-C stopped it
+                _interrupted(ctx.invoked_subcommand in TRAINING)
+                ctx.exit(130)
             click.echo(f"Error: {clean(exc, lines=True)}", err=True)  # it may quote a plugin: no escape sequences
             ctx.exit(1)
         except KeyboardInterrupt:  # also while the command's modules (torch, scipy) load
@@ -81,6 +99,9 @@ class BenchGroup(click.Group):
         except Exception as exc:
             if debug:
                 raise
+            if _SEEN["interrupt"]:  # e.g. a library left half-imported by the Ctrl-C fails in its own way
+                _interrupted(ctx.invoked_subcommand in TRAINING)
+                ctx.exit(130)
             click.echo(f"Error: unexpected {type(exc).__name__}: {clean(exc, lines=True)} "
                        f"(set BENCH_DEBUG=1 to see the traceback).", err=True)
             ctx.exit(1)
@@ -134,8 +155,23 @@ SUMMARIES = {
 
 def main() -> None:
     """The console script. Ctrl-C anywhere in it, even while torch loads, prints one line and exits 130."""
+    ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # else the caller handles it itself
+    if ours:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
-        cli(prog_name="bench")
-    except KeyboardInterrupt:  # outside click's handling, e.g. while it exits
-        _interrupted()
-        sys.exit(130)
+        try:
+            cli(prog_name="bench")
+        except KeyboardInterrupt:  # outside click's handling, e.g. while it exits
+            _interrupted()
+            sys.exit(130)
+    except SystemExit as done:
+        if done.code == 130 and _SEEN["interrupt"]:
+            # exit now, with 130: a Ctrl-C that landed inside a C extension's own Python call (numpy's, torch's
+            # imports) marks the process, and a normal shutdown would then end it by SIGINT (status -2) instead
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
+    finally:
+        if ours:  # the command is over, with its status: a Ctrl-C while the interpreter shuts down changes nothing
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
