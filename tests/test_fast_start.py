@@ -56,6 +56,21 @@ def test_the_plugin_listings_load_no_scipy(command):
     assert _loaded(command)["scipy"] is False
 
 
+def test_every_command_is_listed_where_the_group_loads_it():
+    import importlib
+    import pkgutil
+
+    import bench.cli
+    from bench.cli import COMMAND_MODULES, SUMMARIES
+
+    defined = {}
+    for info in pkgutil.iter_modules(bench.cli.__path__):
+        module = importlib.import_module(f"bench.cli.{info.name}")
+        defined.update({command.name: info.name for command in getattr(module, "COMMANDS", ())})
+    assert defined == COMMAND_MODULES
+    assert set(SUMMARIES) == set(COMMAND_MODULES)
+
+
 def test_import_bench_leaves_torch_unloaded_and_the_thread_count_alone():
     code = ("import torch; torch.set_num_threads(2); import bench, sys; "
             "assert torch.get_num_threads() == 2, torch.get_num_threads(); print('ok')")

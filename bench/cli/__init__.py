@@ -20,7 +20,8 @@ import click
 
 from bench.errors import BenchError
 
-# each command -> the bench.cli module that defines it (in its COMMANDS)
+# each command -> the bench.cli module that defines it (in its COMMANDS); a new command goes here and in SUMMARIES
+# (tests/test_fast_start.py checks both against every module's COMMANDS)
 COMMAND_MODULES = {
     "run": "run", "presets": "run", "perturbations": "run", "plugins": "run",
     "pretrain": "early", "pretrainings": "early", "rewind-curve": "early", "trace": "early",
@@ -150,7 +151,6 @@ SUMMARIES = {
     "verify": "Re-run stored results from scratch and compare.",
     "cache": "Inspect and clean the cache folder.",
 }
-
 
 
 def main() -> None:
