@@ -9,12 +9,14 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
-import torch
 
 from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    import torch
 
 ENV_CACHE = "BENCH_CACHE_DIR"
 
@@ -70,10 +72,14 @@ def load_json(path: Path) -> Any:
 
 
 def save_tensors(path: Path, data: Any) -> None:
+    import torch  # here: reading results and listing the cache never load torch
+
     _atomic(path, lambda h: torch.save(data, h))
 
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> Any:
+    import torch
+
     # weights_only: a checkpoint is data and must never run code when loaded
     try:
         return torch.load(path, map_location=device, weights_only=True)

@@ -21,6 +21,11 @@ _STEP = re.compile(r"^\s*(\d+)\s*(it|ep)\s*$")
 # the most iterations any step string may name: 16x the paper preset's 160 epochs (62,560 iterations), so a
 # typo or a hostile config (999999999it) is refused up front instead of running for months
 MAX_STEPS = 1_000_000
+# the most replicate seeds one command trains: each is a full dense trunk and IMP chain, the paper reports 5
+# and the committed boards 6, so 1000 is far past any real use yet stops `--seeds 100000` from queueing years
+MAX_SEEDS = 1000
+# replicates trained together as one fused group, unless the preset says otherwise
+DEFAULT_GROUP_SIZE = 16
 
 
 def parse_step(text: str, iterations_per_epoch: int) -> int:

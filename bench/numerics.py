@@ -12,15 +12,21 @@ One fused training step of the default model runs three libraries, and each pick
   ``ATEN_CPU_CAPABILITY``, chosen at startup (AVX-512 where the CPU and build have it).
 
 ``pin()`` caps all three at AVX2 and fixes the thread count. The env vars are read by the libraries
-at their first use, not at ``import torch`` (measured), but ``pin()`` is meant to run before torch is
+at their first use, not at ``import torch`` (measured), but ``pin_env()`` is meant to run before torch is
 imported, from ``bench/__init__.py``, so no code path can run an op first. A value the user already
 set in the environment wins (``setdefault``); ``describe()`` records what was in effect.
+
+The thread count needs torch, so ``import bench`` leaves it alone (listing presets or reading results
+never loads torch): every experiment pins it before it trains (``experiments/setup.prepare``), and
+``pinned()`` pins both for one block and puts back what it changed (the Python API, ``bench/api.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from typing import Iterator
 
 #: the thread count every run uses; results differ between thread counts (see module docstring)
 THREADS = 1
@@ -38,6 +44,24 @@ def _pinning() -> bool:
     return os.environ.get(OFF_ENV, "") in ("", "0")
 
 
+#: the env vars bench set in this process (not the user's own), which ``pinned()`` removes again
+_SET_BY_BENCH: set[str] = set()
+#: whether torch was already loaded when bench was first imported: its kernels may then be unpinned ones
+TORCH_BEFORE_BENCH = False
+
+
+def pin_env() -> list[str]:
+    """Set the pinned env vars that are not set yet, without importing torch; return the ones it set."""
+    if not _pinning():
+        return []
+    added = [key for key in (*PINS, THREADS_ENV) if key not in os.environ]
+    for key, value in PINS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault(THREADS_ENV, str(THREADS))
+    _SET_BY_BENCH.update(added)
+    return added
+
+
 def pin() -> None:
     """Set the pinned env vars (unless already set) and, if torch is imported, the thread count.
 
@@ -46,9 +70,7 @@ def pin() -> None:
     """
     if not _pinning():
         return
-    for key, value in PINS.items():
-        os.environ.setdefault(key, value)
-    os.environ.setdefault(THREADS_ENV, str(THREADS))
+    pin_env()
     import sys
 
     if "torch" in sys.modules:
@@ -68,6 +90,30 @@ def pin_threads() -> None:
     n = thread_count()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def pinned() -> Iterator[None]:
+    """The pins in effect for the block (env vars and torch's thread count), then put back as they were
+    before bench was imported (the env vars bench set are removed; the user's own are never touched).
+
+    What cannot be put back: each library fixes its kernel choice at its first use in the process (oneDNN's
+    ISA, MKL's code path, ATen's capability), so once something trained here, later torch work in this
+    process keeps the AVX2 kernels whatever the env vars say afterwards.
+    """
+    pin_env()
+    import torch
+
+    threads = torch.get_num_threads()
+    pin_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        for key in sorted(_SET_BY_BENCH):  # those import bench set too: the caller's env as it was before bench
+            os.environ.pop(key, None)
+        _SET_BY_BENCH.clear()
 
 
 def cpu_model() -> str:

@@ -37,11 +37,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import torch
 
 from bench.errors import BenchError, PluginError
-from bench.plugin_guard import guarded
+from bench.plugin_guard import DEFAULT_APPLY_TIMEOUT, guarded  # noqa: F401  (the timeout: its home before)
 
-# bench run's --apply-timeout when not given: generous (the built-ins take well under a second on the default
-# model) yet bounded, so an apply() that never returns ends the command instead of hanging it
-DEFAULT_APPLY_TIMEOUT = 600.0
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 

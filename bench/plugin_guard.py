@@ -11,12 +11,18 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
 from rich.markup import escape
 
 from bench.errors import PluginError
+
+if TYPE_CHECKING:  # torch loads with the first plugin call: printing plugin text needs none
+    import torch
+
+# bench run's --apply-timeout when not given: generous (the built-ins take well under a second on the default
+# model) yet bounded, so an apply() that never returns ends the command instead of hanging it
+DEFAULT_APPLY_TIMEOUT = 600.0
 
 # C0 and C1 control characters and DEL: escape sequences can retitle a window, move the cursor or hide text;
 # a tab or newline in a one-line description is turned into a space instead
@@ -38,11 +44,15 @@ def markup_safe(text: object) -> str:
 
 def torch_state() -> tuple[int, torch.dtype]:
     """The process state a plugin may not change: torch's thread count and default dtype."""
+    import torch
+
     return torch.get_num_threads(), torch.get_default_dtype()
 
 
 def state_problem(before: tuple[int, torch.dtype]) -> str | None:
     """What changed since ``before`` (restored to ``before``), or None when nothing did."""
+    import torch
+
     threads, dtype = torch_state()
     problems = []
     if threads != before[0]:

@@ -21,7 +21,6 @@ import pluggy
 from bench import hookspecs
 from bench.errors import BenchError, PluginError, unknown
 from bench.plugin_guard import guarded
-from bench.pretraining import PREFIX, STEPS
 
 GROUP = "bench"
 BUILTIN_DIST = "earlyphase-bench"  # only the harness's own controls count as controls
@@ -81,6 +80,8 @@ class RegisteredPretraining:
     @property
     def label(self) -> str:
         """The name its results rank under, apart from every perturbation's."""
+        from bench.pretraining import PREFIX  # the pre-training contract loads torch: only when one is used
+
         return PREFIX + self.pretraining.name
 
 
@@ -201,6 +202,8 @@ class Plugins:
 
     def pretrainings(self) -> dict[str, RegisteredPretraining]:
         """Every registered pre-training by name; ``steps`` is the harness's, so no task may declare it."""
+        from bench.pretraining import STEPS
+
         found = self.collect("register_pretraining", "pre-training", ("name", "description", "prepare"))
         for name, (item, info) in list(found.items()):
             if any(getattr(p, "name", None) == STEPS.name for p in getattr(item, "params", ())):
@@ -213,6 +216,8 @@ class Plugins:
 
     def pretraining(self, name: str) -> RegisteredPretraining:
         """A pre-training by its name, with or without the 'pretrain:' prefix its results rank under."""
+        from bench.pretraining import PREFIX
+
         known = self.pretrainings()
         bare = name[len(PREFIX):] if name.startswith(PREFIX) else name
         if bare not in known:

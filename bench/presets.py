@@ -123,9 +123,8 @@ def get_preset(name: str) -> Preset:
 
 def describe(preset: Preset) -> dict[str, Any]:
     """A preset's facts as `bench presets --json` lists them: sizes, schedule, pruning, defaults."""
-    from bench import models
     from bench.datasets import dataset_info
-    from bench.pruning import levels_table
+    from bench.sizes import levels_table, parameter_counts  # counted, not built: listing presets loads no torch
 
     exp = preset.experiment
     try:  # sizes from the dataset registry, so `bench presets` never generates or downloads a dataset
@@ -134,13 +133,12 @@ def describe(preset: Preset) -> dict[str, Any]:
         raise BenchError(f"Preset '{preset.name}': {exc}") from None
     train_size = info.train_size(exp.data)
     per_epoch = exp.iterations_per_epoch(train_size)
-    model = models.build_model(exp.model, info.in_channels, info.num_classes)
-    params = dict(model.named_parameters())
+    parameters, prunable = parameter_counts(exp.model, info.in_channels, info.num_classes)
     table = levels_table(exp, info.in_channels, info.num_classes)
     return {
         "name": preset.name, "description": preset.description, "dataset": exp.data.dataset,
-        "model": exp.model.name, "parameters": sum(p.numel() for p in params.values()),
-        "prunable": sum(params[n].numel() for n in models.prunable_names(model)),
+        "model": exp.model.name, "parameters": parameters,
+        "prunable": prunable,
         "train_examples": train_size, "iterations_per_epoch": per_epoch,
         "iterations": parse_step(exp.train.steps, per_epoch), "rewind_iteration": parse_step(exp.rewind, per_epoch),
         "prune_fraction": exp.prune.fraction, "levels": exp.prune.levels, "default_level": preset.level,

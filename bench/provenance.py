@@ -14,17 +14,20 @@ import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping
 
 import bench
+
+if TYPE_CHECKING:  # torch is imported where a function needs it: the leaderboard reads records without it
+    import torch
 
 PROTOCOL_VERSION = 2
 
 
 def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
     """sha256 over names, dtypes, shapes and bytes, in name order: equal iff the tensors are bit-identical."""
+    import torch
+
     digest = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
@@ -54,6 +57,8 @@ def code_version() -> dict[str, Any]:
 def hardware(device: torch.device) -> dict[str, Any]:
     """The machine as far as rounding is concerned: on CPU its model, the kernel capability torch dispatches
     (AVX2, AVX512, ...), the thread count and the pinned library settings; on CUDA the GPU model."""
+    import torch
+
     from bench import numerics
 
     if device.type == "cuda":
@@ -69,6 +74,8 @@ def hardware_class(device: torch.device | str) -> str:
     """One string per class of machine whose kernels round alike (docs/reproducibility.md): on CPU the kernel
     capability torch dispatches (AVX2, AVX512, ...), on CUDA the GPU model. A branch must train in its
     ticket's class: early training amplifies rounding, so across classes a drop would measure the hardware."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
@@ -106,5 +113,7 @@ def same_class(recorded: str | None, here: str) -> bool:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware, stored with every result."""
+    import torch
+
     return {**code_version(), "protocol_version": PROTOCOL_VERSION, "torch_version": torch.__version__,
             "python_version": platform.python_version(), "platform": sys.platform, **hardware(device)}

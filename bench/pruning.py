@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 from bench.errors import BenchError, closest
 from bench.pruning_strategy import PruneContext, check_masks
 from bench.seeding import derive_seed, generator
+from bench.sizes import expected_density, levels_table  # noqa: F401  (the schedule, known without torch)
 
 Masks = dict[str, torch.Tensor]
 
@@ -224,32 +225,6 @@ def report(masks: Masks) -> dict:
     total = sum(v["size"] for v in layers.values())
     remaining = sum(v["remaining"] for v in layers.values())
     return {"total": total, "remaining": remaining, "density": remaining / total, "layers": layers}
-
-
-def expected_density(fraction: float, level: int, total: int, ties: str = "exact") -> float:
-    """Density after ``level`` levels, with the same rounding as :func:`prune`.
-
-    Exact for ``exact``. For ``threshold`` it assumes distinct magnitudes (one weight beyond the
-    count goes per level): true of trained float weights except by rare coincidence, so it is the
-    expected value; planted ties remove more."""
-    extra = 1 if ties == "threshold" else 0
-    alive = total
-    for _ in range(level):
-        alive -= min(alive, math.ceil(fraction * alive) + extra)
-    return alive / total
-
-
-def levels_table(experiment: Experiment, in_channels: int, num_classes: int) -> list[tuple[int, float]]:
-    """(level, percent of prunable weights remaining) for every reachable level."""
-    from bench import models  # the rule itself needs no network; only the schedule's sizes do
-
-    model = models.build_model(experiment.model, in_channels, num_classes)
-    params = dict(model.named_parameters())
-    total = sum(params[n].numel() for n in models.prunable_names(model))
-    if experiment.prune.schedule:  # the targets (a layerwise strategy rounds each layer down on its own)
-        return [(0, 100.0)] + [(lvl, 100 * (1 - s)) for lvl, s in enumerate(experiment.prune.schedule, 1)]
-    return [(lvl, 100 * expected_density(experiment.prune.fraction, lvl, total, experiment.prune.ties))
-            for lvl in range(experiment.prune.levels + 1)]
 
 
 def with_strategy(experiment: Experiment, name: str | None, raw: dict[str, object]) -> Experiment:

@@ -9,6 +9,10 @@ import resource
 
 import pytest
 
+from bench import numerics
+
+numerics.pin_threads()  # one thread, as every experiment trains (import bench leaves the count alone)
+
 RATIOS: list[str] = []
 
 

@@ -41,10 +41,13 @@ from bench.config import canonical, config_hash  # noqa: E402
 from bench.data import BatchStream, cifar_dataset, load_dataset  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.presets import get_preset  # noqa: E402
+from bench import numerics  # noqa: E402
 from bench.pruning import ones_like  # noqa: E402
 from bench.seeding import generator  # noqa: E402
 from bench.stages import Env, Replicate  # noqa: E402
 from bench.training import Schedule, Trainer, autocast_dtype  # noqa: E402
+
+numerics.pin_threads()  # one thread, as every experiment trains (import bench leaves the count alone)
 
 PRESET = "cifar10-resnet20"
 FULL_RUN = 62_560  # iterations of one training run of the recipe (160 epochs x 391)

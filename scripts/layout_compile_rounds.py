@@ -5,6 +5,7 @@ VM do not (docs/performance.md).  .venv/bin/python scripts/layout_compile_rounds
 import sys, time, statistics
 sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parent.parent / 'benchmarks'))
 import bench, torch
+bench.numerics.pin_threads()  # one thread, as every experiment trains (import bench leaves the count alone)
 from test_training_speed import _mnist1d, _Plain1d, _trainer, REPLICAS
 from bench import fused
 exp, data = _mnist1d()

@@ -2,7 +2,10 @@ import pytest
 
 import bench  # noqa: F401  (first: it pins the numerics before torch runs anything)
 import torch
+from bench import numerics
 from bench.plugins import default_plugins
+
+numerics.pin_threads()  # tests that train without an experiment's prepare() train on the pinned thread count
 
 
 @pytest.fixture(autouse=True)

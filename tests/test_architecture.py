@@ -22,6 +22,7 @@ PACKAGE = ROOT / "bench"
 # and export hookimpl (test_the_package_root_imports_only_the_pins_and_hookimpl).
 LAYERS: dict[str, tuple[str, ...]] = {
     "cli": ("bench.cli", "bench.__main__"),  # the command line: a thin layer
+    "api": ("bench.api",),  # the Python API for notebooks: beside the command line, over the same layers
     "sweep": ("bench.sweep",),  # many experiments on one machine or a cluster
     "experiments": ("bench.experiments",),  # the paper's measurements; they return data
     "report": ("bench.report",),  # tables and figures from stored results (beside experiments)
@@ -29,7 +30,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "core": ("bench.config", "bench.presets", "bench.datasets", "bench.data", "bench.models", "bench.training", "bench.fused",
              "bench.pruning", "bench.connectivity", "bench.paths", "bench.cache", "bench.cache_doctor", "bench.stage_checks",
              "bench.seeding", "bench.stats", "bench.provenance", "bench.numerics", "bench.plugins", "bench.progress",
-             "bench.batchlog", "bench.results", "bench.testing", "bench.submission", "bench.interpolation"),
+             "bench.batchlog", "bench.results", "bench.sizes", "bench.testing", "bench.submission", "bench.interpolation"),
     "contracts": ("bench.perturbation", "bench.pretraining", "bench.pruning_strategy", "bench.hookspecs", "bench.errors",
                   "bench.plugin_guard",
                   "bench.tracking"),  # for plugins
@@ -39,6 +40,7 @@ _BELOW_EXPERIMENTS = {"stages", "core", "contracts"}
 # imports the other (experiments return data, the command line draws it)
 MAY_IMPORT: dict[str, set[str]] = {
     "cli": set(LAYERS),
+    "api": set(LAYERS) - {"cli"},
     "sweep": {"sweep", "experiments"} | _BELOW_EXPERIMENTS,
     "experiments": {"experiments"} | _BELOW_EXPERIMENTS,
     "report": {"report", "core", "contracts"},

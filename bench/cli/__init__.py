@@ -2,23 +2,84 @@
 
 One module per command family (run, early, report); shared options in ``options``, shared output in
 ``output``. Errors reach the user as one line (``BENCH_DEBUG=1`` shows the traceback).
+
+A command's module is imported only when that command runs (``COMMAND_MODULES``), so ``bench --help`` and
+the listings start without torch or scipy (docs/performance.md); Ctrl-C at any moment is one line.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
+import sys
 import warnings
 from typing import Any
 
 import click
 
-from bench.cli import cache, early, instability, report, run, sweep, verify
 from bench.errors import BenchError
-from bench.plugin_guard import clean
+
+# each command -> the bench.cli module that defines it (in its COMMANDS); a new command goes here and in SUMMARIES
+# (tests/test_fast_start.py checks both against every module's COMMANDS)
+COMMAND_MODULES = {
+    "run": "run", "presets": "run", "perturbations": "run", "pruning-strategies": "run", "plugins": "run",
+    "pretrain": "early", "pretrainings": "early", "rewind-curve": "early", "trace": "early",
+    "instability": "instability",
+    "leaderboard": "report", "compare": "report", "plot": "report",
+    "sweep": "sweep", "verify": "verify", "cache": "cache",
+}
+# the commands that train: an interrupted one has saved its finished stages and checkpoints
+TRAINING = {"run", "pretrain", "rewind-curve", "trace", "instability", "sweep", "verify"}
+INTERRUPTED = "Interrupted."
+INTERRUPTED_TRAINING = "Interrupted. Finished stages and checkpoints are saved: rerun the same command to resume."
+
+
+_SEEN = {"interrupt": False}  # set by main()'s handler: an error after a Ctrl-C is the interruption's
+
+
+def _interrupted(training: bool = False) -> None:
+    click.echo(INTERRUPTED_TRAINING if training else INTERRUPTED, err=True)
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _SEEN["interrupt"] = True
+    raise KeyboardInterrupt
+
+
+def clean(text: object, lines: bool = False) -> str:
+    """bench.plugin_guard.clean (control characters out), imported when there is something to print."""
+    from bench.plugin_guard import clean as clean_text
+
+    return clean_text(text, lines=lines)
 
 
 class BenchGroup(click.Group):
-    """Shows BenchError (and anything unexpected) as one line instead of a traceback."""
+    """Loads a command's module when it runs; shows BenchError (and anything unexpected) as one line instead of
+    a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMAND_MODULES:
+            return None
+        module = importlib.import_module(f"bench.cli.{COMMAND_MODULES[cmd_name]}")
+        command = next(c for c in module.COMMANDS if c.name == cmd_name)
+        command.short_help = SUMMARIES.get(cmd_name, command.short_help)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # from SUMMARIES: listing the commands loads none of their modules
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SUMMARIES[name]) for name in self.list_commands(ctx)])
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:  # while the options are parsed: click would print two lines and exit 1
+            _interrupted()
+            raise click.exceptions.Exit(130) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(os.environ.get("BENCH_DEBUG"))
@@ -27,17 +88,22 @@ class BenchGroup(click.Group):
         except BenchError as exc:
             if debug:
                 raise
+            if _SEEN["interrupt"]:  # e.g. a plugin's failure reported after the Ctrl-C stopped it
+                _interrupted(ctx.invoked_subcommand in TRAINING)
+                ctx.exit(130)
             click.echo(f"Error: {clean(exc, lines=True)}", err=True)  # it may quote a plugin: no escape sequences
             ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("Interrupted. Finished stages and checkpoints are saved: rerun the same command to resume.",
-                       err=True)
+        except KeyboardInterrupt:  # also while the command's modules (torch, scipy) load
+            _interrupted(ctx.invoked_subcommand in TRAINING)
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:
             if debug:
                 raise
+            if _SEEN["interrupt"]:  # e.g. a library left half-imported by the Ctrl-C fails in its own way
+                _interrupted(ctx.invoked_subcommand in TRAINING)
+                ctx.exit(130)
             click.echo(f"Error: unexpected {type(exc).__name__}: {clean(exc, lines=True)} "
                        f"(set BENCH_DEBUG=1 to see the traceback).", err=True)
             ctx.exit(1)
@@ -74,6 +140,7 @@ SUMMARIES = {
     "run": "Perturb the rewound ticket, retrain, report the drop.",
     "presets": "List the experiment presets.",
     "perturbations": "List the registered perturbations.",
+    "pruning-strategies": "List the registered pruning strategies.",
     "plugins": "List loaded plugins, their hooks and failures.",
     "pretrain": "Make the rewind point by pre-training on another task.",
     "pretrainings": "List the registered pre-training tasks.",
@@ -88,11 +155,26 @@ SUMMARIES = {
     "cache": "Inspect and clean the cache folder.",
 }
 
-for command in (*run.COMMANDS, *early.COMMANDS, *instability.COMMANDS, *report.COMMANDS, *sweep.COMMANDS, *verify.COMMANDS,
-                *cache.COMMANDS):
-    command.short_help = SUMMARIES.get(command.name, command.short_help)
-    cli.add_command(command)
-
 
 def main() -> None:
-    cli(prog_name="bench")
+    """The console script. Ctrl-C anywhere in it, even while torch loads, prints one line and exits 130."""
+    ours = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # else the caller handles it itself
+    if ours:
+        signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        try:
+            cli(prog_name="bench")
+        except KeyboardInterrupt:  # outside click's handling, e.g. while it exits
+            _interrupted()
+            sys.exit(130)
+    except SystemExit as done:
+        if done.code == 130 and _SEEN["interrupt"]:
+            # exit now, with 130: a Ctrl-C that landed inside a C extension's own Python call (numpy's, torch's
+            # imports) marks the process, and a normal shutdown would then end it by SIGINT (status -2) instead
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise
+    finally:
+        if ours:  # the command is over, with its status: a Ctrl-C while the interpreter shuts down changes nothing
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -12,7 +12,7 @@ import click
 
 from bench.cache import cache_root
 from bench.errors import BenchError
-from bench.experiments.setup import DEFAULT_GROUP_SIZE, MAX_SEEDS, RunOptions
+from bench.config import DEFAULT_GROUP_SIZE, MAX_SEEDS
 from bench.presets import DEFAULT_PRESET
 
 
@@ -22,8 +22,25 @@ def _stack(command: Callable, options: list[Callable]) -> Callable:
     return command
 
 
+def complete_presets(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from bench.presets import PRESETS
+
+    return [name for name in PRESETS if name.startswith(incomplete)]
+
+
+def complete_perturbations(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of registered perturbation names (it loads the plugins, so torch: about 2 s)."""
+    from bench.plugins import default_plugins
+
+    try:
+        names = list(default_plugins().perturbations())
+    except Exception:  # a broken plugin must not break the user's shell
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
 def preset_option(command: Callable) -> Callable:
-    return click.option("--preset", default=DEFAULT_PRESET, show_default=True,
+    return click.option("--preset", default=DEFAULT_PRESET, show_default=True, shell_complete=complete_presets,
                         help="Experiment preset (see `bench presets`).")(command)
 
 
@@ -175,6 +192,8 @@ def run_options(command: Callable | None = None, *, workers: bool = True) -> Cal
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> Any:
+        from bench.experiments.setup import RunOptions  # loads torch: only once a training command runs
+
         values = {key: kwargs.pop(key, None) for key in _RUN_KEYS}
         options = RunOptions(
             cache=cache_root(values["cache_dir"]), device=values["device"],

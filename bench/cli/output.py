@@ -8,18 +8,19 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from bench.batchlog import BatchLog, heartbeat_seconds, stamped
-from bench.execute import StageEvent
-from bench.experiments.records import Outcome
 from bench.progress import NO_PROGRESS, Progress, StageProgress
 from bench.plugin_guard import markup_safe
-from bench.report.render import json_safe
+
+if TYPE_CHECKING:  # types only: listing presets or plugins loads neither the training stack nor torch
+    from bench.execute import StageEvent
+    from bench.experiments.records import Outcome
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -118,6 +119,8 @@ def interval_text(summary, key: str = "drop") -> str:
 
 
 def echo_json(payload) -> None:
+    from bench.report.render import json_safe
+
     click.echo(json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
 

@@ -8,7 +8,7 @@ import click
 
 from bench import paths
 from bench.cache import cache_root
-from bench.cli.options import Percent, cache_dir_option
+from bench.cli.options import Percent, cache_dir_option, complete_presets
 from bench.errors import BenchError
 from bench.report.figstyle import PLOT_SUFFIXES, STYLES, default_style
 from bench.report.figures import (accuracy_vs_sparsity, default_series, draw_accuracy, draw_sweep, parameter_sweep,
@@ -27,7 +27,7 @@ def _common(command):
         click.option("--results", "results", multiple=True, type=click.Path(), metavar="DIR",
                      help="Folder of result files, searched recursively (repeatable). Default: <cache>/results."),
         cache_dir_option("Cache root whose results/ is read. Default: $BENCH_CACHE_DIR, else the user cache folder."),
-        click.option("--preset", default=None, help="Only results of this preset."),
+        click.option("--preset", default=None, shell_complete=complete_presets, help="Only results of this preset."),
         click.option("--sparsity", type=Percent(), default=None, metavar="PCT",
                      help="Only results with this percent of weights remaining (to 0.1)."),
         click.option("--min-seeds", type=click.IntRange(min=1), default=DEFAULT_MIN_SEEDS, show_default=True,
@@ -57,9 +57,20 @@ def _load(results, cache_dir, preset, sparsity, min_seeds, any_config, strict) -
         click.echo(f"Warning: duplicate result: {duplicate}.", err=True)
     if lb.files == 0:
         where = ", ".join(str(f) for f in folders)
-        click.echo(f"No result files under {where}: run `bench run --seeds 3` first, or pass --results DIR.",
-                   err=True)
+        click.echo(f"No result files under {where}: run `bench run --seeds 3` first, or pass --results DIR "
+                   f"(the committed results, in a checkout: --results leaderboard/results).", err=True)
+    elif sparsity is not None and not lb.results:
+        _say_sparsities(folders, results, preset, sparsity, any_config)
     return lb
+
+
+def _say_sparsities(folders, results, preset, sparsity, any_config) -> None:
+    """No stored result has the asked sparsity: list the ones that exist, instead of blaming the seed count."""
+    every = from_folders(folders, missing_ok=not results, preset=preset, min_seeds=1, any_config=any_config)
+    found = sorted({round(r.percent_remaining, 1) for r in (*every.rows, *every.ineligible)}, reverse=True)
+    there = ", ".join(f"{p:g}%" for p in found) or "none"
+    click.echo(f"No results at {sparsity:g}% of weights remaining{f' for preset {preset}' if preset else ''}; "
+               f"stored results are at: {there} (--sparsity PCT).", err=True)
 
 
 @click.command()
@@ -96,7 +107,7 @@ def leaderboard(results, cache_dir, preset, sparsity, min_seeds, any_config, str
         from rich.console import Console
 
         out = Console(highlight=False)
-        if not lb.boards and lb.files:
+        if not lb.boards and lb.results:  # (no results passed the filters: _load said why)
             click.echo(f"No ranked results (minimum seeds {min_seeds}).", err=True)
         for table in rich_tables(lb, out.width):
             out.print(table)

@@ -10,19 +10,18 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from bench.cli.options import Seconds, json_option, levels_options, logger_options, parse_levels, parse_params, \
-    preset_option, run_options, seeds_option
+from bench.cli.options import Seconds, complete_perturbations, json_option, levels_options, logger_options, \
+    parse_levels, parse_params, preset_option, run_options, seeds_option
 from bench.cli.output import comparison_table, echo_json, err, level_table, out, outcome_json, registry_row, \
     say_next, say_stages, seed_table, show_registry, stage_counts, ui
 from bench.errors import BenchError
-from bench.plugin_guard import markup_safe
-from bench.experiments.records import Outcome
-from bench.perturbation import DEFAULT_APPLY_TIMEOUT
+from bench.plugin_guard import DEFAULT_APPLY_TIMEOUT, markup_safe
 from bench.plugins import default_plugins
 from bench.presets import PRESETS, describe, get_preset
 from bench.report.fitting import fit
 
 if TYPE_CHECKING:
+    from bench.experiments.records import Outcome
     from bench.experiments.setup import RunOptions
     from bench.experiments.tracking import Tracking
 
@@ -34,6 +33,7 @@ SHARED_COLUMNS = (("dense %", "dense"), ("ticket %", "ticket"))
 
 @click.command()
 @click.option("--perturbation", "-p", "perturbations", multiple=True, default=("identity",), show_default=True,
+              shell_complete=complete_perturbations,
               help="Registered perturbation name; repeat to run several at one level, trained together.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Perturbation parameter (repeatable).")
 @preset_option
@@ -91,6 +91,7 @@ def run(perturbations, params, preset, seeds, sparsity, levels, perturbation_see
                 for lvl in chosen_levels or [None]]
     for logger in tracking.loggers if tracking else []:
         err.print(f"Logged to {logger.name}: {getattr(logger, 'location', logger.version)}", soft_wrap=True)
+    say_group_seeds(runs)
     if as_json:
         objects = [_level_json(outcomes) for outcomes in runs]
         echo_json(objects[0] if len(objects) == 1 else {"levels": objects})
@@ -119,6 +120,20 @@ def _open_tracking(loggers: tuple[str, ...], log_dir: str | None, tracking_uri: 
     return open_tracking(names, log_dir=Path(log_dir) if log_dir else options.cache / "logs",
                          run_name=run_name(preset, perturbations), tracking_uri=tracking_uri, levels=levels,
                          tags={"preset": preset, "perturbation": ",".join(perturbations)})
+
+
+def say_group_seeds(runs: list[list[Outcome]]) -> None:
+    """One line when more seeds trained than the run reports: a requested seed's ticket trained in one seed group
+    with others (an earlier run's), and its branch trains in that group again, so the others' come along."""
+    reported = {r["seed"] for outcomes in runs for o in outcomes for r in o.records}
+    extra = sorted({e.seed for outcomes in runs for e in outcomes[0].events if e.kind == "trained"} - reported)
+    if extra:
+        listed = ", ".join(map(str, extra[:8])) + (", ..." if len(extra) > 8 else "")
+        every = sorted(reported | set(extra))
+        err.print(f"Also trained seed{'s' if len(extra) > 1 else ''} {listed}, not reported: {len(reported)} seed"
+                  f"{'s' if len(reported) > 1 else ''} asked for, {len(every)} trained, because an earlier run "
+                  f"trained them in one seed group (--seeds {','.join(map(str, every))} reports them all, from the "
+                  f"cache).", soft_wrap=True)
 
 
 def _level_json(outcomes: list[Outcome]) -> dict:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from bench import paths
+from bench import numerics, paths
 from bench.batchlog import seeds_text
-from bench.config import Experiment, config_hash
+from bench.config import DEFAULT_GROUP_SIZE, MAX_SEEDS, Experiment, config_hash
 from bench.data import load_dataset
 from bench.errors import BenchError
 from bench.execute import Env
@@ -22,8 +22,6 @@ from bench.pruning import levels_table
 
 if TYPE_CHECKING:
     from bench.experiments.tracking import Tracking
-
-DEFAULT_GROUP_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -76,10 +74,6 @@ def resolve_level(table: list[tuple[int, float]], level: int | None, sparsity: f
     return default
 
 
-# the most replicate seeds one command trains: each is a full dense trunk and IMP chain, the paper reports 5
-# and the committed boards 6, so 1000 is far past any real use yet stops `--seeds 100000` from queueing years
-MAX_SEEDS = 1000
-
 
 def seed_list(seeds: int | Sequence[int]) -> list[int]:
     """``N`` means seeds 0..N-1; a sequence is taken as given (in order, without repeats); at most MAX_SEEDS."""
@@ -111,6 +105,7 @@ class Setup:
 
 def prepare(preset: Preset, options: RunOptions, *, seeds: int | Sequence[int], level: int | None = None,
             sparsity: float | None = None, experiment: Experiment | None = None) -> Setup:
+    numerics.pin()  # the kernels' env vars and the thread count, before anything trains
     chosen = seed_list(seeds)
     exp = experiment or preset.experiment
     device = resolve_device(options.device)
