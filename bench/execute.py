@@ -54,6 +54,9 @@ class Env:
     apply_timeout: float | None = None  # seconds a perturbation's apply() may take (None: no limit)
     events: list[StageEvent] = field(default_factory=list)
     metrics: Metrics | None = None  # `bench run --logger`: fed when a stage finishes or is read from the cache
+    # False: a search on validation (scripts/search_default.py) never measures the test split; its stages record
+    # `accuracy: null, test_evaluated: false` and live in their own cache tree (bench.experiments.setup.prepare)
+    evaluate_test: bool = True
 
     def note(self, kind: str, stage: str, seed: int) -> None:
         event = StageEvent(kind, stage, seed)  # type: ignore[arg-type]
@@ -266,11 +269,13 @@ def _train_group(jobs: list[Job], env: Env) -> None:
         snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: bar.advance(step - jobs[0].start),
         identity=identity, accept=accept, losses=losses if env.metrics is not None else None)
     seconds = time.perf_counter() - t0
-    accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
+    accuracies: list[float | None] = [None] * replicas
+    if env.evaluate_test:
+        accuracies = list(fused.evaluate(model, env.data.x_test, env.data.y_test, replicas))
     validation: list[float | None] = [None] * replicas
     if env.data.x_val is not None:
         validation = list(fused.evaluate(model, env.data.x_val, env.data.y_val, replicas))
-    bar.done(accuracies, seconds)  # a batch log's finish line carries the stage's accuracy (bench/cli/output.py)
+    bar.done(accuracies if env.evaluate_test else [], seconds)  # a batch log's finish line carries the stage's accuracy (bench/cli/output.py)
     group = [j.replicate.seed for j in jobs]
     for job, accuracy, val in zip(jobs, accuracies, validation):
         job.finish(accuracy, seconds, group, val_accuracy=val)
