@@ -24,6 +24,7 @@ from bench import fused, paths
 from bench.cache import save_tensors
 from bench.config import Experiment
 from bench.data import BatchStream, Dataset
+from bench.errors import BenchError
 from bench.progress import NO_PROGRESS, Metrics, Progress, hook
 from bench.provenance import fingerprint
 from bench.stage_checks import group_of, invalidate
@@ -205,6 +206,9 @@ def stage_locks(folders: list[Path], progress: Progress = NO_PROGRESS,
 
 def _train_group(jobs: list[Job], env: Env) -> None:
     rep = jobs[0].replicate
+    if not env.evaluate_test and env.data.x_val is None:
+        raise BenchError("A run that does not evaluate the test split needs a validation split to measure: "
+                         "set data.validation_examples.")
     replicas = len(jobs)
     model = fused.build(rep.exp.model, env.data.in_channels, env.data.num_classes, replicas).to(env.device)
     model.load_state_dict(fused.fuse([j.state for j in jobs]))
@@ -275,7 +279,8 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     validation: list[float | None] = [None] * replicas
     if env.data.x_val is not None:
         validation = list(fused.evaluate(model, env.data.x_val, env.data.y_val, replicas))
-    bar.done(accuracies if env.evaluate_test else [], seconds)  # a batch log's finish line carries the stage's accuracy (bench/cli/output.py)
+    # a batch log's finish line carries the stage's accuracy (bench/cli/output.py); a search's has none
+    bar.done([a for a in accuracies if a is not None], seconds)
     group = [j.replicate.seed for j in jobs]
     for job, accuracy, val in zip(jobs, accuracies, validation):
         job.finish(accuracy, seconds, group, val_accuracy=val)
