@@ -6,7 +6,7 @@ search seeds, the fused group size, the level reported, the bars and the stabili
 candidate and seed this trains the dense trunk, the preset's IMP chain (rewound to k), the reference chain
 (IMP rewound to iteration 0, its own masks) and ``reinit`` at the level, with the test split NEVER evaluated
 (``RunOptions.evaluate_test=False``: no stage computes or stores a test accuracy). Every row (candidate,
-seed, validation accuracies, group size, code commit and git_dirty) is appended to ``--out`` as JSON lines;
+seed, validation accuracies, group size, code commit and git_dirty) is written to ``--out`` as JSON lines;
 then ``bench.search_rule.choose`` applies the rule and a table is printed.
 
     python scripts/search_default.py docs/search/rule.toml --out search.jsonl --cache /tmp/search
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rule", type=Path, help="the committed rule file, e.g. docs/search/rule.toml")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/search"))
-    ap.add_argument("--out", type=Path, default=None, help="JSONL the rows are appended to")
+    ap.add_argument("--out", type=Path, default=None, help="a new JSONL file the rows are written to")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
     ap.add_argument("--rows", type=Path, default=None, help="apply the rule to rows recorded earlier; train nothing")
     args = ap.parse_args(argv)
@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if args.out is None:
                 raise BenchError("give --out FILE: every row of the search is recorded there.")
+            if args.out.exists() and args.out.stat().st_size:
+                raise BenchError(f"{args.out} already holds rows: give a new --out file (--rows {args.out} "
+                                 "applies the rule to the rows it holds).")
             rows = search(rule, rule_sha, args.cache, args.out)
         print_choice(rule, rows)
     except BenchError as exc:

@@ -147,6 +147,8 @@ def test_the_search_script_runs_the_example_rule_end_to_end_without_test_accurac
         assert json.loads(file.read_text())["accuracy"] is None
     choice = json.loads(printed.strip().splitlines()[-1])
     assert choice["CHOICE"] == choose(rule, rows)[0] == "lr-0.1"  # measured: no candidate meets the bars
+    assert script.main([str(EXAMPLE), "--out", str(out)]) == 2  # rows are never appended to an old search's
+    assert "already holds rows" in capsys.readouterr().err
     # the rule applied again to the recorded rows gives the same choice
     assert script.main([str(EXAMPLE), "--rows", str(out)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == choice
