@@ -128,7 +128,8 @@ class _Stage:
     def done(self, accuracies: Sequence[float], seconds: float) -> None:
         self.log.pending.clear()
         self.log.emit(f"finished {self.label}: {self.total} iterations, {seconds:.1f} s, test accuracy "
-                      + ", ".join(f"{a:.2f}%" for a in accuracies))
+                      # none: a validation-only search, which never evaluates the test split
+                      + (", ".join(f"{a:.2f}%" for a in accuracies) or "not evaluated"))
         if accuracies:
             self.log.last = (self.label, list(accuracies))
 

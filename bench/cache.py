@@ -97,6 +97,14 @@ def record_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return f"expected a JSON object, found {type(record).__name__}"
     acc = record.get("accuracy")
+    if record.get("test_evaluated") is False:  # a validation-only search stage: no test number, a validation one
+        if acc is not None or record.get("ticket_accuracy") is not None:
+            return "a stage trained without test evaluation carries a test accuracy"
+        if not _number(record.get("val_accuracy")):
+            return "a stage trained without test evaluation has no numeric 'val_accuracy'"
+        return _field_problem({k: v for k, v in record.items() if k != "ticket_accuracy"}, without_test=True)
+    if "test_evaluated" in record and record["test_evaluated"] is not True:
+        return f"'test_evaluated' is {record['test_evaluated']!r}, not false (or absent)"
     if isinstance(acc, bool) or not isinstance(acc, (int, float)):
         return "no numeric 'accuracy'"
     if not math.isfinite(acc) or not 0 <= acc <= 100:
@@ -117,10 +125,10 @@ _REQUIRED = {"trunk": ("seconds",), "level": ("seconds",), "rewind": ("seconds",
              "branch": ("seconds", "ticket_accuracy", "generator_seed", "effective_std", "relative_change")}
 
 
-def _field_problem(record: dict) -> str | None:
+def _field_problem(record: dict, without_test: bool = False) -> str | None:
     """Why a stage record's other fields cannot be trusted: each reaches a result (a drop, a timing, a group)."""
     for name in _REQUIRED.get(record.get("stage"), ()):  # type: ignore[arg-type]
-        if name not in record:
+        if name not in record and not (without_test and name == "ticket_accuracy"):
             return f"no '{name}'"
     checks = {
         "seconds": lambda v: _number(v) and v >= 0,

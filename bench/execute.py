@@ -24,6 +24,7 @@ from bench import fused, paths
 from bench.cache import save_tensors
 from bench.config import Experiment
 from bench.data import BatchStream, Dataset
+from bench.errors import BenchError
 from bench.progress import NO_PROGRESS, Metrics, Progress, hook
 from bench.provenance import fingerprint
 from bench.stage_checks import group_of, invalidate
@@ -54,6 +55,9 @@ class Env:
     apply_timeout: float | None = None  # seconds a perturbation's apply() may take (None: no limit)
     events: list[StageEvent] = field(default_factory=list)
     metrics: Metrics | None = None  # `bench run --logger`: fed when a stage finishes or is read from the cache
+    # False: a search on validation (scripts/search_default.py) never measures the test split; its stages record
+    # `accuracy: null, test_evaluated: false` and live in their own cache tree (bench.experiments.setup.prepare)
+    evaluate_test: bool = True
 
     def note(self, kind: str, stage: str, seed: int) -> None:
         event = StageEvent(kind, stage, seed)  # type: ignore[arg-type]
@@ -202,6 +206,9 @@ def stage_locks(folders: list[Path], progress: Progress = NO_PROGRESS,
 
 def _train_group(jobs: list[Job], env: Env) -> None:
     rep = jobs[0].replicate
+    if not env.evaluate_test and env.data.x_val is None:
+        raise BenchError("A run that does not evaluate the test split needs a validation split to measure: "
+                         "set data.validation_examples.")
     replicas = len(jobs)
     model = fused.build(rep.exp.model, env.data.in_channels, env.data.num_classes, replicas).to(env.device)
     model.load_state_dict(fused.fuse([j.state for j in jobs]))
@@ -266,11 +273,14 @@ def _train_group(jobs: list[Job], env: Env) -> None:
         snapshot=snapshot, snapshot_steps=tuple(steps), progress=lambda step: bar.advance(step - jobs[0].start),
         identity=identity, accept=accept, losses=losses if env.metrics is not None else None)
     seconds = time.perf_counter() - t0
-    accuracies = fused.evaluate(model, env.data.x_test, env.data.y_test, replicas)
+    accuracies: list[float | None] = [None] * replicas
+    if env.evaluate_test:
+        accuracies = list(fused.evaluate(model, env.data.x_test, env.data.y_test, replicas))
     validation: list[float | None] = [None] * replicas
     if env.data.x_val is not None:
         validation = list(fused.evaluate(model, env.data.x_val, env.data.y_val, replicas))
-    bar.done(accuracies, seconds)  # a batch log's finish line carries the stage's accuracy (bench/cli/output.py)
+    # a batch log's finish line carries the stage's accuracy (bench/cli/output.py); a search's has none
+    bar.done([a for a in accuracies if a is not None], seconds)
     group = [j.replicate.seed for j in jobs]
     for job, accuracy, val in zip(jobs, accuracies, validation):
         job.finish(accuracy, seconds, group, val_accuracy=val)

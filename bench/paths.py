@@ -47,6 +47,11 @@ def data_dir(cache: Path) -> Path:
     return cache / "data"
 
 
+def validation_only_dir(cache: Path) -> Path:
+    """The cache tree of stages trained without evaluating the test split (``RunOptions.evaluate_test``)."""
+    return cache / "validation-only"
+
+
 def experiment_dir(cache: Path, config_hash: str) -> Path:
     # the protocol is part of the path: stages trained under other numerics are never read back as current
     from bench.provenance import PROTOCOL_VERSION

@@ -111,6 +111,10 @@ class Replicate:
             record, problem = read_record(done)
             if problem is None:  # its files and what it was built on (bench.stage_checks)
                 problem = files_problem(record, folder, self.root)
+            if problem is None and (record.get("test_evaluated") is False) == self.env.evaluate_test:
+                problem = ("trained without test evaluation (a validation-only search stage), read by a run that "
+                           "reports test accuracy" if self.env.evaluate_test else
+                           "trained with test evaluation, read by a validation-only search")
             if problem is None:
                 check_class(record, hardware_class(self.env.device), folder)  # one numerics class per cache
                 self.env.note("cached", label, self.seed)
@@ -131,6 +135,8 @@ class Replicate:
                       "trained_with_seeds": group, "config_hash": self.hash, "seed": self.seed,
                       "hardware": hardware_class(self.env.device),
                       "files": stage_files(folder)}  # checked whenever the stage is read back
+            if not self.env.evaluate_test:  # a validation-only search: the test split was never evaluated
+                record["test_evaluated"] = False
             save_json(folder / paths.DONE, record)
             self.env.note("trained", label, self.seed)
             if self.env.metrics is not None:
@@ -263,7 +269,7 @@ class Replicate:
         def finish_branch(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:
             if not self.keep_branch_weights:  # branch weights are never reused, except by bench instability
                 (folder / paths.FINAL).unlink(missing_ok=True)
-            return finish(accuracy, seconds, group, val_accuracy) | {"drop": ticket["accuracy"] - accuracy}
+            return finish(accuracy, seconds, group, val_accuracy) | {"drop": _drop(ticket["accuracy"], accuracy)}
 
         if start_point(pert) == "imp-from-init":  # its own chain, trained by train_chain(rewind=0)
             chain = self.record(level, rewind=0)
@@ -291,7 +297,12 @@ class Replicate:
     def branch_record(self, name: str, params: dict[str, Any], level: int, perturbation_seed: int) -> dict:
         """The record of a finished branch, read from its done.json."""
         record = load_json(self.branch_folder(name, params, level, perturbation_seed) / paths.DONE)
-        return record | {"drop": record["ticket_accuracy"] - record["accuracy"]}
+        return record | {"drop": _drop(record["ticket_accuracy"], record["accuracy"])}
+
+
+def _drop(ticket: float | None, accuracy: float | None) -> float | None:
+    """Ticket minus branch test accuracy; None where the test split was not evaluated (a validation-only search)."""
+    return None if ticket is None or accuracy is None else ticket - accuracy
 
 
 def train_chain(reps: list[Replicate], level: int, env: Env, rewind: int | None = None) -> None:

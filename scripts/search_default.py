@@ -1,42 +1,42 @@
-"""Search for the default preset on validation data (issue 11).
+"""A validation-only search for a preset's lens, run from a committed rule file (issues 11, 21 and 22).
 
-For one candidate configuration (given as overrides of the base below) and each search seed, train
-the dense trunk, the preset's IMP chain (rewound to k) and the paper's reference chain (IMP rewound to
-iteration 0, its own masks) to ``--levels``, and ``reinit`` at the last level. Every number printed is
-VALIDATION accuracy (MNIST-1D examples generated with their own seed): test accuracy is never read, so
-the choice cannot leak into the reported results, which come from other seeds (the preset's defaults).
+The rule file (format: docs/default-preset.md, "How the next search runs"; an example:
+docs/search/rule.example.toml) names the preset, the candidates (overrides of the preset's experiment), the
+search seeds, the fused group size, the level reported, the bars and the stability criterion. For every
+candidate and seed this trains the dense trunk, the preset's IMP chain (rewound to k), the reference chain
+(IMP rewound to iteration 0, its own masks) and ``reinit`` at the level, with the test split NEVER evaluated
+(``RunOptions.evaluate_test=False``: no stage computes or stores a test accuracy). Every row (candidate,
+seed, validation accuracies, group size, code commit and git_dirty) is written to ``--out`` as JSON lines;
+then ``bench.search_rule.choose`` applies the rule and a table is printed.
 
-Prints one JSON line per (level, seed) and one SUMMARY line per level with the bars of issue 11:
-ticket within 1.5 of dense; reference (imp-rewind-0) at least 1.5 below the ticket with its 95% interval
-above 0; reinit at least 2 below the reference with its interval above 0. ``--out`` appends the lines.
-
-    python scripts/search_default.py --set train.lr=0.2 --set rewind=32it --seeds 1000-1005
+    python scripts/search_default.py docs/search/rule.toml --out search.jsonl --cache /tmp/search
+    python scripts/search_default.py docs/search/rule.toml --dry-run          # the plan, nothing trained
+    python scripts/search_default.py docs/search/rule.toml --rows search.jsonl  # the rule on recorded rows
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.cli.options import Seeds
-from bench.config import Experiment, config_hash, full
+from bench.config import Experiment, config_hash
+from bench.errors import BenchError
 from bench.experiments.setup import RunOptions, prepare
 from bench.plugins import default_plugins
 from bench.presets import get_preset
-from bench.stages import execute, Replicate, train_chain
-from bench.stats import summarize
+from bench.provenance import code_version
+from bench.search_rule import Rule, choose, load_rule
+from bench.stages import Replicate, execute, train_chain
 
 
-def apply_overrides(exp: Experiment, overrides: dict[str, str]) -> Experiment:
-    """``{"train.lr": "0.2", "rewind": "32it", "model.widths": "[8,16]"}`` applied to ``exp`` (JSON values)."""
-    for key, text in overrides.items():
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
+def apply_overrides(exp: Experiment, overrides: dict) -> Experiment:
+    """``{"train.lr": 0.2, "rewind": "32it", "model.widths": [8, 16]}`` applied to ``exp``."""
+    for key, value in overrides.items():
         value = tuple(value) if isinstance(value, list) else value
         if key == "rewind":
             exp = replace(exp, rewind=str(value))
@@ -46,67 +46,111 @@ def apply_overrides(exp: Experiment, overrides: dict[str, str]) -> Experiment:
     return exp
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--set", action="append", default=[], help="section.field=value, e.g. train.lr=0.2")
-    ap.add_argument("--levels", type=int, default=3, help="IMP levels to train (bars reported at each)")
-    ap.add_argument("--seeds", default="1000-1005", help="search seeds: never the preset's default seeds")
-    ap.add_argument("--cache", default="/tmp/search")
-    ap.add_argument("--out", default=None)
-    args = ap.parse_args()
-    preset = get_preset("mnist1d-resnet")
-    overrides = dict(item.split("=", 1) for item in args.set)
-    exp = apply_overrides(preset.experiment, overrides)
-    exp = replace(exp, prune=replace(exp.prune, levels=args.levels))
-    seeds = Seeds().convert(args.seeds, None, None)
-    if set(seeds) & set(range(preset.seeds)):
-        raise SystemExit(f"search seeds {seeds} overlap the preset's default seeds 0..{preset.seeds - 1}")
-    setup = prepare(preset, RunOptions(cache=Path(args.cache)), seeds=seeds, level=args.levels, experiment=exp)
-    env = setup.env
-    assert env.data.x_val is not None, "the search needs a validation split (data.validation_examples)"
-    reps = [Replicate(exp, seed, env) for seed in setup.seeds]
-    t0 = time.perf_counter()
-    train_chain(reps, args.levels, env)
-    train_chain(reps, args.levels, env, rewind=0)
+def experiment_of(rule: Rule, overrides: dict) -> Experiment:
+    exp = apply_overrides(get_preset(rule.preset).experiment, overrides)
+    return replace(exp, prune=replace(exp.prune, levels=rule.level))
+
+
+def search(rule: Rule, rule_sha: str, cache: Path, out: Path) -> list[dict]:
+    """Train every candidate on the rule's seeds (test split never evaluated) and append its rows to ``out``."""
+    version = code_version()
     reinit = default_plugins().perturbation("reinit")
-    execute([rep.branch_job(reinit, {}, args.levels, 0) for rep in reps], env)
-    seconds = time.perf_counter() - t0
     rows = []
-    for rep in reps:
-        dense = rep.trunk_record()["val_accuracy"]
-        for level in range(1, args.levels + 1):
-            row = {"config_hash": config_hash(exp), "overrides": overrides, "level": level,
-                   "percent_remaining": round(100 * rep.record(level)["sparsity"]["density"], 2),
-                   "seed": rep.seed, "dense": dense, "ticket": rep.record(level)["val_accuracy"],
-                   "imp-rewind-0": rep.record(level, rewind=0)["val_accuracy"]}
-            if level == args.levels:
-                row["reinit"] = rep.branch(reinit, {}, level, 0)["val_accuracy"]
+    for cand in rule.candidates:
+        exp = experiment_of(rule, cand.overrides)
+        options = RunOptions(cache=cache, group_size=rule.group_size, evaluate_test=False)
+        setup = prepare(get_preset(rule.preset), options, seeds=rule.seeds, level=rule.level, experiment=exp,
+                        writes_results=False)
+        env = setup.env
+        if env.data.x_val is None:
+            raise BenchError(f"candidate {cand.name}: the search needs a validation split "
+                             "(data.validation_examples > 0)")
+        reps = [Replicate(exp, seed, env) for seed in setup.seeds]
+        t0 = time.perf_counter()
+        train_chain(reps, rule.level, env)
+        train_chain(reps, rule.level, env, rewind=0)
+        execute([rep.branch_job(reinit, {}, rule.level, 0) for rep in reps], env)
+        seconds = time.perf_counter() - t0
+        for rep in reps:
+            ticket = rep.record(rule.level)
+            row = {"candidate": cand.name, "overrides": cand.overrides, "config_hash": config_hash(exp),
+                   "seed": rep.seed, "level": rule.level,
+                   "percent_remaining": round(100 * ticket["sparsity"]["density"], 2),
+                   "group_size": rule.group_size, "trained_with_seeds": ticket["trained_with_seeds"],
+                   "dense": rep.trunk_record()["val_accuracy"], "ticket": ticket["val_accuracy"],
+                   "imp-rewind-0": rep.record(rule.level, rewind=0)["val_accuracy"],
+                   "reinit": rep.branch_record("reinit", {}, rule.level, 0)["val_accuracy"],
+                   "split": "validation", "test_evaluated": False, "seconds": round(seconds, 1),
+                   "rule_sha256": rule_sha, **version}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    lines = [json.dumps(r) for r in rows]
-    for level in range(1, args.levels + 1):
-        sel = [r for r in rows if r["level"] == level]
-        gap = summarize([r["dense"] - r["ticket"] for r in sel])
-        ref = summarize([r["ticket"] - r["imp-rewind-0"] for r in sel])
-        summary = {"SUMMARY": True, "config_hash": config_hash(exp), "overrides": overrides, "level": level,
-                   "percent_remaining": sel[0]["percent_remaining"], "n": len(sel), "seconds": round(seconds, 1),
-                   "dense": summarize([r["dense"] for r in sel]).mean,
-                   "ticket": summarize([r["ticket"] for r in sel]).mean,
-                   "dense_minus_ticket": gap.mean, "ticket_minus_ref": ref.mean,
-                   "ticket_minus_ref_ci": [ref.low, ref.high],
-                   "bar_ticket": gap.mean <= 1.5, "bar_ref": ref.mean >= 1.5 and ref.low > 0}
-        if "reinit" in sel[0]:
-            rein = summarize([r["imp-rewind-0"] - r["reinit"] for r in sel])
-            summary |= {"ref_minus_reinit": rein.mean, "ref_minus_reinit_ci": [rein.low, rein.high],
-                        "bar_reinit": rein.mean >= 2 and rein.low > 0}
-        print(json.dumps(summary), flush=True)
-        lines.append(json.dumps(summary))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "a") as fh:
-            fh.write(json.dumps({"CONFIG": full(exp)}) + "\n")
-            fh.write("\n".join(lines) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in rows if r["candidate"] == cand.name))
+    return rows
+
+
+def print_choice(rule: Rule, rows: list[dict]) -> str:
+    best, table, why = choose(rule, rows)
+    print(f"{'candidate':<16} {'n':>3} {'dense':>7} {'ticket':>7} {'d-t':>6} {'t-ref [95% CI]':>24} "
+          f"{'ref-reinit [95% CI]':>24}  stable  bars (miss)")
+    for name, a in table.items():
+        ci = "{:6.2f} [{:6.2f}, {:6.2f}]"
+        misses = ", ".join(f"{k} {v:.2f}" for k, v in a["misses"].items() if v > 0) or "met"
+        print(f"{name:<16} {a['n']:>3} {a['dense']:7.2f} {a['ticket']:7.2f} {a['dense_minus_ticket']:6.2f} "
+              f"{ci.format(a['ticket_minus_ref'], *a['ticket_minus_ref_ci']):>24} "
+              f"{ci.format(a['ref_minus_reinit'], *a['ref_minus_reinit_ci']):>24}  "
+              f"{'yes' if a['stable'] else 'NO':<6}  {misses}" + (f"  ({'; '.join(a['unstable'])})"
+                                                                   if a["unstable"] else ""))
+    print(json.dumps({"CHOICE": best, "why": why, "assessment": table[best]}))
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("rule", type=Path, help="the committed rule file, e.g. docs/search/rule.toml")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/search"))
+    ap.add_argument("--out", type=Path, default=None, help="a new JSONL file the rows are written to")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
+    ap.add_argument("--rows", type=Path, default=None, help="apply the rule to rows recorded earlier; train nothing")
+    args = ap.parse_args(argv)
+    try:
+        rule = load_rule(args.rule)
+        rule_sha = hashlib.sha256(args.rule.read_bytes()).hexdigest()
+        preset = get_preset(rule.preset)
+        overlap = sorted(set(rule.seeds) & set(range(preset.seeds)))
+        if overlap:
+            raise BenchError(f"search seeds {overlap} are default seeds of preset {rule.preset} "
+                             f"(0..{preset.seeds - 1}): search on other seeds.")
+        if rule.level < 1:
+            raise BenchError("level must be 1 or more: the reference chain (imp-rewind-0) starts at level 1.")
+        for cand in rule.candidates:
+            experiment_of(rule, cand.overrides)  # a bad override fails before anything trains
+        if args.dry_run:
+            runs = 2 + 2 * rule.level  # dense trunk, two chains of `level` stages, reinit
+            print(f"rule {args.rule} (sha256 {rule_sha[:12]}): preset {rule.preset}, level {rule.level}, "
+                  f"seeds {rule.seeds}, fused groups of {rule.group_size}, test split never evaluated")
+            for cand in rule.candidates:
+                exp = experiment_of(rule, cand.overrides)
+                print(f"  {cand.name:<16} {config_hash(exp)}  {json.dumps(cand.overrides)}")
+            print(f"{len(rule.candidates)} candidates x {len(rule.seeds)} seeds x {runs} training runs = "
+                  f"{len(rule.candidates) * len(rule.seeds) * runs} runs")
+            return 0
+        if args.rows is not None:
+            rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+        else:
+            if args.out is None:
+                raise BenchError("give --out FILE: every row of the search is recorded there.")
+            if args.out.exists() and args.out.stat().st_size:
+                raise BenchError(f"{args.out} already holds rows: give a new --out file (--rows {args.out} "
+                                 "applies the rule to the rows it holds).")
+            rows = search(rule, rule_sha, args.cache, args.out)
+        print_choice(rule, rows)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -30,7 +30,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "core": ("bench.config", "bench.presets", "bench.datasets", "bench.data", "bench.models", "bench.training", "bench.fused",
              "bench.pruning", "bench.connectivity", "bench.paths", "bench.cache", "bench.cache_doctor", "bench.stage_checks",
              "bench.seeding", "bench.stats", "bench.provenance", "bench.numerics", "bench.plugins", "bench.progress",
-             "bench.batchlog", "bench.results", "bench.sizes", "bench.testing", "bench.submission", "bench.interpolation"),
+             "bench.batchlog", "bench.results", "bench.sizes", "bench.testing", "bench.submission", "bench.interpolation",
+             "bench.search_rule"),
     "contracts": ("bench.perturbation", "bench.pretraining", "bench.pruning_strategy", "bench.hookspecs", "bench.errors",
                   "bench.plugin_guard",
                   "bench.tracking"),  # for plugins

@@ -42,6 +42,9 @@ class RunOptions:
     apply_timeout: float | None = DEFAULT_APPLY_TIMEOUT  # seconds a perturbation's apply() may run (None: no limit)
     progress: Progress = NO_PROGRESS
     tracking: "Tracking | None" = None  # `bench run --logger`: the trackers this run logs to; never moves a number
+    # False: never evaluate the test split (a search on validation, scripts/search_default.py). Its stages live
+    # in their own tree, <cache>/validation-only, so a normal run never reads them (nor they a normal stage)
+    evaluate_test: bool = True
 
 
 def resolve_device(name: str) -> torch.device:
@@ -104,7 +107,12 @@ class Setup:
 
 
 def prepare(preset: Preset, options: RunOptions, *, seeds: int | Sequence[int], level: int | None = None,
-            sparsity: float | None = None, experiment: Experiment | None = None) -> Setup:
+            sparsity: float | None = None, experiment: Experiment | None = None, writes_results: bool = True) -> Setup:
+    """``writes_results=False``: the caller reads only validation accuracy (the search script) and writes no
+    result; only such a caller may set ``options.evaluate_test`` False, since results need test accuracy."""
+    if writes_results and not options.evaluate_test:
+        raise BenchError("evaluate_test=False is for the validation-only search (scripts/search_default.py): "
+                         "results and the leaderboard need test accuracy, so run with evaluate_test=True.")
     numerics.pin()  # the kernels' env vars and the thread count, before anything trains
     chosen = seed_list(seeds)
     exp = experiment or preset.experiment
@@ -112,10 +120,11 @@ def prepare(preset: Preset, options: RunOptions, *, seeds: int | Sequence[int], 
     data = load_dataset(exp.data, options.data_dir or paths.data_dir(options.cache), device, options.download)
     table = levels_table(exp, data.in_channels, data.num_classes)
     lvl = resolve_level(table, level, sparsity, min(preset.level, exp.prune.levels))
-    env = Env(cache=options.cache, device=device, data=data, progress=options.progress,
+    cache = options.cache if options.evaluate_test else paths.validation_only_dir(options.cache)
+    env = Env(cache=cache, device=device, data=data, progress=options.progress,
               checkpoint_every=options.checkpoint_every, group_size=options.group_size or preset.group_size,
               compile=options.compile,
-              apply_timeout=options.apply_timeout, metrics=options.tracking)
+              apply_timeout=options.apply_timeout, metrics=options.tracking, evaluate_test=options.evaluate_test)
     setup = Setup(exp, env, lvl, table, chosen)
     hook(options.progress, "announce")(describe(preset, setup, options))  # a batch log's header line
     return setup
