@@ -32,12 +32,13 @@ import random
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from bench.errors import BenchError, PluginError
 from bench.plugin_guard import DEFAULT_APPLY_TIMEOUT, guarded  # noqa: F401  (the timeout: its home before)
+
+if TYPE_CHECKING:  # torch loads in the functions that compute: listing plugins needs none
+    import torch
 
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -104,6 +105,8 @@ class Context:
 
     def fresh_init(self, name: str) -> torch.Tensor:
         """A fresh draw for tensor ``name`` from the model's own initialiser (per-layer fan-in)."""
+        import torch
+
         if self.initializer is None:
             raise RuntimeError("this context has no initialiser")
         return self.initializer(name, torch.empty_like(self.rewind[name]), self.generator)
@@ -194,6 +197,8 @@ def perturb(perturbation: Perturbation, ctx: Context, timeout: float | None = No
     generator (torch's, numpy's, Python's) reseeded, and must return the same values bit for bit: a result
     that depends on anything but ``ctx`` would not reproduce. The first call's result is used; the global
     generators are restored. ``timeout`` (seconds) bounds each call."""
+    import torch
+
     who = f"Perturbation '{perturbation.name}'"
     pristine = {part: {n: t.clone() for n, t in getattr(ctx, part).items()} for part in ("rewind", "init", "mask")}
     generator_state = ctx.generator.get_state()
@@ -230,6 +235,8 @@ def _apply(perturbation: Perturbation, ctx: Context, timeout: float | None, who:
 
 def _copy(ctx: Context, tensors: dict[str, dict[str, torch.Tensor]], generator_state: torch.Tensor) -> Context:
     """A fresh Context holding copies of ``tensors`` and a generator at ``generator_state``."""
+    import torch
+
     gen = torch.Generator(device=ctx.generator.device)
     gen.set_state(generator_state)
     return Context(**{f: getattr(ctx, f) for f in ("params", "seed", "initializer", "init_stds")}, generator=gen,
@@ -239,6 +246,8 @@ def _copy(ctx: Context, tensors: dict[str, dict[str, torch.Tensor]], generator_s
 @contextlib.contextmanager
 def _other_global_generators():
     """Every global generator reseeded away from its current state, and restored afterwards."""
+    import torch
+
     try:
         import numpy
     except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
@@ -259,6 +268,8 @@ def _other_global_generators():
 
 def _checked(out: Any, ctx: Context, who: str) -> dict[str, torch.Tensor]:
     """``apply``'s output as masked, validated weights for every prunable tensor (W_k where it left one out)."""
+    import torch
+
     if not isinstance(out, Mapping):
         raise PluginError(f"{who} must return a dict of tensors, got {type(out).__name__}.")
     extra = sorted(set(out) - set(ctx.rewind))
@@ -284,6 +295,8 @@ def change_size(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Te
                 mask: Mapping[str, torch.Tensor]) -> tuple[float, float]:
     """(effective std, relative change) of ``after`` against ``before`` over the surviving weights:
     std(W' - W) and ||W' - W|| / ||M * W||, all prunable tensors pooled."""
+    import torch
+
     names = list(mask)
     keep = torch.cat([mask[n].flatten().bool().cpu() for n in names])
     old = torch.cat([before[n].flatten().cpu() for n in names])[keep].double()

@@ -42,18 +42,28 @@ def markup_safe(text: object) -> str:
     return escape(clean(text))
 
 
-def torch_state() -> tuple[int, torch.dtype]:
-    """The process state a plugin may not change: torch's thread count and default dtype."""
+def torch_state() -> tuple[int, torch.dtype] | None:
+    """The process state a plugin may not change: torch's thread count and default dtype (None while torch is
+    not loaded: listing the plugins never loads it)."""
+    if "torch" not in sys.modules:
+        return None
     import torch
 
     return torch.get_num_threads(), torch.get_default_dtype()
 
 
-def state_problem(before: tuple[int, torch.dtype]) -> str | None:
-    """What changed since ``before`` (restored to ``before``), or None when nothing did."""
+def state_problem(before: tuple[int, torch.dtype] | None) -> str | None:
+    """What changed since ``before`` (restored to ``before``), or None when nothing did.
+
+    When torch was not loaded before, only the default dtype can be checked (against float32, torch's own at
+    import): the thread count it starts with is not known, and every run pins it before it trains."""
+    if "torch" not in sys.modules:
+        return None
     import torch
 
     threads, dtype = torch_state()
+    if before is None:
+        before = (threads, torch.float32)
     problems = []
     if threads != before[0]:
         problems.append(f"torch's thread count from {before[0]} to {threads}")

@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Sequence
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from bench.errors import BenchError
 from bench.perturbation import Param, resolve_params
 
+if TYPE_CHECKING:  # torch loads in the functions that compute: listing plugins needs none
+    import torch
+    import torch.nn.functional as F
+
 PREFIX = "pretrain:"  # results rank under this prefix so they never collide with a perturbation's name
 STEPS = Param("steps", str, "10ep", "pre-training length as a step string: '200it' or '2ep' (default: the preset's)")
 
-BatchFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], "tuple[torch.Tensor, torch.Tensor]"]
+BatchFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Generator"], "tuple[torch.Tensor, torch.Tensor]"]
 
 
 class TaskData(Protocol):
@@ -120,6 +121,9 @@ def blur(x: torch.Tensor, factor: int, chunk: int = 8192) -> torch.Tensor:
     Factor 1 returns ``x`` itself. Averaging and linear interpolation both have weights summing
     to one, so blurring commutes with the per-channel normalisation of the inputs.
     """
+    import torch
+    import torch.nn.functional as F
+
     if factor == 1:
         return x
     dims = spatial_dims(x)
@@ -173,6 +177,8 @@ def rotate(x: torch.Tensor, labels: torch.Tensor, group: str) -> torch.Tensor:
     flips: 0 identity, 1 reversal in time, 2 reversal and negation (the signal's graph turned by
            180 degrees, as label 2 is for images), 3 negation.
     """
+    import torch
+
     labels = labels.to(x.device)
     if group == "rot90":
         variants = [torch.rot90(x, q, dims=(-2, -1)) for q in range(4)]

@@ -21,19 +21,21 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-import torch
-
 if TYPE_CHECKING:
+    import torch
+
     from bench.config import Experiment
 from bench.errors import BenchError, closest
 from bench.pruning_strategy import PruneContext, check_masks
 from bench.seeding import derive_seed, generator
 from bench.sizes import expected_density, levels_table  # noqa: F401  (the schedule, known without torch)
 
-Masks = dict[str, torch.Tensor]
+Masks = dict[str, "torch.Tensor"]
 
 
 def ones_like(weights: dict[str, torch.Tensor]) -> Masks:
+    import torch
+
     return {name: torch.ones_like(w) for name, w in weights.items()}
 
 
@@ -48,6 +50,8 @@ def prune(weights: dict[str, torch.Tensor], masks: Masks, fraction: float, ties:
 
 def prune_count(weights: dict[str, torch.Tensor], masks: Masks, count: int, ties: str = "exact") -> Masks:
     """Global magnitude pruning of ``count`` surviving weights, all tensors in one ranking."""
+    import torch
+
     if ties not in TIES:
         raise BenchError(f"Unknown prune.ties '{ties}'. Known: {', '.join(TIES)}.")
     names = list(masks)
@@ -59,6 +63,8 @@ def prune_count(weights: dict[str, torch.Tensor], masks: Masks, count: int, ties
 
 def _lowest_out(magnitude: torch.Tensor, alive: torch.Tensor, count: int, ties: str) -> torch.Tensor:
     """Which weights survive removing the ``count`` surviving weights of lowest magnitude (by the tie rule)."""
+    import torch
+
     keep = alive.clone()
     if ties == "threshold":
         surviving = torch.sort(magnitude[alive]).values
@@ -85,6 +91,8 @@ def _split(keep: torch.Tensor, names: list[str], masks: Masks) -> Masks:
 
 def _random_out(alive: torch.Tensor, count: int, gen: torch.Generator) -> torch.Tensor:
     """Which weights survive removing ``count`` surviving weights chosen uniformly at random."""
+    import torch
+
     keep = alive.clone()
     survivors = alive.nonzero().flatten()
     keep[survivors[torch.randperm(survivors.numel(), generator=gen)[:count]]] = False
@@ -92,6 +100,8 @@ def _random_out(alive: torch.Tensor, count: int, gen: torch.Generator) -> torch.
 
 
 def _pool(ctx: PruneContext, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     alive = torch.cat([ctx.mask[n].flatten() for n in names]).bool()
     magnitude = torch.cat([ctx.weights[n].detach().abs().flatten().float() for n in names])
     return alive, magnitude

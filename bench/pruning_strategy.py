@@ -24,14 +24,15 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 from bench.errors import PluginError
 from bench.perturbation import Param
 
-Masks = dict[str, torch.Tensor]
+if TYPE_CHECKING:  # torch loads in the functions that compute: listing plugins needs none
+    import torch
+
+Masks = dict[str, "torch.Tensor"]
 
 
 class PruningStrategy(Protocol):
@@ -98,6 +99,8 @@ class PruneContext:
 
 def check_masks(owner: str, ctx: PruneContext, result: Any) -> Masks:
     """``result`` as float 0/1 masks shaped like ``ctx.mask``, or a PluginError naming ``owner`` and what to fix."""
+    import torch
+
     if not isinstance(result, Mapping):
         raise PluginError(f"Pruning strategy '{owner}' returned {type(result).__name__}, not a dict of masks.")
     missing = [n for n in ctx.mask if n not in result]

@@ -8,8 +8,10 @@ only on the seed and t, never on how many draws came before.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads in the functions that compute: listing plugins needs none
+    import torch
 
 
 def derive_seed(*parts: object) -> int:
@@ -18,6 +20,8 @@ def derive_seed(*parts: object) -> int:
 
 
 def generator(*parts: object, device: str | torch.device = "cpu") -> torch.Generator:
+    import torch
+
     g = torch.Generator(device=device)
     g.manual_seed(derive_seed(*parts))
     return g

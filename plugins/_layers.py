@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 from bench.perturbation import Context, Param
+
+if TYPE_CHECKING:  # torch loads in the functions that compute: listing plugins needs none
+    import torch
 
 
 class Layer(NamedTuple):
@@ -47,6 +48,8 @@ def shuffle_rows(values: torch.Tensor, keep: torch.Tensor, gen: torch.Generator)
     order; scattering the first list into the second moves survivors only among survivors.
     Pruned entries are shuffled among pruned slots, which is harmless: the harness zeroes them.
     """
+    import torch
+
     keys = torch.rand(values.shape, generator=gen, device=values.device)
     keys = keys.masked_fill(~keep, 2.0)  # rand is in [0, 1): pruned entries sort last
     source = keys.argsort(dim=1)

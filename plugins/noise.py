@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from bench import hookimpl
 from bench.errors import BenchError
 from bench.perturbation import Param
 
 from ._layers import layers
+
+if TYPE_CHECKING:  # torch loads in the functions that compute: listing plugins needs none
+    import torch
 
 
 class GaussianNoise:
@@ -17,6 +20,8 @@ class GaussianNoise:
     params = (Param("scale", float, 1.0, "noise std as a multiple of each layer's initialisation std"),)
 
     def apply(self, ctx):
+        import torch
+
         scale = ctx.params.get("scale", self.params[0].default)
         if scale < 0:
             raise BenchError(f"Parameter 'scale' of '{self.name}' must be >= 0, got {scale}.")

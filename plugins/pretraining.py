@@ -17,8 +17,6 @@ analogues, documented in docs/early-phase.md:
 
 from __future__ import annotations
 
-import torch
-
 from bench import hookimpl
 from bench.perturbation import Param
 from bench.pretraining import Task, blur, check_blur, rotate, rotation_group
@@ -30,6 +28,8 @@ _GROUP = Param("group", str, "auto",
 
 def _rotation_batch(group: str, factor: int = 1):
     def batch(x, y, gen):
+        import torch
+
         labels = torch.randint(4, (x.shape[0],), generator=gen)  # one transform per example, fresh each step
         return rotate(blur(x, factor), labels, group), labels.to(y.device)
     return batch
@@ -47,6 +47,8 @@ class RandomLabels:
     params = ()
 
     def prepare(self, ctx):
+        import torch
+
         n = ctx.data.y_train.shape[0]
         labels = torch.randint(ctx.num_classes, (n,), generator=ctx.generator)
         return Task(y_train=labels.to(ctx.data.y_train.device))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from bench import hookimpl
 
 from ._layers import LayerWise
 
+if TYPE_CHECKING:  # torch loads in the functions that compute: listing plugins needs none
+    import torch
+
 
 def _random_signs(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    import torch
+
     return torch.randint(0, 2, like.shape, generator=gen, device=like.device, dtype=like.dtype) * 2 - 1
 
 

@@ -4,6 +4,7 @@ need neither, Ctrl-C at any moment is one line, and the shell completes preset a
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -28,9 +29,9 @@ print("LOADED " + json.dumps({m: m in sys.modules for m in ("torch", "scipy")}),
 """
 
 
-def _loaded(*args: str) -> dict[str, bool]:
+def _loaded(*args: str, env: dict[str, str] | None = None) -> dict[str, bool]:
     done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+                          cwd=ROOT, timeout=300, env=None if env is None else {**os.environ, **env})
     line = [x for x in done.stderr.splitlines() if x.startswith("LOADED ")]
     assert line, done.stderr
     return json.loads(line[-1].removeprefix("LOADED "))
@@ -50,10 +51,34 @@ def test_the_leaderboard_loads_no_torch():
     assert _loaded("leaderboard", "--results", "leaderboard/results")["torch"] is False
 
 
-@pytest.mark.parametrize("command", ["perturbations", "plugins"])
-def test_the_plugin_listings_load_no_scipy(command):
-    # torch does load: the registered plugins import it themselves when they are loaded to be listed
-    assert _loaded(command)["scipy"] is False
+@pytest.mark.parametrize("args", [(command, *flag) for command in ("perturbations", "plugins", "pretrainings",
+                                                                    "pruning-strategies") for flag in ((), ("--json",))])
+def test_the_plugin_listings_load_neither(args):
+    # the built-in plugins import torch in the functions that compute, not at import; an installed plugin may
+    # import it itself (the template does), so only the built-ins are loaded here
+    assert _loaded(*args, env={"BENCH_LOAD_PLUGINS": ""}) == {"torch": False, "scipy": False}
+
+
+def test_the_plugin_listings_still_list_every_built_in():
+    done = subprocess.run([sys.executable, "-m", "bench", "perturbations", "--json"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env={**os.environ, "BENCH_LOAD_PLUGINS": ""})
+    names = {row["name"] for row in json.loads(done.stdout)}
+    assert {"identity", "shuffle-layer", "random-sign", "gaussian-noise", "reinit"} <= names, done.stderr
+    done = subprocess.run([sys.executable, "-m", "bench", "plugins", "--json"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env={**os.environ, "BENCH_LOAD_PLUGINS": ""})
+    assert json.loads(done.stdout)["failed"] == [], done.stderr  # none failed for want of torch
+
+
+def test_a_plugin_that_loads_torch_and_changes_the_dtype_is_still_caught():
+    # the guard around a plugin's import cannot read torch's state before when torch is not loaded yet: it
+    # compares the default dtype with torch's own (float32) and restores it
+    code = ("import sys\nfrom bench.plugin_guard import state_problem, torch_state\nbefore = torch_state()\n"
+            "assert before is None and 'torch' not in sys.modules\nimport torch\n"
+            "torch.set_default_dtype(torch.float64)\nprint(state_problem(before))\n"
+            "assert torch.get_default_dtype() == torch.float32\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "torch's default dtype from torch.float32 to torch.float64"
 
 
 def test_every_command_is_listed_where_the_group_loads_it():

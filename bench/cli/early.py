@@ -14,7 +14,6 @@ from bench.cli.output import echo_json, err, fmt, out, outcome_json, registry_ro
     show_registry, stage_counts, ui
 from bench.plugins import default_plugins
 from bench.presets import get_preset
-from bench.stats import summarize
 
 
 @click.command("pretrainings")
@@ -92,6 +91,7 @@ def rewind_curve_command(preset, ks, seeds, level, sparsity, chain, output, opti
     """
     from bench.experiments.rewind_curve import run_rewind_curve, save_curve
     from bench.report.figures import draw_curve
+    from bench.stats import summarize  # scipy: here, so listing the pre-training tasks loads none
 
     chosen = get_preset(preset)
     with ui(as_json) as progress:
