@@ -249,10 +249,11 @@ def show_registry(title: str, rows: list[dict], as_json: bool) -> None:
     table.add_column("name", no_wrap=True)  # a name is typed back: never split it
     table.add_column("description")
     table.add_column("parameters")
-    # plugin names are not split either; their distribution is in `bench plugins`
-    table.add_column("plugin", width=max((len(r["plugin"]) for r in rows), default=6))
+    table.add_column("plugin", no_wrap=True)  # its distribution is in `bench plugins`
     for r in rows:  # every string is the plugin's: shown as text, never as markup or escape sequences
         params = ", ".join(f"{x['name']}: {x['type']} = {x['default']}" for x in r["params"])
         table.add_row(*(markup_safe(text) for text in (r["name"], r["description"], params or "-",
                                                        f"{r['plugin']} {r['version']}")))
-    out.print(table)
+    from bench.report.fitting import fit
+
+    out.print(fit(table, out.width))  # no word cut: narrower terminals get one block per entry
