@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 # first, before anything imports torch: pin the kernels the numbers depend on, so a result reproduces bit for
-# bit on any x86-64 CPU with AVX2 (docs/reproducibility.md). Env vars only: importing bench loads no torch and
+# bit on machines of its kernel class, the same CPU model (docs/reproducibility.md). Env vars only: importing
+# bench loads no torch and
 # leaves the caller's thread count alone; every experiment pins the thread count before it trains.
 from bench import numerics
 
