@@ -7,8 +7,8 @@ from typing import Any
 
 # first, before anything imports torch: pin the kernels the numbers depend on, so a result reproduces bit for
 # bit on machines of its kernel class, the same CPU model (docs/reproducibility.md). Env vars only: importing
-# bench loads no torch and
-# leaves the caller's thread count alone; every experiment pins the thread count before it trains.
+# bench loads no torch and leaves the caller's thread count alone; every experiment pins the thread count
+# before it trains.
 from bench import numerics
 
 numerics.TORCH_BEFORE_BENCH = "torch" in sys.modules
