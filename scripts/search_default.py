@@ -26,6 +26,8 @@ from pathlib import Path
 
 from bench.config import Experiment, config_hash
 from bench.errors import BenchError
+from bench.execute import Env
+from bench.experiments.parallel import train_groups_side_by_side
 from bench.experiments.setup import RunOptions, prepare
 from bench.plugins import default_plugins
 from bench.presets import get_preset
@@ -51,14 +53,17 @@ def experiment_of(rule: Rule, overrides: dict) -> Experiment:
     return replace(exp, prune=replace(exp.prune, levels=rule.level))
 
 
-def search(rule: Rule, rule_sha: str, cache: Path, out: Path) -> list[dict]:
-    """Train every candidate on the rule's seeds (test split never evaluated) and append its rows to ``out``."""
+def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1) -> list[dict]:
+    """Train every candidate on the rule's seeds (test split never evaluated) and append its rows to ``out``.
+
+    ``workers`` > 1 trains that many seed groups at once, one process each; the groups are the same
+    (``group_size`` consecutive seeds), so the numbers are those of ``workers`` = 1."""
     version = code_version()
     reinit = default_plugins().perturbation("reinit")
     rows = []
     for cand in rule.candidates:
         exp = experiment_of(rule, cand.overrides)
-        options = RunOptions(cache=cache, group_size=rule.group_size, evaluate_test=False)
+        options = RunOptions(cache=cache, group_size=rule.group_size, workers=workers, evaluate_test=False)
         setup = prepare(get_preset(rule.preset), options, seeds=rule.seeds, level=rule.level, experiment=exp,
                         writes_results=False)
         env = setup.env
@@ -67,6 +72,14 @@ def search(rule: Rule, rule_sha: str, cache: Path, out: Path) -> list[dict]:
                              "(data.validation_examples > 0)")
         reps = [Replicate(exp, seed, env) for seed in setup.seeds]
         t0 = time.perf_counter()
+
+        def train(group: list[int], on: Env) -> None:  # one seed group's stages, in its own process
+            mine = [Replicate(exp, seed, on) for seed in group]
+            train_chain(mine, rule.level, on)
+            train_chain(mine, rule.level, on, rewind=0)
+            execute([rep.branch_job(reinit, {}, rule.level, 0) for rep in mine], on)
+
+        train_groups_side_by_side(train, setup.seeds, env, workers)  # then the pass below reads the cache
         train_chain(reps, rule.level, env)
         train_chain(reps, rule.level, env, rewind=0)
         execute([rep.branch_job(reinit, {}, rule.level, 0) for rep in reps], env)
@@ -111,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("rule", type=Path, help="the committed rule file, e.g. docs/search/rule.toml")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/search"))
     ap.add_argument("--out", type=Path, default=None, help="a new JSONL file the rows are written to")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="seed groups trained at once, one process each (CPU); never moves a number")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
     ap.add_argument("--rows", type=Path, default=None, help="apply the rule to rows recorded earlier; train nothing")
     args = ap.parse_args(argv)
@@ -144,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.out.exists() and args.out.stat().st_size:
                 raise BenchError(f"{args.out} already holds rows: give a new --out file (--rows {args.out} "
                                  "applies the rule to the rows it holds).")
-            rows = search(rule, rule_sha, args.cache, args.out)
+            rows = search(rule, rule_sha, args.cache, args.out, args.workers)
         print_choice(rule, rows)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

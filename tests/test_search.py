@@ -161,3 +161,19 @@ def test_the_search_script_refuses_default_seeds(tmp_path, capsys):
     rule.write_text(EXAMPLE.read_text().replace("seeds = [1000, 1001]", "seeds = [0, 1000]"))
     assert _script().main([str(rule), "--dry-run"]) == 2
     assert "default seeds" in capsys.readouterr().err
+
+
+def test_search_workers_train_the_same_groups_so_the_same_numbers(tmp_path, capsys):
+    """--workers trains seed groups side by side in processes; the groups, hence the numbers, are unchanged."""
+    text = EXAMPLE.read_text().replace("group_size = 2", "group_size = 1")
+    rule = tmp_path / "rule.toml"
+    rule.write_text(text[:text.index('[[candidate]]\nname = "lr-0.4-k20"')])  # the first candidate only
+    keys = ("seed", "dense", "ticket", "imp-rewind-0", "reinit", "trained_with_seeds", "group_size")
+    rows = {}
+    for workers in (1, 2):
+        out = tmp_path / f"rows-{workers}.jsonl"
+        assert _script().main([str(rule), "--out", str(out), "--cache", str(tmp_path / f"cache-{workers}"),
+                               "--workers", str(workers)]) == 0
+        rows[workers] = [{k: r[k] for k in keys} for r in map(json.loads, out.read_text().splitlines())]
+    capsys.readouterr()
+    assert rows[1] == rows[2] and [r["trained_with_seeds"] for r in rows[1]] == [[1000], [1001]]
