@@ -1,4 +1,4 @@
-"""The README's table of the built-in perturbations' drops, and the issue-11 bars, from committed result files.
+"""The README's table of the built-in perturbations' drops, and the bars of issues 11, 21 and 22, from result files.
 
     python scripts/builtin_table.py leaderboard/results --level 3
 
@@ -7,12 +7,19 @@ Test accuracy only (every reported number is test accuracy; choices were made on
 
 import argparse
 import json
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from bench.report.paired import paired
+from bench.search_rule import collapsed
 from bench.stats import summarize
 
-ORDER = ["identity", "imp-rewind-0", "rewind-to-init", "lottery-ticket", "reinit", "reinit-keep-sign",
+NOISE_FLOOR = "data-order"  # the noise-floor control: the ticket retrained with another data order
+# the search rule's collapse criterion (docs/search/rule.toml), applied to the committed seeds
+COLLAPSE_POINTS, COLLAPSE_SDS = 3.0, 3.0
+
+ORDER = ["identity", NOISE_FLOOR, "imp-rewind-0", "rewind-to-init", "lottery-ticket", "reinit", "reinit-keep-sign",
          "init-magnitude-keep-sign", "keep-magnitude-init-sign", "random-sign", "shuffle-layer",
          "shuffle-layer-keep-sign", "shuffle-filter"]
 
@@ -46,29 +53,60 @@ def main() -> None:
     print(f"`{args.preset}`, level {args.level} ({100 * first['density']:.1f}% of weights remaining), "
           f"n = {len(seeds)} seeds ({', '.join(map(str, seeds))}), test accuracy. Dense {summarize(dense).mean:.2f}%, "
           f"ticket {summarize(ticket).mean:.2f}%.\n")
-    print("| perturbation | drop (points) | 95% CI | per seed | perturbed acc. % | effective std |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| perturbation | n | drop (points) | 95% CI | median | min / max | perturbed acc. % | effective std |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in names:
         recs = [runs[name][s] for s in sorted(runs[name])]
-        drop = summarize([r["drop"] for r in recs])
-        per = " / ".join(f"{r['drop']:.2f}" for r in recs)
-        std = sum(r["effective_std"] for r in recs) / len(recs)
-        print(f"| {name} | {drop.mean:.2f} | [{drop.low:.2f}, {drop.high:.2f}] | {per} | "
-              f"{summarize([r['accuracy']['perturbed'] for r in recs]).mean:.2f} | {std:.3f} |")
-    # the bars of issue 11, paired by seed
+        drops = [r["drop"] for r in recs]
+        drop = summarize(drops)
+        stds = [r["effective_std"] for r in recs if r.get("effective_std") is not None]
+        std = f"{sum(stds) / len(stds):.3f}" if stds else "-"
+        print(f"| {name} | {len(recs)} | {drop.mean:.2f} | [{drop.low:.2f}, {drop.high:.2f}] | "
+              f"{statistics.median(drops):.2f} | {min(drops):.2f} / {max(drops):.2f} | "
+              f"{summarize([r['accuracy']['perturbed'] for r in recs]).mean:.2f} | {std} |")
     print()
-    print(f"- dense - ticket: {ci([d - t for d, t in zip(dense, ticket)])} (bar: at most 1.5)")
+    bars(runs, seeds, dense, ticket)
+
+
+def _acc(runs: dict, name: str, seeds: list[int]) -> dict[int, float]:
+    return {s: runs[name][s]["accuracy"]["perturbed"] for s in seeds if s in runs[name]}
+
+
+def bars(runs: dict, seeds: list[int], dense: list[float], ticket: list[float]) -> None:
+    """The bars of issues 11, 21 and 22 on test accuracy, paired by seed, with the decision test's p."""
+    rows = []
+
+    def row(bar: str, a: dict[int, float], b: dict[int, float], met) -> None:
+        c = paired(a, b)
+        p = c.p_exact if c.p_exact is not None else c.p_wilcoxon
+        rows.append((bar, f"{c.mean:.2f} [{c.low:.2f}, {c.high:.2f}], median {c.median:.2f}, n = {c.n}, "
+                          f"t p = {c.p_t:.2g}, {c.test.split(' (')[0]} p = {p:.2g}",
+                     "-" if met is None else "yes" if met(c) else "**no**"))
+
+    d, t = dict(zip(seeds, dense)), dict(zip(seeds, ticket))
+    row("dense - ticket at most 1.5", d, t, lambda c: c.mean <= 1.5)
     if "imp-rewind-0" in runs:
-        ref = [runs["imp-rewind-0"][s]["accuracy"]["perturbed"] for s in seeds]
-        print(f"- ticket - imp-rewind-0: {ci([t - r for t, r in zip(ticket, ref)])} (bar: at least 1.5, interval above 0)")
+        ref = _acc(runs, "imp-rewind-0", seeds)
+        row("ticket - `imp-rewind-0` at least 1.5, interval above 0", t, ref, lambda c: c.mean >= 1.5 and c.low > 0)
         if "reinit" in runs:
-            reinit = [runs["reinit"][s]["accuracy"]["perturbed"] for s in seeds]
-            print(f"- imp-rewind-0 - reinit: {ci([r - x for r, x in zip(ref, reinit)])} (bar: at least 2, interval above 0)")
+            row("`imp-rewind-0` - `reinit` at least 2, interval above 0", ref, _acc(runs, "reinit", seeds),
+                lambda c: c.mean >= 2 and c.low > 0)
         if "rewind-to-init" in runs:
-            rti = [runs["rewind-to-init"][s]["accuracy"]["perturbed"] for s in seeds]
-            print(f"- ticket - rewind-to-init: {ci([t - r for t, r in zip(ticket, rti)])}")
+            row("(beside it) ticket - `rewind-to-init`", t, _acc(runs, "rewind-to-init", seeds), None)
+    if NOISE_FLOOR in runs:
+        row(f"`{NOISE_FLOOR}` (noise floor): mean within +-1.0, interval inside +-1.5", t,
+            _acc(runs, NOISE_FLOOR, seeds), lambda c: abs(c.mean) <= 1.0 and -1.5 <= c.low and c.high <= 1.5)
+    fallen = [f"{key} of seed {seeds[i]}" for key, values in (("dense", dense), ("ticket", ticket))
+              for i in collapsed(values, COLLAPSE_POINTS, COLLAPSE_SDS)]
+    rows.append(("no collapsed seed (dense or ticket more than 3 points and 3 robust SDs below the median)",
+                 ", ".join(fallen) or "none", "yes" if not fallen else "**no**"))
     if "identity" in runs:
-        print(f"- identity drops: {sorted({r['drop'] for r in runs['identity'].values()})} (bar: exactly 0)")
+        ident = sorted({r["drop"] for r in runs["identity"].values()})
+        rows.append(("`identity` exactly 0", f"drops {ident}", "yes" if ident == [0.0] else "**no**"))
+    print("| bar | measured on test (paired by seed) | met |")
+    print("| --- | --- | --- |")
+    for bar, measured, met in rows:
+        print(f"| {bar} | {measured} | {met} |")
 
 
 if __name__ == "__main__":
