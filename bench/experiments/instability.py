@@ -119,7 +119,8 @@ class InstabilityReplicate(CurveReplicate):
             if job is not None:
                 job.label = f"{job.label}, copy {copy}"
                 _add_fields(job, {"start_fingerprint": fingerprint(job.state), "copy": copy})
-                job.data_seed = order_seed(self.seed) if copy == 1 else None
+                if copy == 1:  # copy A keeps the branch's own order (another one for the data-order control)
+                    job.data_seed = order_seed(self.seed)
             return job
         folder = paths.instability_copy_dir(self.root, s.level, s.k)
         label = f"{self.ticket_label(s.level, s.k)}, copy 1"
