@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.stats import summarize
 
-ORDER = ["identity", "imp-rewind-0", "rewind-to-init", "lottery-ticket", "reinit", "reinit-keep-sign",
+ORDER = ["identity", "data-order", "imp-rewind-0", "rewind-to-init", "lottery-ticket", "reinit", "reinit-keep-sign",
          "init-magnitude-keep-sign", "keep-magnitude-init-sign", "random-sign", "shuffle-layer",
          "shuffle-layer-keep-sign", "shuffle-filter"]
 

@@ -25,7 +25,7 @@ b() { .venv/bin/bench "$@" --cache-dir "$cache"; }
 # two workers, one process each (--workers 1: the seed groups one after another, the same numbers); they
 # share the trunk and the IMP levels through the cache, whose stage locks make one train while the other waits
 (b run -p imp-rewind-0 --level 3 --level 2 --workers 1 --json > "$out/imp-rewind-0.json"
- for p in identity rewind-to-init lottery-ticket reinit reinit-keep-sign init-magnitude-keep-sign \
+ for p in identity data-order rewind-to-init lottery-ticket reinit reinit-keep-sign init-magnitude-keep-sign \
           keep-magnitude-init-sign random-sign shuffle-layer shuffle-layer-keep-sign shuffle-filter; do
    b run --perturbation "$p" --level 3 --level 2 --workers 1 --json > "$out/$p.json"
  done
