@@ -227,6 +227,11 @@ class Replicate:
     def branch_folder(self, name: str, params: dict[str, Any], level: int, perturbation_seed: int) -> Path:
         return paths.branch_dir(self.root, level, name, params, perturbation_seed)
 
+    def branch_data_seed(self, perturbation: Any, perturbation_seed: int) -> int | None:
+        """The data-order seed of a branch: None (the replicate's own order, every existing branch's, whose record
+        and checkpoint stay as they were) unless the perturbation declares ``data_order = "other"``."""
+        return branch_order_seed(self.seed, perturbation_seed) if data_order(perturbation) == "other" else None
+
     def branch_job(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> Job | None:
         """Perturb the level's rewound weights W' = M * P(W_k) and retrain k -> T like the ticket.
 
@@ -236,8 +241,7 @@ class Replicate:
         folder = self.branch_folder(pert.name, params, level, perturbation_seed)
         label = f"{pert.name} at level {level}"
         start = start_point(pert)
-        # None: the replicate's own order (every existing branch, whose record and checkpoint stay as they were)
-        data_seed = branch_order_seed(self.seed, perturbation_seed) if data_order(pert) == "other" else None
+        data_seed = self.branch_data_seed(pert, perturbation_seed)
         cached = self.cached_record(folder, label)
         if cached is not None and cached.get("data_seed") == data_seed:
             return None

@@ -138,3 +138,22 @@ def test_a_noise_floor_by_another_distribution_is_no_control(tmp_path):
     write_series(tmp_path, "data-order", [0.5, -0.25, 0.25], dist="impostor")
     lb = from_folders([tmp_path])
     assert lb.boards[0].noise_floor is None and "No noise floor at this sparsity" in render_markdown(lb)
+
+
+def test_instability_of_the_noise_floor_keeps_its_order_in_copy_a(tmp_path, data_dir):
+    """bench instability on data-order: copy A is the branch on its own order, copy B on the instability order,
+    each recorded with the order it trained on, and a second run reads both back."""
+    from bench.experiments.instability import order_seed, run_instability
+
+    def run():
+        return run_instability(SMOKE, RunOptions(cache=tmp_path, data_dir=data_dir), seeds=1, ks_text="10",
+                               points=3, dense=False, ticket=False, perturbations=[("data-order", {})])
+
+    record = run().records[0]
+    a, b = record["copies"]
+    assert (a["data_seed"], b["data_seed"]) == (branch_order_seed(0, 0), order_seed(0))
+    rep = _replicate(tmp_path, data_dir)
+    copy_b = paths.branch_copy_dir(rep.branch_folder("data-order", {}, record["level"], 0), 1)
+    assert json.loads((copy_b / paths.DONE).read_text())["data_seed"] == order_seed(0)
+    again = run()
+    assert again.records[0]["barrier"] == record["barrier"] and not any(e.kind == "trained" for e in again.events)
