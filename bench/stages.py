@@ -42,6 +42,7 @@ class Replicate:
     * ``trunk_job()``, ``level_job(level, rewind)``, ``branch_job(...)``: the stage jobs; override one to
       change a stage (a variant's rewind point, extra snapshots) and call ``super()`` for the rest.
     * ``sibling(seed)``: the same kind of replicate for another seed (members of a training group).
+    * ``branch_data_seed(perturbation, perturbation_seed)``: a branch's data-order seed (None: the replicate's).
     * ``initial_model()`` / ``new_model()``: W_0 and an untrained network of the experiment's model.
 
     A :class:`~bench.execute.Job` may set ``data_seed`` to train with another data order than the seed's.
