@@ -15,6 +15,11 @@ A perturbation is any object with
   ``"imp-from-init"`` is the harness's own reference (the built-in ``imp-rewind-0``): the branch is
   the ticket of IMP rewound to iteration 0 with its own pruning chain (its own masks, W_0 trained
   0 -> T at every level), so ``apply`` only serves to measure W_0 against W_k.
+* ``data_order`` (optional): ``"same"`` (the default) or ``"other"``. With ``"same"`` the branch trains on
+  its replicate's own data order (batches and augmentation), as its ticket did. With ``"other"`` it trains
+  on another order, seeded by :func:`bench.seeding.branch_order_seed` (a pure function of the replicate
+  seed and the perturbation seed, recorded as the branch's ``data_seed``): the built-in ``data-order``
+  control, whose start is the ticket's own, so its drop is SGD noise alone. Not with ``"imp-from-init"``.
 
 The plugin never has to apply the mask or validate its output: the harness
 (:func:`perturb`) checks names, shapes, dtypes and finiteness, fails with a
@@ -137,6 +142,22 @@ def start_point(perturbation: Any) -> str:
         raise PluginError(f"Perturbation '{perturbation.name}' has start = {start!r}; expected one of "
                           f"{', '.join(repr(s) for s in STARTS)}.")
     return start
+
+
+DATA_ORDERS = ("same", "other")
+
+
+def data_order(perturbation: Any) -> str:
+    """Which data order a perturbation's branch trains on: ``"same"`` (its replicate's, as the ticket) or
+    ``"other"`` (another, seeded by ``bench.seeding.branch_order_seed``)."""
+    order = getattr(perturbation, "data_order", "same")
+    if order not in DATA_ORDERS:
+        raise PluginError(f"Perturbation '{perturbation.name}' has data_order = {order!r}; expected one of "
+                          f"{', '.join(repr(o) for o in DATA_ORDERS)}.")
+    if order != "same" and start_point(perturbation) == "imp-from-init":
+        raise PluginError(f"Perturbation '{perturbation.name}' has data_order = {order!r} with start = "
+                          f"'imp-from-init': that branch is IMP's own chain, trained on the replicate's order.")
+    return order
 
 
 def resolve_params(item: Any, raw: Mapping[str, Any], kind: str = "perturbation",

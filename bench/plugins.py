@@ -24,7 +24,7 @@ from bench.plugin_guard import guarded
 
 GROUP = "bench"
 BUILTIN_DIST = "earlyphase-bench"  # only the harness's own controls count as controls
-CONTROLS = ("identity", "rewind-to-init", "reinit", "lottery-ticket", "imp-rewind-0")
+CONTROLS = ("identity", "data-order", "rewind-to-init", "reinit", "lottery-ticket", "imp-rewind-0")
 
 
 def is_control(name: str, distribution: str) -> bool:

@@ -19,6 +19,13 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & ((1 << 63) - 1)
 
 
+def branch_order_seed(seed: int, perturbation_seed: int) -> int:
+    """The data-order seed of a branch that trains on another order than its replicate's (a perturbation with
+    ``data_order = "other"``, the ``data-order`` control): derived from the replicate seed and the perturbation
+    seed alone, so a rerun trains the same order and another perturbation seed draws another one."""
+    return derive_seed(seed, "branch-data-order", perturbation_seed)
+
+
 def generator(*parts: object, device: str | torch.device = "cpu") -> torch.Generator:
     import torch
 

@@ -18,10 +18,10 @@ from bench import models, paths
 from bench.cache import load_json, load_tensors, read_record, save_json, save_tensors
 from bench.config import Experiment, check_schedule, config_hash, parse_step, validate
 from bench.execute import Env, Job, execute, run_stage
-from bench.perturbation import Context, perturb, start_point
+from bench.perturbation import Context, data_order, perturb, start_point
 from bench.provenance import fingerprint, hardware_class
 from bench.pruning import level_masks, ones_like, report
-from bench.seeding import derive_seed, generator
+from bench.seeding import branch_order_seed, derive_seed, generator
 from bench.stage_checks import check_class, files_problem, inputs, invalidate, stage_files
 from bench.training import Schedule
 
@@ -42,6 +42,7 @@ class Replicate:
     * ``trunk_job()``, ``level_job(level, rewind)``, ``branch_job(...)``: the stage jobs; override one to
       change a stage (a variant's rewind point, extra snapshots) and call ``super()`` for the rest.
     * ``sibling(seed)``: the same kind of replicate for another seed (members of a training group).
+    * ``branch_data_seed(perturbation, perturbation_seed)``: a branch's data-order seed (None: the replicate's).
     * ``initial_model()`` / ``new_model()``: W_0 and an untrained network of the experiment's model.
 
     A :class:`~bench.execute.Job` may set ``data_seed`` to train with another data order than the seed's.
@@ -227,18 +228,30 @@ class Replicate:
     def branch_folder(self, name: str, params: dict[str, Any], level: int, perturbation_seed: int) -> Path:
         return paths.branch_dir(self.root, level, name, params, perturbation_seed)
 
+    def branch_data_seed(self, perturbation: Any, perturbation_seed: int) -> int | None:
+        """The data-order seed of a branch: None (the replicate's own order, every existing branch's, whose record
+        and checkpoint stay as they were) unless the perturbation declares ``data_order = "other"``."""
+        return branch_order_seed(self.seed, perturbation_seed) if data_order(perturbation) == "other" else None
+
     def branch_job(self, registered: Any, params: dict[str, Any], level: int, perturbation_seed: int) -> Job | None:
         """Perturb the level's rewound weights W' = M * P(W_k) and retrain k -> T like the ticket.
 
         A perturbation with ``start = "init"`` starts from W_0's full state at step 0 instead, and
-        trains 0 -> T (bench.perturbation)."""
+        trains 0 -> T; one with ``data_order = "other"`` trains on another data order (bench.perturbation)."""
         pert = registered.perturbation
         folder = self.branch_folder(pert.name, params, level, perturbation_seed)
         label = f"{pert.name} at level {level}"
-        if self.cached_record(folder, label) is not None:
+        start = start_point(pert)
+        data_seed = self.branch_data_seed(pert, perturbation_seed)
+        cached = self.cached_record(folder, label)
+        if cached is not None and cached.get("data_seed") == data_seed:
             return None
+        if cached is not None:  # trained on another data order than the perturbation declares now
+            invalidate(folder, f"trained with data order {cached.get('data_seed')}, declared now {data_seed}")
         ticket = self.record(level)
         masks = self.masks(level)
+        # the change is measured under the mask the branch trains under: imp-rewind-0's is its own chain's
+        own_masks = self.masks(level, rewind=0) if start == "imp-from-init" else masks
         wk = self.state(paths.WK)
         rewind, w0 = self.prunable(wk), self.prunable(self.state(paths.W0))
         ctx_seed = derive_seed(self.seed, "perturb", perturbation_seed)
@@ -247,7 +260,7 @@ class Replicate:
         ctx = Context(
             rewind={n: t.detach().cpu().clone() for n, t in rewind.items()},
             init={n: t.detach().cpu().clone() for n, t in w0.items()},
-            mask={n: m.detach().cpu().clone() for n, m in masks.items()},
+            mask={n: m.detach().cpu().clone() for n, m in own_masks.items()},
             generator=generator(ctx_seed),
             params=dict(params), seed=ctx_seed,
             initializer=models.init_tensor,
@@ -263,7 +276,8 @@ class Replicate:
                                                *([self.ticket_dir(level) / paths.MASK] if level else []),
                                                self.ticket_dir(level) / paths.FINAL]),
                   # branch = ticket at the start: the perturbation measures nothing (bench.perturbation.Applied)
-                  **({"no_op": True} if applied.no_op and start_point(pert) == "rewind" else {})}
+                  **({"no_op": True} if applied.no_op and start == "rewind" and data_seed is None else {}),
+                  **({"data_seed": data_seed} if data_seed is not None else {})}
         finish = self.finisher(folder, label, fields)
 
         def finish_branch(accuracy: float, seconds: float, group: list[int], val_accuracy: float | None = None) -> dict:
@@ -271,14 +285,15 @@ class Replicate:
                 (folder / paths.FINAL).unlink(missing_ok=True)
             return finish(accuracy, seconds, group, val_accuracy) | {"drop": _drop(ticket["accuracy"], accuracy)}
 
-        if start_point(pert) == "imp-from-init":  # its own chain, trained by train_chain(rewind=0)
+        if start == "imp-from-init":  # its own chain, trained by train_chain(rewind=0)
             chain = self.record(level, rewind=0)
             finish_branch(chain["accuracy"], chain["seconds"], chain.get("trained_with_seeds", [self.seed]),
                           chain.get("val_accuracy"))
             return None
-        if start_point(pert) == "init":
-            return Job(self, label, folder, 0, {**self.state(paths.W0), **applied.weights}, masks, finish_branch)
-        return Job(self, label, folder, self.k, {**wk, **applied.weights}, masks, finish_branch)
+        if start == "init":
+            return Job(self, label, folder, 0, {**self.state(paths.W0), **applied.weights}, masks, finish_branch,
+                       data_seed=data_seed)
+        return Job(self, label, folder, self.k, {**wk, **applied.weights}, masks, finish_branch, data_seed=data_seed)
 
     # -- one stage for this replicate alone (convenience; runs its prerequisites) ---------------
     def trunk(self) -> dict:

@@ -94,6 +94,12 @@ class InstabilityReplicate(CurveReplicate):
     def sibling(self, seed: int) -> "InstabilityReplicate":
         return InstabilityReplicate(self.exp, seed, self.env, self.curve_ks)
 
+    def branch_data_seed(self, perturbation: Any, perturbation_seed: int) -> int | None:
+        own = super().branch_data_seed(perturbation, perturbation_seed)
+        # copy B of a branch with its own order (data-order) records the order it trains on; every other
+        # branch's copy B is given that order by copy_job, its record unchanged
+        return order_seed(self.seed) if self._copy == 1 and own is not None else own
+
     def branch_folder(self, name: str, params: dict[str, Any], level: int, perturbation_seed: int):
         folder = super().branch_folder(name, params, level, perturbation_seed)
         return folder if self._copy is None else paths.branch_copy_dir(folder, self._copy)
@@ -119,7 +125,8 @@ class InstabilityReplicate(CurveReplicate):
             if job is not None:
                 job.label = f"{job.label}, copy {copy}"
                 _add_fields(job, {"start_fingerprint": fingerprint(job.state), "copy": copy})
-                job.data_seed = order_seed(self.seed) if copy == 1 else None
+                if copy == 1:  # copy A keeps the branch's own order (another one for the data-order control)
+                    job.data_seed = order_seed(self.seed)
             return job
         folder = paths.instability_copy_dir(self.root, s.level, s.k)
         label = f"{self.ticket_label(s.level, s.k)}, copy 1"
@@ -215,7 +222,7 @@ def measure(preset: Preset, rep: InstabilityReplicate, s: Subject, points: int, 
     barriers = {split: barrier(errs) for split, errs in errors.items()}
     record |= {"density": ticket.get("sparsity", {}).get("density", 1.0), "error": errors, "barrier": barriers,
                "stable": barriers["test"] < STABLE_BELOW, "stable_below": STABLE_BELOW,
-               "copies": [{"data_seed": rep.seed, "accuracy": rec_a["accuracy"],
+               "copies": [{"data_seed": rec_a.get("data_seed", rep.seed), "accuracy": rec_a["accuracy"],
                            "trained_with_seeds": rec_a.get("trained_with_seeds", [rep.seed])},
                           {"data_seed": order_seed(rep.seed), "accuracy": rec_b["accuracy"],
                            "trained_with_seeds": rec_b.get("trained_with_seeds", [rep.seed])}],

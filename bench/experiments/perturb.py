@@ -97,6 +97,8 @@ def _record(preset: Preset, rep: Replicate, registered: Registered, params: dict
         "perturbation": {
             "name": registered.perturbation.name, "description": registered.perturbation.description,
             "params": params, "seed": perturbation_seed, "generator_seed": branch["generator_seed"],
+            # another data order than the ticket's (the data-order control): the seed it was trained with
+            **({"data_seed": branch["data_seed"]} if branch.get("data_seed") is not None else {}),
             **plugin_fields(registered.plugin),
         },
         "accuracy": {"dense": dense["accuracy"], "ticket": ticket["accuracy"], "perturbed": branch["accuracy"]},

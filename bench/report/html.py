@@ -16,7 +16,8 @@ from typing import Sequence
 from bench.report.links import distribution_url
 from bench.report.model import Board, Leaderboard, Row
 from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, cells, clean,
-                               ineligible_cells, note_lines, num, pvalue, reference_line, summary_line, verdict_lines)
+                               ineligible_cells, noise_floor_line, note_lines, num, pvalue, reference_line,
+                               summary_line, verdict_lines)
 
 # columns that, when every row of a board agrees, say nothing per row: they move into the board's header
 _CONSTANT_CANDIDATES = ("p-seed", "n", "% remaining", "k", "Rank (UB)", "group")
@@ -148,6 +149,8 @@ def _board(lb: Leaderboard, board: Board, ident: str) -> list[str]:
     lo, hi = _axis(board.rows)
     out = [f'<section class="board" id="{ident}">', f"<h2>{_h(board_title(board))}</h2>",
            f'<p class="reference">{_h(reference_line(lb, board))}</p>']
+    noise = noise_floor_line(lb, board)
+    out += [f'<p class="reference">{_h(noise)}</p>'] if noise else []
     out += [f'<p class="stats">{_h(line)}</p>' for line in verdict_lines(board)]
     if consts:
         out.append(f'<p class="consts">Same for every row: {_h(consts)}.</p>')

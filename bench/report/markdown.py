@@ -8,7 +8,8 @@ from typing import Sequence
 
 from bench.report.model import Leaderboard
 from bench.report.text import (COLUMNS, EXPLANATION, INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, cells,
-                               ineligible_cells, note_lines, reference_line, summary_line, verdict_lines)
+                               ineligible_cells, noise_floor_line, note_lines, reference_line, summary_line,
+                               verdict_lines)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~!])")
@@ -32,6 +33,8 @@ def render_markdown(lb: Leaderboard, title: str | None = "Leaderboard", depth: i
         out += ["No ranked results.", ""]
     for board in lb.boards:
         out += [f"{h2} {md(board_title(board))}", "", md(reference_line(lb, board)), ""]
+        noise = noise_floor_line(lb, board)
+        out += [md(noise), ""] if noise else []
         out += [line for text in verdict_lines(board) for line in (md(text).replace("\\`", "`"), "")]
         out += [_md_row(COLUMNS, COLUMNS),
                 "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in COLUMNS) + "|"]

@@ -24,6 +24,7 @@ from bench.results import Problem, Result, is_instability, load_results
 from bench.stats import Summary, summarize
 
 REFERENCE = "imp-rewind-0"  # the paper's k = 0 reference: IMP rewound to iteration 0 with its own pruning chain
+NOISE_FLOOR = "data-order"  # the ticket's own start retrained on another data order: SGD noise alone
 DEFAULT_MIN_SEEDS = 2  # the fewest seeds that give an interval
 COMMITTED_MIN_SEEDS = 3  # what the committed leaderboard (and a submission) needs
 SPARSITY_TOLERANCE = 0.05  # --sparsity matches percent remaining to one decimal
@@ -135,6 +136,11 @@ class Board:
         return next((r for r in self.rows if r.reference), None)
 
     @property
+    def noise_floor(self) -> Row | None:
+        """The data-order row: the ticket retrained on another data order, whose drop is SGD noise alone."""
+        return next((r for r in self.rows if r.control and r.name == NOISE_FLOOR), None)
+
+    @property
     def ranks(self) -> str:
         """What the board ranks, in words."""
         if self.pretraining:
@@ -186,10 +192,11 @@ class Leaderboard:
     def rows(self) -> list[Row]:
         return [r for b in self.boards for r in b.rows]
 
-    def unranked_reference(self, board: Board) -> Row | None:
-        """A reference row of ``board``'s preset, configuration, level and hardware that is not ranked."""
-        return next((r for r in self.ineligible if r.reference and (r.preset, r.config_hash, r.level, r.hardware)
-                     == (board.preset, board.config_hash, board.level, board.hardware)), None)
+    def unranked_reference(self, board: Board, name: str = REFERENCE) -> Row | None:
+        """A control row ``name`` (default the reference) of ``board``'s preset, configuration, level and hardware
+        that is not ranked."""
+        return next((r for r in self.ineligible if r.control and r.name == name and (r.preset, r.config_hash, r.level,
+                     r.hardware) == (board.preset, board.config_hash, board.level, board.hardware)), None)
 
     def as_dict(self) -> dict[str, Any]:
         return {

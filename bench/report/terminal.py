@@ -7,8 +7,8 @@ import io
 from bench.report.fitting import fit, fits, stacked
 from bench.report.model import Board, Leaderboard, Row, label
 from bench.report.text import (INELIGIBLE_COLUMNS, NUMERIC_COLUMNS, board_title, clean, group, ineligible_cells,
-                               interval, note_lines, notes, num, per_seed, rank_interval, rank_ub, reference_line,
-                               summary_line, verdict_lines, versus_reference, zero_mark)
+                               interval, noise_floor_line, note_lines, notes, num, per_seed, rank_interval, rank_ub,
+                               reference_line, summary_line, verdict_lines, versus_reference, zero_mark)
 
 
 TERMINAL_COLUMNS = ("#", "perturbation", "n", "drop", "95% CI", "instab.", "ranks", "UB", "grp", "vs ref", "per seed",
@@ -61,6 +61,8 @@ def board_renderables(lb: Leaderboard, board: Board, width: int | None = None) -
     styles = ["bold" if row.reference else "dim" if row.control else "" for row in board.rows]
     title = board_title(board) + (f", n = {board.rows[0].n} seeds" if same_n else "")
     out: list = [Text(title, style="bold"), Text(reference_line(lb, board))]
+    noise = noise_floor_line(lb, board)
+    out += [Text(noise)] if noise else []
     moved: list[str] = []
     candidates = [c for c in MOVABLE if c in names]
     while True:

@@ -9,7 +9,7 @@ import re
 import unicodedata
 from typing import Any
 
-from bench.report.model import REFERENCE, Board, Leaderboard, Row, params_text
+from bench.report.model import NOISE_FLOOR, REFERENCE, Board, Leaderboard, Row, params_text
 from bench.report.paired import BOOTSTRAP_SEED, EXACT_MAX_N, seeds_text
 from bench.stats import Summary
 
@@ -47,6 +47,8 @@ def notes(row: Row) -> str:
     parts = []
     if row.reference:
         parts.append("reference (k = 0)")
+    elif row.control and row.name == NOISE_FLOOR:
+        parts.append("control: noise floor")
     elif row.control:
         parts.append("control")
     if row.pretraining:
@@ -150,7 +152,8 @@ EXPLANATION = (
     "seed (percentage points), so larger means more damaging. Mean over seeds with a 95% t-interval. "
     "Rows are listed by mean drop; that order is claimed only where a paired test separates two rows (see each "
     "board's statistics: group letters, Rank (UB), rank intervals). "
-    "Controls (identity, rewind-to-init, reinit, lottery-ticket, imp-rewind-0) are the harness's references; "
+    "Controls (identity, data-order, rewind-to-init, reinit, lottery-ticket, imp-rewind-0) are the harness's "
+    "references; data-order, the ticket retrained on another data order, is the noise floor (SGD noise alone); "
     "imp-rewind-0 is the paper's reference, IMP rewound to iteration 0 with its own pruning chain, so its drop is "
     "how much rewinding to k beats rewinding to 0."
 )
@@ -173,14 +176,31 @@ def reference_line(lb: Leaderboard, board: Board) -> str:
     return clean(f"No IMP-rewound-to-0 reference at this sparsity: run {_reference_command(board)}.")
 
 
-def _reference_command(board: Board) -> str:
-    """``bench run`` for the reference on ``board``'s seeds (the drops pair by seed); the preset and seeds only
-    where they are not the defaults."""
+def noise_floor_line(lb: Leaderboard, board: Board) -> str | None:
+    """The line under the reference line: the noise floor (data-order, the ticket retrained on another data
+    order) at this sparsity, or why it is missing and the command that adds it. None on a pre-training board
+    (its entries have their own chains and masks)."""
+    if board.pretraining:
+        return None
+    row = board.noise_floor
+    if row is not None:
+        return (f"Noise floor, the ticket retrained on another data order ({NOISE_FLOOR}): mean drop "
+                f"{num(row.drop.mean)}, 95% CI {interval(row.drop)}, per seed {num(min(row.drop.values))} to "
+                f"{num(max(row.drop.values))}, n = {row.n}; SGD noise alone moves a drop this much.")
+    unranked = lb.unranked_reference(board, NOISE_FLOOR)
+    if unranked is not None:
+        return clean(f"The noise floor ({NOISE_FLOOR}) at this sparsity is not ranked: {unranked.reason}.")
+    return clean(f"No noise floor at this sparsity: run {_reference_command(board, NOISE_FLOOR)}.")
+
+
+def _reference_command(board: Board, name: str = REFERENCE) -> str:
+    """``bench run`` for the reference (or control ``name``) on ``board``'s seeds (the drops pair by seed); the
+    preset and seeds only where they are not the defaults."""
     from bench.presets import DEFAULT_PRESET, PRESETS
 
     seeds = sorted({s for r in board.rows for s in r.seeds})
     preset = PRESETS.get(board.preset)
-    words = ["bench run -p", REFERENCE] + (["--preset", board.preset] if board.preset != DEFAULT_PRESET else [])
+    words = ["bench run -p", name] + (["--preset", board.preset] if board.preset != DEFAULT_PRESET else [])
     if preset is None or seeds != list(range(preset.seeds)):
         words += ["--seeds", _seeds_text(seeds)]
     return " ".join(words + ["--level", str(board.level)])
