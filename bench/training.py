@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bench.allocator import keep_freed_memory
 from bench.cache import load_tensors, move_aside, save_tensors
 from bench.config import TrainConfig
 from bench.data import BatchStream
@@ -72,6 +73,7 @@ class Trainer:
     def __init__(self, model: nn.Module, cfg: TrainConfig, schedule: Schedule,
                  masks: dict[str, torch.Tensor] | None = None, compile: bool = False, loss: Loss = cross_entropy):
         self.model, self.schedule, self.loss = model, schedule, loss
+        keep_freed_memory()  # reuse the step's pages instead of faulting fresh ones in (bench/allocator.py)
         # compile the forward only: parameter names (and so masks and checkpoints) stay those of `model`
         self.forward = torch.compile(model) if compile else model
         self.device = next(model.parameters()).device

@@ -247,3 +247,49 @@ def test_compile_on_cpu(benchmark, report):
                                 speedup=eager / ours, peak_rss_mb=peak_rss_mb())
     report(f"torch.compile on CPU, default model, {REPLICAS} fused: {ours / steps * 1000:.1f} ms/it vs eager "
            f"{eager / steps * 1000:.1f} ms/it -> {eager / ours:.2f}x, after {compile_s:.0f} s compiling")
+
+
+def _out_of_place_forward(net, x):
+    """models.ResNet.forward before issue 22 (1D): a fresh tensor for every ReLU and residual sum."""
+    out = F.relu(net.bn(net.conv(x.unsqueeze(2).contiguous(memory_format=torch.channels_last))))
+    for b in net.blocks:
+        out = F.relu(b.bn2(b.conv2(F.relu(b.bn1(b.conv1(out))))) + b.shortcut(out))
+    return net.fc(out.flatten(2).mean(-1))
+
+
+def _malloc_thresholds(mmap: int, trim: int) -> None:
+    import ctypes
+    import ctypes.util
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.mallopt(-3, mmap)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, trim)  # M_TRIM_THRESHOLD
+
+
+def test_default_group_step_issue22(benchmark, report):
+    """The default preset's fused group of 3: today's step against the step before issue 22 (out-of-place ReLU
+    and residual add, glibc's malloc thresholds at their initial 128 KiB), the same bits (tests/test_step_speed.py)."""
+    import types
+    from bench import allocator
+    exp, data = _mnist1d()
+    steps, replicas = STEPS["mnist1d"], 3
+
+    def before():
+        model = fused.build(exp.model, 1, 10, replicas)
+        model.forward = types.MethodType(_out_of_place_forward, model)
+        _malloc_thresholds(128 << 10, 128 << 10)
+        allocator._done = True  # so the baseline's Trainer leaves them there
+        try:
+            _fused_loop(model, data, steps, replicas)
+        finally:
+            allocator._done = False
+            allocator.keep_freed_memory()
+
+    baseline = _time(before)
+    benchmark.pedantic(lambda: _fused_loop(fused.build(exp.model, 1, 10, replicas), data, steps, replicas),
+                       rounds=3, warmup_rounds=1)
+    ours = benchmark.stats.stats.median
+    benchmark.extra_info.update(before_ms_per_replicate_step=baseline / steps / replicas * 1000,
+                                ms_per_replicate_step=ours / steps / replicas * 1000, speedup=baseline / ours,
+                                peak_rss_mb=peak_rss_mb())
+    report(f"default group of 3 (issue 22): {ours / steps / replicas * 1000:.2f} ms per replicate-step vs "
+           f"{baseline / steps / replicas * 1000:.2f} before -> {baseline / ours:.2f}x")

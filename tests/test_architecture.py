@@ -31,7 +31,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
              "bench.pruning", "bench.connectivity", "bench.paths", "bench.cache", "bench.cache_doctor", "bench.stage_checks",
              "bench.seeding", "bench.stats", "bench.provenance", "bench.numerics", "bench.plugins", "bench.progress",
              "bench.batchlog", "bench.results", "bench.sizes", "bench.testing", "bench.submission", "bench.interpolation",
-             "bench.search_rule"),
+             "bench.search_rule", "bench.allocator"),
     "contracts": ("bench.perturbation", "bench.pretraining", "bench.pruning_strategy", "bench.hookspecs", "bench.errors",
                   "bench.plugin_guard",
                   "bench.tracking"),  # for plugins
