@@ -54,7 +54,7 @@ def test_hash_regression():
                                   data=DataConfig(train_examples=640))) == "5dd646a369ff4bae"
     # issue 12 moved the paper preset to OpenLTH's choices (no stored results existed for it)
     assert config_hash(PRESETS["cifar10-resnet20"].experiment) == "5167b85b7e81fe78"
-    assert config_hash(PRESETS["mnist1d-resnet"].experiment) == "5384a641a1bc9635"
+    assert config_hash(PRESETS["mnist1d-resnet"].experiment) == "f7e1e67936cd0f06"
     assert config_hash(PRESETS["smoke"].experiment) == "8633d013409faf8b"
 
 
