@@ -96,3 +96,24 @@ def test_rewound_to_0_the_trunk_is_level_0(tmp_path, data_dir):
     rep = _rep(_level0(SMOKE), tmp_path, data_dir)
     assert rep.dense_dir(0) == rep.stage_dir(0)
     assert rep.dense_dir(rep.k) == rep.ticket_dir(0)
+
+
+def test_sweep_plan_counts_the_level_0_ticket_only_where_level_1_prunes_it(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    def counts(preset: str) -> dict:
+        path = tmp_path / f"{preset}.toml"
+        path.write_text(f'presets = ["{preset}"]\nseeds = 1\nlevels = [1]\n[perturbations]\nidentity = {{}}\n')
+        result = CliRunner().invoke(cli, ["sweep", str(path), "--dry-run", "--json", "--cache-dir", str(tmp_path)])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["counts"]
+
+    # cifar10-resnet20: T = 62,560, k = 500; trunk + level-0 ticket + level 1, then the branch
+    paper = counts("cifar10-resnet20")
+    assert (paper["trainings"], paper["replicate_iterations"]) == (4, 62560 + 3 * 62060)
+    smoke = counts("smoke")  # T = 120, k = 10: trunk + level 1, then the branch
+    assert (smoke["trainings"], smoke["replicate_iterations"]) == (3, 120 + 2 * 110)
