@@ -103,6 +103,10 @@ class PruneConfig:
     # Target fraction of the prunable weights pruned at levels 1, 2, ... (one per level, so `levels` must be
     # its length); empty: remove `fraction` of the survivors per level instead.
     schedule: tuple[float, ...] = ()
+    # The dense network level 1 prunes. trunk: the one uninterrupted run 0 -> T (the harness's original);
+    # level-0: the level-0 ticket, W_k retrained k -> T with a fresh optimizer, as OpenLTH's lottery runner
+    # with rewinding does (docs/paper-recipe.md). Rewound to 0 both are the same run, so the trunk is used.
+    level1_prunes: str = "trunk"
 
     def __post_init__(self) -> None:
         # a table (sweep files, the command line) or JSON's lists become sorted pairs: one value, one hash
@@ -138,6 +142,7 @@ CHOICES = {
     ("data", "order"): ("shuffled", "sequential"),
     ("model", "init"): ("kaiming-normal", "pytorch"),
     ("train", "optimizer"): ("sgd", "adam"),
+    ("prune", "level1_prunes"): ("trunk", "level-0"),
 }
 
 

@@ -72,7 +72,7 @@ PRESETS = {
                                   batchnorm_init="uniform", fc_bias_init="pytorch"),
                 train=TrainConfig(steps="160ep", batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4,
                                   milestones=("80ep", "120ep"), gamma=0.1, precision="fp32"),
-                prune=PruneConfig(fraction=0.2, levels=8, ties="threshold"),
+                prune=PruneConfig(fraction=0.2, levels=8, ties="threshold", level1_prunes="level-0"),
                 rewind="500it",
             ),
             level=8,

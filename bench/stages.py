@@ -41,6 +41,7 @@ class Replicate:
       (``fields`` plus accuracy, seconds, the seeds trained together, config hash, seed, hardware).
     * ``trunk_job()``, ``level_job(level, rewind)``, ``branch_job(...)``: the stage jobs; override one to
       change a stage (a variant's rewind point, extra snapshots) and call ``super()`` for the rest.
+    * ``dense_dir(rewind)``: the stage whose end weights level 1 prunes (``prune.level1_prunes``).
     * ``sibling(seed)``: the same kind of replicate for another seed (members of a training group).
     * ``branch_data_seed(perturbation, perturbation_seed)``: a branch's data-order seed (None: the replicate's).
     * ``initial_model()`` / ``new_model()``: W_0 and an untrained network of the experiment's model.
@@ -161,9 +162,9 @@ class Replicate:
     def level_job(self, level: int, rewind: int | None = None) -> Job | None:
         """The ticket at ``level`` of the chain rewound to ``rewind`` (default: the preset's k).
 
-        Level L >= 1 prunes level L-1's end weights (level 0's being the dense trunk's, as in IMP), puts
-        the survivors back at the trunk's state at the rewind point, and trains rewind -> T with a fresh
-        optimizer. Level 0 is compared like every other level: W_rewind retrained to T with a fresh
+        Level L >= 1 prunes level L-1's end weights (level 0's: see :meth:`dense_dir`), puts the survivors
+        back at the trunk's state at the rewind point, and trains rewind -> T with a fresh optimizer.
+        Level 0 is compared like every other level: W_rewind retrained to T with a fresh
         optimizer and no mask, so a branch at level 0 (identity included) starts exactly as its ticket.
         Needs the trunk and level L-1 done (see :func:`train_chain`)."""
         r = self.k if rewind is None else rewind
@@ -175,18 +176,26 @@ class Replicate:
             masks = ones_like(self.prunable(self.trunk_state(r)))
         else:
             if not masks_path.exists():
-                previous = self.stage_dir(0) if level == 1 else self.ticket_dir(level - 1, r)
+                previous = self.dense_dir(r) if level == 1 else self.ticket_dir(level - 1, r)
                 prev_weights = self.prunable(load_tensors(previous / paths.FINAL))
                 prev_masks = ones_like(prev_weights) if level == 1 else load_tensors(previous / paths.MASK)
                 save_tensors(masks_path, level_masks(self.exp, prev_weights, prev_masks, level, self.seed))
             masks = load_tensors(masks_path, self.env.device)
         sources = [paths.trunk_state_file(self.root, r, self.k)]
         if level:  # the mask came from the previous level's end weights (and mask)
-            previous = self.stage_dir(0) if level == 1 else self.ticket_dir(level - 1, r)
+            previous = self.dense_dir(r) if level == 1 else self.ticket_dir(level - 1, r)
             sources += [previous / paths.FINAL] + ([previous / paths.MASK] if level > 1 else [])
         fields = {"stage": "level", "level": level, "rewind_step": r, "sparsity": report(masks),
                   "inputs": inputs(self.root, sources)}
         return Job(self, label, folder, r, self.trunk_state(r), masks, self.finisher(folder, label, fields))
+
+    def dense_dir(self, rewind: int) -> Path:
+        """The stage whose end weights level 1 of the chain rewound to ``rewind`` prunes: the dense trunk
+        (0 -> T, one optimizer), or with ``prune.level1_prunes = "level-0"`` and ``rewind`` > 0 the level-0
+        ticket (W_rewind retrained rewind -> T with a fresh optimizer: OpenLTH's level 0 with rewinding)."""
+        if self.exp.prune.level1_prunes == "level-0" and rewind > 0:
+            return self.ticket_dir(0, rewind)
+        return self.stage_dir(0)
 
     def sibling(self, seed: int) -> "Replicate":
         """The same kind of replicate for another seed (a member of this one's training group)."""
@@ -323,12 +332,16 @@ def _drop(ticket: float | None, accuracy: float | None) -> float | None:
 def train_chain(reps: list[Replicate], level: int, env: Env, rewind: int | None = None) -> None:
     """Everything the tickets at ``level`` need, stage by stage across the replicates (each stage's
     replicates train together as fused groups): the dense trunk, then IMP levels 1..level of the chain
-    rewound to ``rewind`` (default: the preset's k), or the level-0 ticket when ``level`` is 0."""
+    rewound to ``rewind`` (default: the preset's k), or the level-0 ticket when ``level`` is 0 or level 1
+    prunes it (``Replicate.dense_dir``)."""
+    def level0(rep: Replicate) -> Job | None:
+        r = rep.k if rewind is None else rewind
+        return rep.level_job(0, rewind) if level == 0 or rep.dense_dir(r) != rep.stage_dir(0) else None
+
     run_stage(reps, lambda rep: rep.trunk_job(), env)
+    run_stage(reps, level0, env)
     for lvl in range(1, level + 1):
         run_stage(reps, lambda rep: rep.level_job(lvl, rewind), env)
-    if level == 0:
-        run_stage(reps, lambda rep: rep.level_job(0, rewind), env)
 
 
 def training_groups(reps: list[Replicate], level: int | None) -> list[list[Replicate]]:

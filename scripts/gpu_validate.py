@@ -7,7 +7,8 @@
 2. times one replicate and 8 fused replicates of ``cifar10-resnet20`` (the harness's own step, model,
    masks and batch stream) for N iterations after a short warm-up, on real CIFAR-10, or with
    --synthetic on random CIFAR-shaped images when the set is absent;
-3. extrapolates to the full recipe: 62,560 iterations per run, 1 dense trunk + 8 IMP levels per seed;
+3. extrapolates to the full recipe: 62,560 iterations per run, 1 dense trunk + the level-0 ticket + 8 IMP
+   levels per seed;
 4. with --full, trains one full dense ResNet-20 (seed 0, the harness's trunk stage, cached) and
    reports its test accuracy next to the published band;
 5. with --instability K1,K2,..., runs ``bench instability`` on the preset at those k (the dense network and
@@ -51,7 +52,7 @@ numerics.pin_threads()  # one thread, as every experiment trains (import bench l
 
 PRESET = "cifar10-resnet20"
 FULL_RUN = 62_560  # iterations of one training run of the recipe (160 epochs x 391)
-RUNS_PER_SEED = 9  # the dense trunk and 8 IMP levels
+RUNS_PER_SEED = 10  # the dense trunk, the level-0 ticket that level 1 prunes (as OpenLTH) and 8 IMP levels
 FUSED = 8
 # Renda, Frankle & Carbin (ICLR 2020) released per-trial results, ResNet-20 on CIFAR-10 (their recipe:
 # 182 epochs, weight decay 2e-4, so a band to land near, not a target); protocol.md

@@ -52,9 +52,10 @@ def test_hash_regression():
     assert config_hash(Experiment(rewind="500it")) == "c9c4bd76d9589da0"
     assert config_hash(Experiment(prune=PruneConfig(fraction=0.5, levels=2),
                                   data=DataConfig(train_examples=640))) == "5dd646a369ff4bae"
-    # issue 12 moved the paper preset to OpenLTH's choices (no stored results existed for it)
-    assert config_hash(PRESETS["cifar10-resnet20"].experiment) == "5167b85b7e81fe78"
-    assert config_hash(PRESETS["mnist1d-resnet"].experiment) == "f7e1e67936cd0f06"
+    # issue 12 moved the paper preset to OpenLTH's choices (no stored results existed for it), and issue 21
+    # to OpenLTH's level 1 (prune.level1_prunes = "level-0"; still no stored results for it)
+    assert config_hash(PRESETS["cifar10-resnet20"].experiment) == "d79db2128af1f624"
+    assert config_hash(PRESETS["mnist1d-resnet"].experiment) == "f7e1e67936cd0f06"  # the second search's warm-up (issue 22)
     assert config_hash(PRESETS["smoke"].experiment) == "8633d013409faf8b"
 
 

@@ -21,12 +21,12 @@ def test_gpu_validate_on_cpu_writes_report(tmp_path):
     report = json.loads(out.read_text())
     assert report["preset"] == "cifar10-resnet20" and report["data"] == {"source": "synthetic", "train_examples": 64}
     assert report["precision"] == {"setting": "fp32", "autocast": "none (fp32)"}
-    assert report["config"]["prune"] == {"ties": "threshold"}
+    assert report["config"]["prune"] == {"ties": "threshold", "level1_prunes": "level-0"}
     assert report["gpu_tests"]["ran"] is False and "cuda" in report["gpu_tests"]["reason"]
     assert [t["replicas"] for t in report["timing"]] == [1, 2]
     assert all(t["s_per_iteration"] > 0 and t["iterations"] == 5 for t in report["timing"])
     ext = report["extrapolation"]
-    assert ext["iterations_per_run"] == 62560 and ext["runs_per_seed"] == 9 and ext["fused_replicas"] == 2
+    assert ext["iterations_per_run"] == 62560 and ext["runs_per_seed"] == 10 and ext["fused_replicas"] == 2
     assert ext["one_run_minutes"] > 0 and ext["fused_all_levels_hours"] > 0
     assert report["settings"]["comparable"] is False  # a small batch: a check of the script, not figures
     assert report["published"]["dense"] == {"mean": 91.71, "std": 0.23, "n": 246}

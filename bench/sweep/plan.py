@@ -73,6 +73,11 @@ def _stage_done(cache: Path, chash: str, seed: int, level: int) -> bool:
     return (paths.stage_dir(paths.replicate_dir(cache, chash, seed), level) / paths.DONE).exists()
 
 
+def _level0_done(cache: Path, chash: str, seed: int, k: int) -> bool:
+    """The level-0 ticket (W_k retrained k -> T): trained before level 1 when level 1 prunes it."""
+    return (paths.ticket_dir(paths.replicate_dir(cache, chash, seed), 0, k, k) / paths.DONE).exists()
+
+
 def _branch_done(cache: Path, chash: str, seed: int, level: int, name: str, params: dict, pseed: int) -> bool:
     folder = paths.branch_dir(paths.replicate_dir(cache, chash, seed), level, name, params, pseed)
     return (folder / paths.DONE).exists()
@@ -111,6 +116,8 @@ def plan(sweep: Sweep, cache: Path) -> list[Unit]:
                 continue
             seen.add(tid)
             missing = [(s, lvl) for s in group for lvl in range(top + 1) if not _stage_done(cache, chash, s, lvl)]
+            if top >= 1 and k > 0 and exp.prune.level1_prunes == "level-0":  # level 1 prunes the level-0 ticket
+                missing += [(s, -1) for s in group if not _level0_done(cache, chash, s, k)]  # -1: trained k -> T
             iters = sum(T if lvl == 0 else T - k for _, lvl in missing)
             units.append(Unit(id=tid, kind="tickets", seeds=tuple(group), level=top, depends=None, requests=(),
                               trainings=len(missing), iterations=iters, estimate_s=iters * spi,
