@@ -64,6 +64,10 @@ PRESETS = {
             level=3,
             seeds=6,  # two fused groups of 3, trained side by side on 2 cores (bench run --workers)
             group_size=3,
+            # measured on validation data, seeds 3000-3002: the preset's 0.8 collapsed pre-trained networks
+            # to a constant prediction (docs/early-phase.md, "Pre-training hyperparameters")
+            pretrain_lr=0.1,
+            pretrain_warmup="32it",
         ),
         Preset(
             "cifar10-resnet20",
