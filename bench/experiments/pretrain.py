@@ -153,7 +153,7 @@ class PretrainedReplicate(Replicate):
         if warmup > self.pretrain_steps:
             raise BenchError(f"Pre-training warm-up ({params[WARMUP.name]}) is longer than the pre-training "
                              f"({params[STEPS.name]}); give a shorter warmup=.")
-        self.schedule = PretrainSchedule(params[LR.name], params[SCHEDULE.name], self.pretrain_steps, warmup)
+        self.pretrain_schedule = PretrainSchedule(params[LR.name], params[SCHEDULE.name], self.pretrain_steps, warmup)
         self.generator_seed = derive_seed(seed, "pretrain", self.name, pretrain_seed)
         self.root = paths.pretrained_dir(self.root, self.name, params, pretrain_seed)
 
@@ -215,7 +215,7 @@ class PretrainedReplicate(Replicate):
         stream = TaskStream(BatchStream(data, self.exp.train.batch_size, self.seed), task, outputs, self.who,
                             self.generator_seed)
         # its own rate and schedule: the real schedule's milestones are positions in the real run, not in this one
-        trainer = Trainer(model, self.exp.train, self.schedule)  # type: ignore[arg-type]  # has lr_at, as Schedule
+        trainer = Trainer(model, self.exp.train, self.pretrain_schedule)  # type: ignore[arg-type]  # has lr_at, as Schedule
         checkpoint = folder / paths.PRETRAIN_CHECKPOINT
         bar = self.env.progress.start(f"pre-training {self.name} seed {self.seed}", self.pretrain_steps)
         t0 = time.perf_counter()
