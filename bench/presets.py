@@ -66,7 +66,7 @@ PRESETS = {
             group_size=3,
             # measured on validation data, seeds 3000-3002: the preset's 0.8 collapsed pre-trained networks
             # to a constant prediction (docs/early-phase.md, "Pre-training hyperparameters")
-            pretrain_lr=0.1,
+            pretrain_lr=0.05,
             pretrain_warmup="32it",
         ),
         Preset(
