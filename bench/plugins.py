@@ -201,13 +201,16 @@ class Plugins:
         return known[name]
 
     def pretrainings(self) -> dict[str, RegisteredPretraining]:
-        """Every registered pre-training by name; ``steps`` is the harness's, so no task may declare it."""
-        from bench.pretraining import STEPS
+        """Every registered pre-training by name; ``steps``, ``lr``, ... are the harness's, so no task may declare them."""
+        from bench.pretraining import HARNESS_PARAMS
 
+        reserved = [p.name for p in HARNESS_PARAMS]
         found = self.collect("register_pretraining", "pre-training", ("name", "description", "prepare"))
         for name, (item, info) in list(found.items()):
-            if any(getattr(p, "name", None) == STEPS.name for p in getattr(item, "params", ())):
-                message = f"Pre-training '{name}' of plugin '{info.name}' declares 'steps', which the harness provides."
+            taken = next((n for n in reserved if any(getattr(p, "name", None) == n for p in getattr(item, "params", ()))),
+                         None)
+            if taken is not None:
+                message = f"Pre-training '{name}' of plugin '{info.name}' declares '{taken}', which the harness provides."
                 if name not in self.broken:
                     warnings.warn(message + " It was disabled.", stacklevel=2)
                 self.broken[name] = message

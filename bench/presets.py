@@ -34,6 +34,12 @@ class Preset:
     # `bench pretrain`'s length unless steps= is given. Not part of the experiment's hash: a
     # pre-training result records its steps in its own params. See docs/paper-recipe.md.
     pretrain_steps: str = "10ep"
+    # `bench pretrain`'s own optimisation unless lr=, warmup=, schedule= are given; recorded in a
+    # pre-training result's params like steps, not in the experiment's hash. lr None: the experiment's
+    # training rate. See docs/early-phase.md (how the default preset's were chosen).
+    pretrain_lr: float | None = None
+    pretrain_warmup: str = "0it"
+    pretrain_schedule: str = "constant"
     # Most replicates trained together as one fused model unless --group-size says otherwise. Fusing
     # changes rounding, so this is part of how the preset's numbers are reproduced; small groups let
     # `bench run` train several groups at once, one per core (--workers).
@@ -61,6 +67,10 @@ PRESETS = {
             # committed boards run seeds 0-23, whose first two groups are these
             seeds=6,
             group_size=3,
+            # measured on validation data, seeds 3000-3002: the preset's 0.8 collapsed pre-trained networks
+            # to a constant prediction (docs/early-phase.md, "Pre-training hyperparameters")
+            pretrain_lr=0.05,
+            pretrain_warmup="32it",
         ),
         Preset(
             "cifar10-resnet20",
@@ -122,6 +132,13 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise unknown("preset", name, list(PRESETS))
     return PRESETS[name]
+
+
+def pretrain_defaults(preset: Preset, experiment: Experiment) -> dict[str, Any]:
+    """The preset's pre-training hyperparameters (bench.pretraining.HARNESS_PARAMS) for ``experiment``."""
+    lr = experiment.train.lr if preset.pretrain_lr is None else preset.pretrain_lr
+    return {"steps": preset.pretrain_steps, "lr": lr, "warmup": preset.pretrain_warmup,
+            "schedule": preset.pretrain_schedule}
 
 
 def describe(preset: Preset) -> dict[str, Any]:

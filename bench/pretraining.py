@@ -4,14 +4,20 @@ A pre-training is any object with
 
 * ``name``: kebab-case, unique across loaded plugins (its results rank as ``pretrain:<name>``);
 * ``description``: one line shown by ``bench pretrainings``;
-* ``params``: a sequence of :class:`bench.perturbation.Param` (may be empty). The harness adds
-  ``steps`` (the pre-training length as a step string, e.g. ``200it`` or ``2ep``) to every one;
-  left out, it is the preset's ``pretrain_steps`` (bench.presets);
+* ``params``: a sequence of :class:`bench.perturbation.Param` (may be empty). The harness adds the
+  pre-training's own hyperparameters to every one (``HARNESS_PARAMS``): ``steps`` (the length as a
+  step string, e.g. ``200it`` or ``2ep``), ``lr`` (the peak learning rate), ``warmup`` (a linear
+  warm-up from 0 over this many steps, a step string) and ``schedule`` (``constant``, ``cosine``
+  to 0 at the end, or ``step``: x0.1 at half and at three quarters of the length). Left out, each
+  is the preset's (``pretrain_steps``, ``pretrain_lr``, ... in bench.presets). They are recorded in
+  the entry's params, so they are part of its cache folder and its leaderboard row;
 * ``prepare(ctx)``: returns a :class:`Task` describing the changed task, given a :class:`PretrainContext`.
 
 The protocol (the harness's, not the plugin's): from the replicate's own W_0, train ``steps``
-iterations on the changed task (fresh SGD, constant learning rate = the preset's initial rate,
-the replicate's data order). The state reached (with the real head of W_0 put back if the task
+iterations on the changed task (a fresh optimizer of the preset's kind, momentum and weight decay;
+the learning rate ``lr`` after ``warmup``, shaped by ``schedule``; the replicate's data order). Its
+own accuracy on the changed task is then measured on the training examples without augmentation
+(``task_accuracy``, beside the best constant prediction's, ``task_chance``). The state reached (with the real head of W_0 put back if the task
 used its own head) replaces W_k: dense training continues from it on the real task from
 iteration k to T, IMP prunes that network's end weights, and every level rewinds to it and
 retrains k -> T. The entry's drop is the normal ticket's accuracy minus this ticket's, paired by
@@ -33,6 +39,12 @@ if TYPE_CHECKING:  # torch loads in the functions that compute: listing plugins 
 
 PREFIX = "pretrain:"  # results rank under this prefix so they never collide with a perturbation's name
 STEPS = Param("steps", str, "10ep", "pre-training length as a step string: '200it' or '2ep' (default: the preset's)")
+LR = Param("lr", float, 0.1, "pre-training peak learning rate (default: the preset's pretrain_lr)")
+WARMUP = Param("warmup", str, "0it", "linear learning-rate warm-up from 0, a step string (default: the preset's)")
+SCHEDULE = Param("schedule", str, "constant",
+                 "constant, cosine (to 0 at the end) or step (x0.1 at 1/2 and 3/4) (default: the preset's)")
+HARNESS_PARAMS = (STEPS, LR, WARMUP, SCHEDULE)  # added to every pre-training; no task may declare them
+SCHEDULES = ("constant", "cosine", "step")
 
 BatchFn = Callable[["torch.Tensor", "torch.Tensor", "torch.Generator"], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -99,15 +111,46 @@ class Pretraining(Protocol):
 
 # -- parameters ------------------------------------------------------------------------------------
 def declared_params(pretraining: Any) -> tuple[Param, ...]:
-    """The task's own parameters plus ``steps``, which the harness adds to every pre-training."""
-    return (*getattr(pretraining, "params", ()), STEPS)
+    """The task's own parameters plus the hyperparameters the harness adds to every pre-training."""
+    return (*getattr(pretraining, "params", ()), *HARNESS_PARAMS)
 
 
-def resolve(pretraining: Any, raw: Mapping[str, Any], default_steps: str | None = None) -> dict[str, Any]:
-    """The parameters with defaults filled in; ``steps`` defaults to ``default_steps`` (the preset's) if given."""
-    if default_steps is not None and STEPS.name not in raw:
-        raw = {**raw, STEPS.name: default_steps}
-    return resolve_params(pretraining, raw, kind="pre-training", declared=declared_params(pretraining))
+def resolve(pretraining: Any, raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters with defaults filled in: ``defaults`` (the preset's hyperparameters) before the declared
+    ones. The learning rate, warm-up and schedule are checked here, before anything trains."""
+    raw = {**(defaults or {}), **raw}
+    params = resolve_params(pretraining, raw, kind="pre-training", declared=declared_params(pretraining))
+    if not params[LR.name] > 0:
+        raise BenchError(f"Pre-training lr must be positive, got {params[LR.name]}.")
+    if params[SCHEDULE.name] not in SCHEDULES:
+        raise BenchError(f"Unknown pre-training schedule '{params[SCHEDULE.name]}'. Known: {', '.join(SCHEDULES)}.")
+    return params
+
+
+def legacy_params(params: Mapping[str, Any], train_lr: float) -> dict[str, Any]:
+    """A record's params as trained: one written before the hyperparameters existed pre-trained at the training
+    rate ``train_lr`` held constant, with no warm-up (bench verify re-runs it so)."""
+    old = {LR.name: train_lr, WARMUP.name: "0it", SCHEDULE.name: "constant"}
+    return {**params, **{k: v for k, v in old.items() if k not in params}}
+
+
+@dataclass(frozen=True)
+class PretrainSchedule:
+    """The pre-training's learning rate at a step: ``lr`` shaped by ``kind`` over ``steps``, times the linear
+    warm-up ``min(1, step / warmup)`` (the rule of bench.training.Schedule, OpenLTH's)."""
+
+    lr: float
+    kind: str
+    steps: int
+    warmup: int = 0
+
+    def lr_at(self, step: int) -> float:
+        lr = self.lr
+        if self.kind == "cosine":
+            lr *= 0.5 * (1 + math.cos(math.pi * min(step, self.steps) / self.steps))
+        elif self.kind == "step":
+            lr *= 0.1 ** ((2 * step >= self.steps) + (4 * step >= 3 * self.steps))
+        return lr * min(1.0, step / self.warmup) if self.warmup else lr
 
 
 # -- transforms shared by the built-ins and usable by outside plugins ------------------------------

@@ -19,7 +19,8 @@ from bench.experiments.pretrain import run_pretraining, task_data
 from bench.experiments.rewind_curve import CurveReplicate, default_ks, ensure_states, parse_ks, run_rewind_curve
 from bench.experiments.setup import RunOptions
 from bench.experiments.trace import Recorder, grad_norm, record_steps, trace_seed, weight_metrics
-from bench.pretraining import PretrainContext, Task, blur, check_blur, resolve, rotation_group
+from bench.presets import PRESETS, pretrain_defaults
+from bench.pretraining import PretrainContext, PretrainSchedule, Task, blur, check_blur, legacy_params, resolve, rotation_group
 from bench.results import validate
 from bench.seeding import generator
 
@@ -50,6 +51,34 @@ def test_builtins_are_registered_with_steps_param():
         assert resolve(reg.pretraining, {})["steps"] == "10ep"
     with pytest.raises(BenchError, match="has no parameter 'bogus'"):
         resolve(builtin("blur"), {"bogus": "1"})
+
+
+def test_pretraining_hyperparameters_default_to_the_presets_and_are_checked():
+    # every preset's defaults resolve; the default preset's are its own, the others' its training rate
+    for preset in PRESETS.values():
+        params = resolve(builtin("blur"), {}, pretrain_defaults(preset, preset.experiment))
+        assert params["steps"] == preset.pretrain_steps and params["schedule"] == preset.pretrain_schedule
+        assert params["lr"] == (preset.pretrain_lr or preset.experiment.train.lr)
+    default = PRESETS["mnist1d-resnet"]
+    assert default.pretrain_lr is not None and default.pretrain_lr < default.experiment.train.lr
+    given = resolve(builtin("rotation"), {"lr": "0.05", "schedule": "cosine"}, pretrain_defaults(SMOKE, SMOKE.experiment))
+    assert (given["lr"], given["schedule"], given["warmup"]) == (0.05, "cosine", "0it")
+    with pytest.raises(BenchError, match="Unknown pre-training schedule 'linear'. Known: constant, cosine, step"):
+        resolve(builtin("blur"), {"schedule": "linear"})
+    with pytest.raises(BenchError, match="lr must be positive"):
+        resolve(builtin("blur"), {"lr": "0"})
+    # a record written before the hyperparameters existed was trained at the training rate, constant, no warm-up
+    assert legacy_params({"steps": "3it"}, 0.8) == {"steps": "3it", "lr": 0.8, "warmup": "0it", "schedule": "constant"}
+    assert legacy_params({"lr": 0.1, "warmup": "5it", "schedule": "step"}, 0.8)["lr"] == 0.1
+
+
+def test_pretraining_schedules():
+    constant = PretrainSchedule(0.4, "constant", 100, warmup=10)
+    assert [constant.lr_at(s) for s in (0, 5, 10, 99)] == [0.0, 0.2, 0.4, 0.4]  # linear warm-up from 0
+    cosine = PretrainSchedule(0.4, "cosine", 100)
+    assert cosine.lr_at(0) == 0.4 and cosine.lr_at(50) == pytest.approx(0.2) and cosine.lr_at(100) == pytest.approx(0)
+    step = PretrainSchedule(0.4, "step", 100)
+    assert [step.lr_at(s) for s in (0, 49, 50, 74, 75)] == pytest.approx([0.4, 0.4, 0.04, 0.04, 0.004])
 
 
 @pytest.mark.parametrize("name", ["rotation", "blur-rotation"])
@@ -160,7 +189,13 @@ def test_pretraining_end_to_end_record_ranks_and_is_cached(tmp_path, data_dir):
     record = out.records[0]
     assert validate(record) == []
     assert record["kind"] == "pretraining" and record["perturbation"]["name"] == "pretrain:rotation"
-    assert record["pretraining"]["steps"] == 3 and record["perturbation"]["params"] == {"group": "auto", "steps": "3it"}
+    assert record["pretraining"]["steps"] == 3 and record["perturbation"]["params"] == {
+        "group": "auto", "steps": "3it", "lr": 0.1, "warmup": "0it", "schedule": "constant"}
+    pre = record["pretraining"]
+    # rotation: its own 4-way accuracy on the 640 training examples, beside the best constant prediction's
+    assert pre["task_examples"] == 640 and 25.0 <= pre["task_chance"] < 30.0 and 0 <= pre["task_accuracy"] <= 100
+    assert set(record["validation_accuracy"]) == {"dense", "ticket", "perturbed", "pretrained_dense"}
+    assert all(0 <= v <= 100 for v in record["validation_accuracy"].values())  # smoke has a validation split
     assert record["drop"] == record["accuracy"]["ticket"] - record["accuracy"]["perturbed"]
     files = list((tmp_path / "results").rglob("seed-0.json"))
     assert len(files) == 1 and "pretrain-rotation-" in str(files[0]) and ":" not in str(files[0].relative_to(tmp_path))
@@ -182,7 +217,9 @@ def test_pretraining_end_to_end_record_ranks_and_is_cached(tmp_path, data_dir):
     from bench.results import Result
 
     lb = build([Result(record, files[0], "x.json")], min_seeds=1)
-    assert [r.name for r in lb.rows] == ["pretrain:rotation"]
+    # 3 iterations teach no rotation: its task accuracy is at chance, so the entry is listed, not ranked
+    assert lb.rows == [] and [r.name for r in lb.ineligible] == ["pretrain:rotation"]
+    assert lb.ineligible[0].reason.startswith("pre-trained network did not learn: seed 0: pre-training-task accuracy")
 
 
 def test_pretrain_cli_refuses_a_meaningless_task_before_training(tmp_path, data_dir):

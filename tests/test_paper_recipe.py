@@ -237,11 +237,16 @@ def test_blur_follows_crop_and_flip_on_augmented_data(tmp_path):
 
 # -- 5. pre-training length per preset --------------------------------------------------------------------
 def test_pretraining_steps_default_per_preset():
+    from bench.presets import pretrain_defaults
     from bench.pretraining import resolve
     from earlyphase_bench_plugins.pretraining import Blur
 
     assert PRESETS["mnist1d-resnet"].pretrain_steps == "10ep"  # its committed results used 10ep
     assert PRESETS["cifar10-resnet20"].pretrain_steps == "16000it"
-    assert resolve(Blur(), {}, PRESETS["cifar10-resnet20"].pretrain_steps)["steps"] == "16000it"
-    assert resolve(Blur(), {"steps": "60it"}, "16000it")["steps"] == "60it"
+    paper = PRESETS["cifar10-resnet20"]
+    defaults = pretrain_defaults(paper, paper.experiment)
+    # OpenLTH's pre-training hyperparameters default to the training ones: 0.1, no warm-up (milestones never reached)
+    assert resolve(Blur(), {}, defaults) == {"factor": 4, "steps": "16000it", "lr": 0.1, "warmup": "0it",
+                                             "schedule": "constant"}
+    assert resolve(Blur(), {"steps": "60it"}, defaults)["steps"] == "60it"
     assert resolve(Blur(), {})["steps"] == "10ep"

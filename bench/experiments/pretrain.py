@@ -6,8 +6,12 @@ A pre-training record is a perturbation record (same schema, same grouping) with
 * ``kind``: ``"pretraining"`` (perturbation records may carry ``"perturbation"`` or nothing);
 * ``perturbation.name``: ``"pretrain:<name>"``, ``perturbation.params``: its parameters with ``steps``;
   ``perturbation.seed``: the pre-training seed, ``generator_seed``: the seed derived from it;
-* ``pretraining``: ``{"name", "steps" (iterations), "params", "dense_accuracy", "rewind_point_accuracy"}``;
+* ``pretraining``: ``{"name", "steps" (iterations), "params", "dense_accuracy", "rewind_point_accuracy",
+  "task_accuracy", "task_chance", "task_examples"}``: the pre-trained network's accuracy on its own changed
+  task, measured on the training examples without augmentation (``task_examples`` of them; a random rotation
+  each, drawn from a seeded generator), and the best constant prediction's accuracy on the same labels;
 * ``accuracy.perturbed``: the pre-trained variant's ticket, ``accuracy.pretrained_dense``: its dense network;
+  ``validation_accuracy`` the same four on the validation split, where the data has one;
 * ``effective_std`` / ``relative_change``: the pre-trained rewind point against the normal W_k over the
   variant's surviving weights, measured as for a perturbation;
 * ``timings.pretrain_s`` and ``timings.pretrained_trunk_s`` besides the usual ones.
@@ -38,10 +42,11 @@ from bench.experiments.setup import RunOptions, prepare
 from bench.perturbation import change_size
 from bench.plugins import Plugins, RegisteredPretraining, default_plugins
 from bench.presets import Preset
-from bench.pretraining import STEPS, PretrainContext, Task, resolve, spatial_dims
+from bench.presets import pretrain_defaults
+from bench.pretraining import LR, SCHEDULE, STEPS, WARMUP, PretrainContext, PretrainSchedule, Task, resolve, spatial_dims
 from bench.seeding import derive_seed, generator
 from bench.stages import Replicate, train_chain
-from bench.training import Schedule, Trainer, evaluate, run
+from bench.training import Trainer, evaluate, run
 
 
 # -- the stream the pre-training reads -------------------------------------------------------------
@@ -95,6 +100,24 @@ def task_data(data: Dataset, task: Task, outputs: int, who: str) -> Dataset:
     return Dataset(x, y, data.x_test, data.y_test, data.num_classes, data.augment, data.pad_value)
 
 
+@torch.no_grad()
+def task_accuracy(model: nn.Module, data: Dataset, task: Task, outputs: int, seed: int,
+                  chunk: int = 2000) -> dict[str, float | int]:
+    """The model's accuracy on the changed task over the task's training examples, unaugmented (the task's
+    per-batch transform applied chunk by chunk with a seeded generator), and the accuracy of the best constant
+    prediction on the same labels (the largest class share): what a network that learned nothing reaches."""
+    model.eval()
+    correct, counts = 0, torch.zeros(outputs, dtype=torch.long)
+    n = data.x_train.shape[0]
+    for i in range(0, n, chunk):
+        x, y = data.x_train[i:i + chunk], data.y_train[i:i + chunk]
+        if task.batch is not None:
+            x, y = task.batch(x, y, generator(seed, "task-accuracy", i))
+        correct += int((model(x).argmax(-1) == y).sum())
+        counts += torch.bincount(y.cpu(), minlength=outputs)[:outputs]
+    return {"task_accuracy": 100.0 * correct / n, "task_chance": 100.0 * int(counts.max()) / n, "task_examples": n}
+
+
 def classifier(model: nn.Module) -> tuple[str, nn.Linear]:
     """The model's output layer: its last linear module."""
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -126,6 +149,11 @@ class PretrainedReplicate(Replicate):
         self.pretrain_steps = parse_step(params[STEPS.name], self.per_epoch)
         if self.pretrain_steps < 1:
             raise BenchError("Pre-training needs at least one iteration: give steps=1it or more.")
+        warmup = parse_step(params[WARMUP.name], self.per_epoch)
+        if warmup > self.pretrain_steps:
+            raise BenchError(f"Pre-training warm-up ({params[WARMUP.name]}) is longer than the pre-training "
+                             f"({params[STEPS.name]}); give a shorter warmup=.")
+        self.pretrain_schedule = PretrainSchedule(params[LR.name], params[SCHEDULE.name], self.pretrain_steps, warmup)
         self.generator_seed = derive_seed(seed, "pretrain", self.name, pretrain_seed)
         self.root = paths.pretrained_dir(self.root, self.name, params, pretrain_seed)
 
@@ -186,8 +214,8 @@ class PretrainedReplicate(Replicate):
         data = task_data(self.env.data, task, outputs, self.who)
         stream = TaskStream(BatchStream(data, self.exp.train.batch_size, self.seed), task, outputs, self.who,
                             self.generator_seed)
-        # constant rate: the real schedule's milestones are positions in the real run, not in this one
-        trainer = Trainer(model, self.exp.train, Schedule(self.exp.train.lr, 1.0, ()))
+        # its own rate and schedule: the real schedule's milestones are positions in the real run, not in this one
+        trainer = Trainer(model, self.exp.train, self.pretrain_schedule)  # type: ignore[arg-type]  # has lr_at, as Schedule
         checkpoint = folder / paths.PRETRAIN_CHECKPOINT
         bar = self.env.progress.start(f"pre-training {self.name} seed {self.seed}", self.pretrain_steps)
         t0 = time.perf_counter()
@@ -197,10 +225,12 @@ class PretrainedReplicate(Replicate):
             progress=bar.advance, identity=identity,
             accept=lambda state: None if state.get("identity") == identity else "it belongs to another pre-training")
         seconds = time.perf_counter() - t0
+        learned = task_accuracy(model, data, task, outputs, self.generator_seed)
         if task.outputs is not None:
             _set_module(model, head_name, real_head)  # untouched since W_0: it was not in the optimizer
         save_json(folder / paths.PRETRAIN_RECORD, {"steps": self.pretrain_steps, "seconds": seconds,
-                                                   "outputs": outputs, "temporary_head": task.outputs is not None})
+                                                   "outputs": outputs, "temporary_head": task.outputs is not None,
+                                                   **learned})
         save_tensors(target, model.state_dict())  # last: its presence means the pre-training is done
         checkpoint.unlink(missing_ok=True)
         return seconds
@@ -229,7 +259,8 @@ class PretrainedReplicate(Replicate):
         fields = {"stage": "trunk", "steps": self.T, "rewind_step": self.k, "pretraining": self.name,
                   "params": self.params, "pretrain_seed": self.pretrain_seed, "generator_seed": self.generator_seed,
                   "pretrain_steps": self.pretrain_steps, "pretrain_seconds": pre["seconds"],
-                  "rewind_point_accuracy": evaluate(model, self.env.data.x_test, self.env.data.y_test)}
+                  "rewind_point_accuracy": evaluate(model, self.env.data.x_test, self.env.data.y_test),
+                  **{k: pre[k] for k in ("task_accuracy", "task_chance", "task_examples") if k in pre}}
         return Job(self, label, folder, self.k, wk, None, self.finisher(folder, label, fields))
 
 
@@ -239,8 +270,9 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
     """The normal ticket and its pre-trained variant for every seed, stored as result records."""
     plugins = plugins or default_plugins()
     registered = plugins.pretraining(name)
-    params = resolve(registered.pretraining, raw_params, preset.pretrain_steps)
-    parse_step(params[STEPS.name], 1)  # a malformed step string fails before any data is loaded
+    params = resolve(registered.pretraining, raw_params, pretrain_defaults(preset, experiment or preset.experiment))
+    for key in (STEPS.name, WARMUP.name):  # a malformed step string fails before any data is loaded
+        parse_step(params[key], 1)
     setup = prepare(preset, options, seeds=seeds, level=level, sparsity=sparsity, experiment=experiment)
     exp, env, lvl = setup.experiment, setup.env, setup.level
     out = Outcome(preset.name, exp, lvl, setup.percent_remaining, registered.label, registered.plugin, params,
@@ -265,6 +297,8 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
         std, relative = change_size(rep.prunable(rep.state(paths.WK)), var.prunable(var.state(paths.WK)),
                                     var.masks(lvl))
         pre = load_json(var.stage_dir(0) / paths.PRETRAIN_RECORD)
+        validation = {"dense": dense.get("val_accuracy"), "ticket": ticket.get("val_accuracy"),
+                      "perturbed": vticket.get("val_accuracy"), "pretrained_dense": vdense.get("val_accuracy")}
         record = base_record(preset, rep, lvl) | {
             "kind": "pretraining",
             "perturbation": {
@@ -274,9 +308,12 @@ def run_pretraining(preset: Preset, name: str, raw_params: dict[str, str], optio
             "pretraining": {
                 "name": registered.pretraining.name, "steps": var.pretrain_steps, "params": params,
                 "dense_accuracy": vdense["accuracy"], "rewind_point_accuracy": vdense["rewind_point_accuracy"],
+                **{k: pre[k] for k in ("task_accuracy", "task_chance", "task_examples") if k in pre},
             },
             "accuracy": {"dense": dense["accuracy"], "ticket": ticket["accuracy"], "perturbed": vticket["accuracy"],
                          "pretrained_dense": vdense["accuracy"]},
+            # chosen on validation, reported on test, as a perturbation record (None: the data has no such split)
+            **({"validation_accuracy": validation} if None not in validation.values() else {}),
             "drop": ticket["accuracy"] - vticket["accuracy"],
             "effective_std": std,
             "relative_change": relative,

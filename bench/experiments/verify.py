@@ -23,7 +23,7 @@ from bench.experiments.setup import RunOptions
 from bench.plugins import load_plugins
 from bench.presets import get_preset
 from bench.provenance import record_class, same_class
-from bench.pretraining import PREFIX
+from bench.pretraining import PREFIX, legacy_params
 from bench.results import Result, is_instability, load_results
 
 STAGES = ("w0", "wk", "mask", "ticket")  # in the order they are computed
@@ -121,7 +121,8 @@ def verify(results: Sequence[Result], options: RunOptions, tolerance: float = 0.
             run_opts = replace(options, cache=Path(tmp), group_size=len(group))
             experiment = from_dict(first["config"])
             params = dict(first["perturbation"]["params"])
-            if first.get("kind") == "pretraining":
+            if first.get("kind") == "pretraining":  # a record older than its hyperparameters: as it was trained
+                params = legacy_params(params, experiment.train.lr)
                 outcome = run_pretraining(preset, name[len(PREFIX):], params, run_opts, seeds=list(group),
                                           level=level, pretrain_seed=pseed, experiment=experiment, plugins=plugins)
             else:

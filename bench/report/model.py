@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 from bench.errors import BenchError
 from bench.plugins import BUILTIN_DIST, CONTROLS, is_control
 from bench.provenance import PROTOCOL_VERSION, record_class
-from bench.report import integrity, verified as verification
+from bench.report import integrity, learned, verified as verification
 from bench.report.instability import instability_summary, match_instability
 from bench.report.labels import label, params_key, params_text, pruning_label  # noqa: F401 - named here too
 from bench.report.verdicts import BoardVerdicts, RowVerdict, board_verdicts
@@ -62,6 +62,7 @@ class Row:
     verdict: RowVerdict | None = None  # what the paired comparisons of its board establish about it
     reason: str | None = None  # why the row is not ranked
     no_op: bool = False  # a record says W' was W_k on every tensor: it measures nothing, so it is not ranked
+    not_learned: dict[int, str] = field(default_factory=dict)  # pre-training seeds that did not learn (report.learned)
     verified: int = 0  # how many of its files a recorded `bench verify` re-proved exactly (bench.report.verified)
     # bench instability's test-error barrier of this perturbation per seed, where instability records match
     instability: dict[int, float] = field(default_factory=dict)
@@ -104,6 +105,8 @@ class Row:
             "mean_effective_std": self.effective_std, "reason": self.reason, "files": list(self.sources),
             "description": self.description, "pruning": self.pruning, "effective_density": self.effective_density,
             "verified": self.verified,
+            **({"not_learned": [{"seed": s, "reason": r} for s, r in self.not_learned.items()]}
+               if self.not_learned else {}),
             **(self.verdict.as_dict() if self.verdict else {}),
             **({"instability": {"per_seed": [{"seed": k, "barrier": v} for k, v in sorted(self.instability.items())],
                                 "mean_barrier": self.mean_instability, "setting": self.instability_setting}}
@@ -272,6 +275,7 @@ def _row(results: list[Result]) -> Row:
         hardware=_joined(hardware_class(r) for r in recs),
         dense=summarize([r["accuracy"]["dense"] for r in recs]),
         no_op=any(r.get("no_op") for r in recs),
+        not_learned=learned.not_learned(recs),
         pruning=_joined(pruning_label(r) for r in recs),
         effective_density=(_mean([r["effective_density"] for r in recs])
                            if all(r.get("effective_density") is not None for r in recs) else None),
@@ -353,6 +357,8 @@ def build(results: Iterable[Result], *, preset: str | None = None, sparsity: flo
                           f"different protocols are not comparable; rerun them with this version")
         elif row.no_op:
             row.reason = "no-op: its perturbed weights equal W_k on every tensor, so it retrains the ticket"
+        elif row.not_learned:
+            row.reason = learned.reason(row.not_learned)
         elif row.n < min_seeds:
             row.reason = f"{row.n} seed{'s' if row.n != 1 else ''}, fewer than the minimum {min_seeds}"
         if row.reason:

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from bench.report.html import render_html
+from bench.report.learned import seed_problem
 from bench.report.markdown import render_markdown
 from bench.report.model import Leaderboard, pruning_label
 from bench.report.terminal import render_table
@@ -35,7 +36,7 @@ CSV_COLUMNS = ("preset", "config_hash", "perturbation", "params", "perturbation_
                "percent_remaining", "dense_accuracy", "ticket_accuracy", "perturbed_accuracy", "drop_points",
                "effective_std", "fingerprint_w0", "fingerprint_wk", "fingerprint_mask", "fingerprint_ticket", "file",
                "row_rank", "rank_low", "rank_high", "rank_ub", "group", "pruning", "effective_density",
-               "kind", "k", "bn", "barrier")
+               "kind", "k", "bn", "barrier", "not_learned")
 # no name is a DataFrame attribute (as "drop" and "rank" were), so df.drop_points is the column, df.drop the method
 PARAM_PREFIX = "param_"  # one flat column per parameter name, after "params", for a filter or a groupby
 
@@ -60,7 +61,8 @@ def render_csv(lb: Leaderboard) -> str:
     leaderboard row's rank, bootstrap rank interval, Rank (UB) and group (empty where the row is not
     ranked); the last are its kind, and bench instability's start step, BatchNorm mode and test-error barrier:
     an instability record is a row of its own (kind 'instability', its subject as the perturbation, no
-    accuracies), and a perturbation's file carries its seed's matched barrier. Documented in docs/leaderboard.md."""
+    accuracies), and a perturbation's file carries its seed's matched barrier; last, why a pre-training seed's
+    network did not learn (bench.report.learned), empty otherwise. Documented in docs/leaderboard.md."""
     verdicts = {src: (r.rank, r.verdict) for r in lb.rows if r.verdict is not None for src in r.sources}
     names = sorted({k for res in lb.results for k in res.data["perturbation"]["params"]})
     matched = {src: r for r in [*lb.rows, *lb.ineligible] if r.instability for src in r.sources}
@@ -78,7 +80,7 @@ def render_csv(lb: Leaderboard) -> str:
                   acc["perturbed"], d["drop"], d["effective_std"],
                   *(fp.get(k) or "" for k in ("w0", "wk", "mask", "ticket")), res.source, *ranked, pruning_label(d),
                   "" if d.get("effective_density") is None else d["effective_density"],
-                  d.get("kind", "perturbation"), *barrier]
+                  d.get("kind", "perturbation"), *barrier, seed_problem(d) or ""]
         row = dict(zip(CSV_COLUMNS, values))
         row.update({PARAM_PREFIX + clean(n): _param_value(pert["params"][n]) if n in pert["params"] else ""
                     for n in names})
