@@ -16,10 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?output folder}; cache=${2:-$out/cache}; seeds=${3:-}
 scales=${NOISE_SCALES:-1 4}
-mkdir -p "$out" docs/figures
+figures=${FIGURES:-docs/figures}  # where the curves' figure goes (regenerate_results.sh: outside the tree)
+copy=${COPY:-1}                   # 0: leave the records in the cache (regenerate_results.sh copies them later)
+mkdir -p "$out" "$figures"
 export CI=1  # no progress bars in logs
 b() { .venv/bin/bench "$@" --cache-dir "$cache" ${seeds:+--seeds "$seeds"}; }
-b instability --k 0,24,48,96,192,384 --output docs/figures/instability.png --json > "$out/instability-curves.json"
+b instability --k 0,24,48,96,192,384 --output "$figures/instability.png" --json > "$out/instability-curves.json"
 builtins=()
 for p in identity data-order imp-rewind-0 rewind-to-init lottery-ticket reinit reinit-keep-sign init-magnitude-keep-sign \
          keep-magnitude-init-sign random-sign shuffle-layer shuffle-layer-keep-sign shuffle-filter; do
@@ -31,6 +33,7 @@ for s in $scales; do
   b instability --no-dense --no-ticket -p gaussian-noise --param scale=$s --output "$out/instability-noise-$s.png" \
     --json > "$out/instability-gaussian-noise-$s.json"
 done
+[ "$copy" = 1 ] || exit 0
 for folder in "$cache"/results/*/instability; do
   config=$(basename "$(dirname "$folder")")
   mkdir -p "leaderboard/results/$config"

@@ -8,10 +8,11 @@
 #    docs/default-preset.md) at the default level: every built-in perturbation and control, the noise floor,
 #    the noise scales and the pre-training entries. Seeds 0-5 are the README run's (the same seed groups, so
 #    the same numbers).
-# 3. docs/early-phase.md's rewind curve (a chain per k) and trace, into docs/figures, on seeds 0-5.
+# 3. docs/early-phase.md's rewind curve (a chain per k) and trace, into docs/figures, on seeds 0-5 (3 for the trace).
 # 4. The instability results (scripts/instability_default.sh, seeds 0-5), beside the drops on the board.
+# Every record is written before any tracked file changes, so all of them record git_dirty false.
 # 5. leaderboard/smoke-<cpu model>: the `smoke` sample CI re-runs exactly on a machine of this class.
-# Protocol 3 (24 seeds) took the time OUT_DIR/times.txt records (docs/performance.md quotes it).
+# The 24-seed regeneration's phases and their times: docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?output folder}; cache=${2:-$out/cache}
@@ -44,13 +45,19 @@ done
 for task in random-labels rotation blur blur-rotation; do
   t "pretrain $task, $seeds seeds" b pretrain --task "$task" --seeds "$seeds" --workers 2 --json > "$out/pretrain-$task.json"
 done
+# figures are written outside the tree until every record exists: a tracked file changed mid-run would make
+# the later records say git_dirty
+figs=$out/figures; mkdir -p "$figs"
 t "rewind curve, $few seeds" b rewind-curve --k 0,24,48,96,192,384 --seeds "$few" --workers 2 \
-  --output docs/figures/rewind-curve.png --json > "$out/rewind-curve.json"
-t "trace, 3 seeds" b trace --seeds 3 --output-dir docs/figures/trace --json > "$out/trace.json"
+  --output "$figs/rewind-curve.png" --json > "$out/rewind-curve.json"
+t "trace, 3 seeds" b trace --seeds 3 --output-dir "$figs/trace" --json > "$out/trace.json"
+t "instability, $few seeds" env FIGURES="$figs" COPY=0 scripts/instability_default.sh "$out/instability" "$cache" "$few"
+t "smoke sample" scripts/smoke_sample.sh "$cache/smoke"  # the CI sample of this machine's class (the last record)
 rm -rf leaderboard/results
 cp -r "$cache/results" leaderboard/results
-t "instability, $few seeds" scripts/instability_default.sh "$out/instability" "$cache" "$few"
-t "smoke sample" scripts/smoke_sample.sh "$cache/smoke"  # the CI sample of this machine's class
+find leaderboard/results -name "*.png" -delete  # figures stay beside the run
+cp "$figs/rewind-curve.png" "$figs/instability.png" docs/figures/
+cp -r "$figs/trace/." docs/figures/trace/
 .venv/bin/python -m bench.report
 echo "total: $((SECONDS - start)) s" >> "$out/times.txt"
 echo "results in leaderboard/results and leaderboard/smoke-*; JSON outputs and times in $out; cache kept in $cache"

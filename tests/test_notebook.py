@@ -44,8 +44,8 @@ def test_loading_and_analysing_results_imports_no_torch(tmp_path):
     _needs_pandas()
     code = ("import sys; from bench.api import compare, leaderboard, load_results\n"
             "df = load_results('leaderboard/results'); lb = leaderboard('leaderboard/results')\n"
-            "pair = compare('shuffle-layer', 'reinit', 'leaderboard/results', level=2)\n"
-            "assert len(df) and len(lb) and pair['n'] == 6\n"
+            "pair = compare('shuffle-layer', 'reinit', 'leaderboard/results', level=3)\n"
+            "assert len(df) and len(lb) and pair['n'] == 24\n"
             "print(json.dumps({'torch': 'torch' in sys.modules}))").replace("import sys", "import json, sys")
     done = _run(code, tmp_path)
     assert done.returncode == 0, done.stderr
