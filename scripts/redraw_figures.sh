@@ -6,6 +6,4 @@ b() { "${BENCH:-bench}" plot --results leaderboard/results --min-seeds 3 "$@"; }
 b --output docs/figures/leaderboard.png
 b --output docs/figures/leaderboard.svg
 b --output docs/figures/leaderboard.pdf   # paper style: one journal column
-b --vs-sparsity --series rewind-to-init --series reinit --series random-sign --series shuffle-layer \
-  --series "gaussian-noise (scale=2.0)" --output docs/figures/accuracy-vs-sparsity.png
 b --sweep gaussian-noise --output docs/figures/noise-sweep.png

@@ -63,7 +63,7 @@ def test_committed_results_are_of_this_protocol():
 def test_default_preset_w0_and_wk_fingerprints_recompute(tmp_path, data_dir):
     """W_0 of every committed replicate, and W_k where this machine is of the results' kernel class, replayed
     for k iterations in the recorded trunk group."""
-    records = _default_records()
+    records = [r for r in _default_records() if r.get("kind") != "instability"]  # those replay their own stages
     check_wk = {record_class(r) for r in records} == {HERE}
     recorded: dict[tuple, dict] = {}
     for r in records:

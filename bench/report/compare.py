@@ -20,6 +20,13 @@ from bench.report.model import Board, Leaderboard, Row
 from bench.report.paired import MAX_SEEDS_NEEDED, Paired, paired, seeds_text
 from bench.report.text import board_title, clean, num, pvalue
 
+
+def pvalue_eq(p: float) -> str:
+    """``= 0.031`` or ``< 0.001``: a p-value after its name, never ``= < 0.001``."""
+    text = pvalue(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
 _SPEC = re.compile(r"^(?P<name>.+?)(?::(?P<params>[A-Za-z_][\w-]*=.*?))?(?:@(?P<pseed>\d+))?$")
 
 
@@ -128,16 +135,16 @@ def lines(c: Comparison) -> list[str]:
            f"n = {d.n} seeds both have ({', '.join(map(str, d.seeds))})",
            f"mean difference of drops {num(d.mean)}, 95% CI "
            + (f"[{num(d.low)}, {num(d.high)}]" if not math.isnan(d.low) else "- (one seed)")
-           + f", paired t-test p = {pvalue(d.p_t)}",
+           + f", paired t-test p {pvalue_eq(d.p_t)}",
            f"median {num(d.median)}, Hodges-Lehmann {num(d.hodges_lehmann)}"]
     tests = []
     if d.p_exact is not None:
-        tests.append(f"exact sign-flip p = {pvalue(d.p_exact)} ({2 ** d.n} sign patterns; the smallest possible is "
+        tests.append(f"exact sign-flip p {pvalue_eq(d.p_exact)} ({2 ** d.n} sign patterns; the smallest possible is "
                      f"{pvalue(2 / 2 ** d.n)})")
-    tests.append(f"Wilcoxon signed-rank p = {pvalue(d.p_wilcoxon)}")
+    tests.append(f"Wilcoxon signed-rank p {pvalue_eq(d.p_wilcoxon)}")
     out.append(", ".join(tests))
     if c.p_holm is not None:
-        out.append(f"on its board this is one of {c.comparisons} pairs: Holm-corrected p = {pvalue(c.p_holm)} "
+        out.append(f"on its board this is one of {c.comparisons} pairs: Holm-corrected p {pvalue_eq(c.p_holm)} "
                    f"({'separated' if c.p_holm < 0.05 else 'not separated'} at family-wise 0.05)")
     width = max(len(a), len(b), 10)
     out += ["", f"{'seed':>4}  {a:>{width}}  {b:>{width}}  {'difference':>10}"]

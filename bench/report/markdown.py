@@ -36,9 +36,11 @@ def render_markdown(lb: Leaderboard, title: str | None = "Leaderboard", depth: i
         noise = noise_floor_line(lb, board)
         out += [md(noise), ""] if noise else []
         out += [line for text in verdict_lines(board) for line in (md(text).replace("\\`", "`"), "")]
-        out += [_md_row(COLUMNS, COLUMNS),
-                "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in COLUMNS) + "|"]
-        out += [_md_row(cells(r), COLUMNS) for r in board.rows]
+        keep = [c != "instability" or any(r.instability for r in board.rows) for c in COLUMNS]  # only where measured
+        columns = [c for c, k in zip(COLUMNS, keep) if k]
+        out += [_md_row(columns, columns),
+                "|" + "|".join("---:" if c in NUMERIC_COLUMNS else "---" for c in columns) + "|"]
+        out += [_md_row([v for v, k in zip(cells(r), keep) if k], columns) for r in board.rows]
         out.append("")
     if lb.ineligible:
         out += [f"{h2} Not ranked", "", _md_row(INELIGIBLE_COLUMNS, INELIGIBLE_COLUMNS), "|" + "|".join("---" for _ in INELIGIBLE_COLUMNS)
@@ -52,7 +54,7 @@ def render_markdown(lb: Leaderboard, title: str | None = "Leaderboard", depth: i
 
 
 # columns whose text bench formats itself from numbers; every other cell came from a file and is escaped
-_MD_TRUSTED = {"#", "p-seed", "n", "mean drop", "95% CI", "drop per seed", "% remaining", "k", "effective std",
+_MD_TRUSTED = {"#", "p-seed", "n", "mean drop", "95% CI", "instability", "drop per seed", "% remaining", "k", "effective std",
                "notes", "level", "ranks", "Rank (UB)", "group", "vs 0", "vs ref"}
 
 

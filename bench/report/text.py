@@ -140,11 +140,11 @@ def verdict_lines(b: Board) -> list[str]:
     return lines
 
 
-COLUMNS = ("#", "perturbation", "params", "p-seed", "n", "mean drop", "95% CI", "ranks", "Rank (UB)", "group",
+COLUMNS = ("#", "perturbation", "params", "p-seed", "n", "mean drop", "95% CI", "instability", "ranks", "Rank (UB)", "group",
            "vs 0", "vs ref", "drop per seed", "% remaining", "k", "effective std", "plugin", "notes")
 # right-aligned wherever a renderer aligns
-NUMERIC_COLUMNS = {"#", "p-seed", "n", "mean drop", "% remaining", "k", "effective std", "level", "Rank (UB)",
-                   "ranks"}
+NUMERIC_COLUMNS = {"#", "p-seed", "n", "mean drop", "instability", "% remaining", "k", "effective std", "level",
+                   "Rank (UB)", "ranks"}
 INELIGIBLE_COLUMNS = ("preset", "level", "perturbation", "params", "p-seed", "n", "mean drop", "reason")
 
 EXPLANATION = (
@@ -155,7 +155,9 @@ EXPLANATION = (
     "Controls (identity, data-order, rewind-to-init, reinit, lottery-ticket, imp-rewind-0) are the harness's "
     "references; data-order, the ticket retrained on another data order, is the noise floor (SGD noise alone); "
     "imp-rewind-0 is the paper's reference, IMP rewound to iteration 0 with its own pruning chain, so its drop is "
-    "how much rewinding to k beats rewinding to 0."
+    "how much rewinding to k beats rewinding to 0. Instability, where measured: `bench instability`'s mean "
+    "test-error barrier (points) between two copies of the row's start trained on different data orders "
+    "(stable below 2)."
 )
 
 
@@ -217,7 +219,8 @@ def _seeds_text(seeds: list[int]) -> str:
 
 def cells(row: Row) -> list[str]:
     return [str(row.rank), clean(row.name), clean(params_text(row.params)) or "-", str(row.perturbation_seed),
-            str(row.n), num(row.drop.mean), interval(row.drop), rank_interval(row), rank_ub(row), group(row),
+            str(row.n), num(row.drop.mean), interval(row.drop), num(row.mean_instability) if row.instability else "",
+            rank_interval(row), rank_ub(row), group(row),
             zero_mark(row), versus_reference(row), per_seed(row), f"{row.percent_remaining:.1f}",
             str(row.rewind_step), num(row.effective_std, 4), clean(plugin_text(row)), notes(row)]
 
