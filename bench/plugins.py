@@ -170,6 +170,12 @@ class Plugins:
         self._collected[hook] = dict(sorted(found.items()))
         return self._collected[hook]
 
+    def _pick(self, kind: str, name: str, known: dict[str, Any]) -> Any:
+        """``known[name]``, or the error for an unknown ``kind`` (closest match, or the plugin that failed)."""
+        if name not in known:
+            raise self._unknown(kind, name, list(known))
+        return known[name]
+
     def _unknown(self, kind: str, name: str, known: list[str]) -> BenchError:
         if name in self.broken:
             return PluginError(self.broken[name])
@@ -184,10 +190,7 @@ class Plugins:
         return {name: Registered(item, info) for name, (item, info) in found.items()}
 
     def perturbation(self, name: str) -> Registered:
-        known = self.perturbations()
-        if name not in known:
-            raise self._unknown("perturbation", name, list(known))
-        return known[name]
+        return self._pick("perturbation", name, self.perturbations())
 
     def pruning_strategies(self) -> dict[str, RegisteredStrategy]:
         """Every registered pruning strategy by name."""
@@ -195,10 +198,7 @@ class Plugins:
         return {name: RegisteredStrategy(item, info) for name, (item, info) in found.items()}
 
     def pruning_strategy(self, name: str) -> RegisteredStrategy:
-        known = self.pruning_strategies()
-        if name not in known:
-            raise self._unknown("pruning strategy", name, list(known))
-        return known[name]
+        return self._pick("pruning strategy", name, self.pruning_strategies())
 
     def pretrainings(self) -> dict[str, RegisteredPretraining]:
         """Every registered pre-training by name; ``steps``, ``lr``, ... are the harness's, so no task may declare them."""
@@ -221,11 +221,7 @@ class Plugins:
         """A pre-training by its name, with or without the 'pretrain:' prefix its results rank under."""
         from bench.pretraining import PREFIX
 
-        known = self.pretrainings()
-        bare = name[len(PREFIX):] if name.startswith(PREFIX) else name
-        if bare not in known:
-            raise self._unknown("pre-training", bare, list(known))
-        return known[bare]
+        return self._pick("pre-training", name[len(PREFIX):] if name.startswith(PREFIX) else name, self.pretrainings())
 
     # -- experiment trackers (bench.tracking): `bench run --logger NAME` ---------------------------------
     def loggers(self) -> dict[str, RegisteredLogger]:
@@ -234,10 +230,7 @@ class Plugins:
         return {name: RegisteredLogger(item, info) for name, (item, info) in found.items()}
 
     def logger(self, name: str) -> RegisteredLogger:
-        known = self.loggers()
-        if name not in known:
-            raise self._unknown("logger", name, list(known))
-        return known[name]
+        return self._pick("logger", name, self.loggers())
 
 
 def _non_finite_default(item: Any) -> tuple[str, float] | None:

@@ -87,16 +87,7 @@ def check_perturbation(perturbation: Any, params: Mapping[str, Any] | None = Non
     ``ctx`` are not modified; the global torch RNG is not touched (use ``ctx.generator``); and the
     same seed gives the same result.
     """
-    name = getattr(perturbation, "name", None)
-    assert isinstance(name, str) and _NAME.match(name), f"name must be kebab-case, e.g. 'my-perturbation'; got {name!r}"
-    who = f"Perturbation '{name}'"
-    description = getattr(perturbation, "description", None)
-    assert isinstance(description, str) and description.strip() and "\n" not in description.strip(), \
-        f"{who}: description must be one non-empty line"
-    assert callable(getattr(perturbation, "apply", None)), f"{who}: needs an apply(ctx) method"
-    for p in getattr(perturbation, "params", ()):
-        assert isinstance(p, Param), f"{who}: params must be bench.perturbation.Param objects, got {p!r}"
-        assert p.convert(p.default, f"perturbation '{name}'") == p.default, f"{who}: default of '{p.name}' is not a {p.type.__name__}"
+    who = _check_declaration(perturbation, "Perturbation", "apply")
     try:
         values = resolve_params(perturbation, dict(params or {}))
     except BenchError as exc:
@@ -116,6 +107,24 @@ def check_perturbation(perturbation: Any, params: Mapping[str, Any] | None = Non
                 f"{who} is not reproducible: the same seed gave different values for {n!r}"
         results.append(applied)
     return results[0]
+
+
+def _check_declaration(plugin: Any, kind: str, method: str) -> str:
+    """The checks every plugin kind shares: a kebab-case name, a one-line description, the method it is called
+    through, and params that are Param objects whose defaults have their declared type. Returns "Kind 'name'"."""
+    name = getattr(plugin, "name", None)
+    example = "my-" + kind.split()[-1].lower()
+    assert isinstance(name, str) and _NAME.match(name), f"name must be kebab-case, e.g. '{example}'; got {name!r}"
+    who = f"{kind} '{name}'"
+    description = getattr(plugin, "description", None)
+    assert isinstance(description, str) and description.strip() and "\n" not in description.strip(), \
+        f"{who}: description must be one non-empty line"
+    assert callable(getattr(plugin, method, None)), f"{who}: needs a {method}(ctx) method"
+    for p in getattr(plugin, "params", ()):
+        assert isinstance(p, Param), f"{who}: params must be bench.perturbation.Param objects, got {p!r}"
+        assert p.convert(p.default, f"{kind.lower()} '{name}'") == p.default, \
+            f"{who}: default of '{p.name}' is not a {p.type.__name__}"
+    return who
 
 
 def _run(perturbation: Any, ctx: Context) -> Applied:
@@ -146,15 +155,7 @@ def check_pruning_strategy(strategy: Any, params: Mapping[str, Any] | None = Non
     the global torch RNG is not touched (use ``ctx.generator``); the same seed gives the same mask."""
     from bench.pruning import resolve_strategy_params
 
-    name = getattr(strategy, "name", None)
-    assert isinstance(name, str) and _NAME.match(name), f"name must be kebab-case, e.g. 'my-strategy'; got {name!r}"
-    who = f"Pruning strategy '{name}'"
-    description = getattr(strategy, "description", None)
-    assert isinstance(description, str) and description.strip() and "\n" not in description.strip(), \
-        f"{who}: description must be one non-empty line"
-    assert callable(getattr(strategy, "masks", None)), f"{who}: needs a masks(ctx) method"
-    for p in getattr(strategy, "params", ()):
-        assert isinstance(p, Param), f"{who}: params must be bench.perturbation.Param objects, got {p!r}"
+    who = _check_declaration(strategy, "Pruning strategy", "masks")
     try:
         values = resolve_strategy_params(strategy, dict(params or {}))
     except BenchError as exc:
@@ -167,7 +168,7 @@ def check_pruning_strategy(strategy: Any, params: Mapping[str, Any] | None = Non
             before = ({n: t.clone() for n, t in ctx.weights.items()}, {n: m.clone() for n, m in ctx.mask.items()})
             rng = torch.get_rng_state()
             try:
-                mask = check_masks(name, ctx, strategy.masks(ctx))
+                mask = check_masks(strategy.name, ctx, strategy.masks(ctx))
             except BenchError as exc:
                 raise AssertionError(str(exc)) from None
             assert torch.equal(rng, torch.get_rng_state()), \

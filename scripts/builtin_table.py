@@ -6,18 +6,17 @@ Test accuracy only (every reported number is test accuracy; choices were made on
 """
 
 import argparse
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 from bench.report.paired import paired
-from bench.search_rule import collapsed
+from bench.results import is_instability, load_results
+from bench.search_rule import collapsed, load_rule
 from bench.stats import summarize
 
 NOISE_FLOOR = "data-order"  # the noise-floor control: the ticket retrained with another data order
-# the search rule's collapse criterion (docs/search/rule.toml), applied to the committed seeds
-COLLAPSE_POINTS, COLLAPSE_SDS = 3.0, 3.0
+RULE = Path(__file__).resolve().parent.parent / "docs" / "search" / "rule.toml"  # its collapse criterion
 
 ORDER = ["identity", NOISE_FLOOR, "imp-rewind-0", "rewind-to-init", "lottery-ticket", "reinit", "reinit-keep-sign",
          "init-magnitude-keep-sign", "keep-magnitude-init-sign", "random-sign", "shuffle-layer",
@@ -41,9 +40,11 @@ def main() -> None:
     ap.add_argument("--preset", default="mnist1d-resnet")
     args = ap.parse_args()
     runs: dict[str, dict[int, dict]] = defaultdict(dict)
-    for path in sorted(args.results.rglob("seed-*.json")):
-        record = json.loads(path.read_text())
-        if record["preset"] == args.preset and record["level"] == args.level and record.get("kind") != "pretraining":
+    for result in load_results([args.results], strict=True).results:  # validated; instability records apart
+        record = result.data
+        if is_instability(record) or record.get("kind") == "pretraining":
+            continue
+        if record["preset"] == args.preset and record["level"] == args.level:
             runs[label(record)][record["seed"]] = record
     names = [n for n in ORDER if n in runs] + sorted(n for n in runs if n not in ORDER)
     first = next(iter(runs[names[0]].values()))
@@ -96,9 +97,11 @@ def bars(runs: dict, seeds: list[int], dense: list[float], ticket: list[float]) 
     if NOISE_FLOOR in runs:
         row(f"`{NOISE_FLOOR}` (noise floor): mean within +-1.0, interval inside +-1.5", t,
             _acc(runs, NOISE_FLOOR, seeds), lambda c: abs(c.mean) <= 1.0 and -1.5 <= c.low and c.high <= 1.5)
+    points, sds = (load_rule(RULE).stability[k] for k in ("collapse_points", "collapse_robust_sds"))
     fallen = [f"{key} of seed {seeds[i]}" for key, values in (("dense", dense), ("ticket", ticket))
-              for i in collapsed(values, COLLAPSE_POINTS, COLLAPSE_SDS)]
-    rows.append(("no collapsed seed (dense or ticket more than 3 points and 3 robust SDs below the median)",
+              for i in collapsed(values, points, sds)]
+    rows.append((f"no collapsed seed (dense or ticket more than {points:g} points and {sds:g} robust SDs below "
+                 "the median)",
                  ", ".join(fallen) or "none", "yes" if not fallen else "**no**"))
     if "identity" in runs:
         ident = sorted({r["drop"] for r in runs["identity"].values()})

@@ -70,19 +70,17 @@ def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1) 
         if env.data.x_val is None:
             raise BenchError(f"candidate {cand.name}: the search needs a validation split "
                              "(data.validation_examples > 0)")
-        reps = [Replicate(exp, seed, env) for seed in setup.seeds]
         t0 = time.perf_counter()
 
-        def train(group: list[int], on: Env) -> None:  # one seed group's stages, in its own process
+        def train(group: list[int], on: Env) -> None:  # a seed group's stages; cached stages are read, not trained
             mine = [Replicate(exp, seed, on) for seed in group]
             train_chain(mine, rule.level, on)
             train_chain(mine, rule.level, on, rewind=0)
             execute([rep.branch_job(reinit, {}, rule.level, 0) for rep in mine], on)
 
-        train_groups_side_by_side(train, setup.seeds, env, workers)  # then the pass below reads the cache
-        train_chain(reps, rule.level, env)
-        train_chain(reps, rule.level, env, rewind=0)
-        execute([rep.branch_job(reinit, {}, rule.level, 0) for rep in reps], env)
+        train_groups_side_by_side(train, setup.seeds, env, workers)  # in processes, when workers > 1
+        train(setup.seeds, env)  # trains whatever the workers did not (everything when workers = 1)
+        reps = [Replicate(exp, seed, env) for seed in setup.seeds]
         seconds = time.perf_counter() - t0
         for rep in reps:
             ticket = rep.record(rule.level)

@@ -18,13 +18,7 @@ from typing import Any
 from bench.errors import BenchError
 from bench.report.model import Board, Leaderboard, Row
 from bench.report.paired import MAX_SEEDS_NEEDED, Paired, paired, seeds_text
-from bench.report.text import board_title, clean, num, pvalue
-
-
-def pvalue_eq(p: float) -> str:
-    """``= 0.031`` or ``< 0.001``: a p-value after its name, never ``= < 0.001``."""
-    text = pvalue(p)
-    return text if text.startswith("<") else f"= {text}"
+from bench.report.text import board_title, clean, num, pvalue, pvalue_eq
 
 
 _SPEC = re.compile(r"^(?P<name>.+?)(?::(?P<params>[A-Za-z_][\w-]*=.*?))?(?:@(?P<pseed>\d+))?$")

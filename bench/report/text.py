@@ -96,6 +96,12 @@ def pvalue(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
 
 
+def pvalue_eq(p: float) -> str:
+    """``= 0.031`` or ``< 0.001``: a p-value after its name ("p = 0.031", "p < 0.001"), never "p = < 0.001"."""
+    text = pvalue(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
 def board_title(b: Board) -> str:
     return ((f"{b.preset}, pre-training entries: " if b.pretraining else f"{b.preset}: ")
             + f"{b.percent_remaining:.1f}% of weights remaining (level {b.level}), k = {b.rewind_step}, "
