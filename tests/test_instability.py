@@ -151,6 +151,28 @@ def test_records_are_stored_validated_and_reused(smoke_run, data_dir):
     assert [r["created"] for r in again.records] == [r["created"] for r in result.records]
 
 
+def test_workers_walk_their_groups_paths_to_the_same_records(tmp_path, data_dir, monkeypatch):
+    """Two workers (one seed group each) train and walk their own groups' paths: the records are those of one
+    process, bit for bit (errors, barriers, fingerprints), and the final pass only reads them."""
+    from dataclasses import replace
+
+    from bench.experiments import instability
+    from bench.experiments.instability import run_instability
+
+    options = replace(_options(tmp_path, data_dir), group_size=1, workers=2)
+    alone = run_instability(get_preset("smoke"), replace(options, cache=tmp_path / "alone", workers=1), seeds=2,
+                            ks_text="10", points=5, bn="recompute")
+    walked_here, walk = [], instability.path_errors  # paths walked in this process (a forked worker's count is its own)
+    monkeypatch.setattr(instability, "path_errors", lambda *a, **kw: walked_here.append(1) or walk(*a, **kw))
+    side = run_instability(get_preset("smoke"), replace(options, cache=tmp_path / "side"), seeds=2, ks_text="10",
+                           points=5, bn="recompute")
+    assert walked_here == []  # every path was walked by a worker
+    keys = ("seed", "subject", "error", "barrier", "fingerprints", "copies")
+    assert [{k: r[k] for k in keys} for r in side.records] == [{k: r[k] for k in keys} for r in alone.records]
+    assert len({r["seed"] for r in side.records}) == 2
+    assert all(r["timings"]["path_s"] > 0 for r in side.records)
+
+
 def test_verify_reruns_an_instability_record_exactly(smoke_run, data_dir):
     from bench.experiments.verify import verify
 

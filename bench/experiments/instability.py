@@ -310,14 +310,22 @@ def run_instability(preset: Preset, options: RunOptions, *, seeds: int | Sequenc
     curve_ks = sorted({s.k for s in subjects})
     batches = bn_batches or min(BN_BATCHES, probe.per_epoch)
 
+    results = paths.results_dir(options.cache)
+
     def train(group: list[int], on: Env) -> list[InstabilityReplicate]:
         reps = [InstabilityReplicate(exp, seed, on, curve_ks) for seed in group]
         train_subjects(reps, subjects, on)
         return reps
 
-    train_groups_side_by_side(train, setup.seeds, env, options.workers)
+    def train_and_measure(group: list[int], on: Env) -> None:
+        # a worker also walks its own group's paths (most of the time here): stored, so the pass below reads them
+        reps = train(group, on)
+        for s in subjects:
+            for rep in reps:
+                measure(preset, rep, s, points, bn, batches, results)
+
+    train_groups_side_by_side(train_and_measure, setup.seeds, env, options.workers)
     reps = train(setup.seeds, env)  # after parallel groups: reads what they trained
-    results = paths.results_dir(options.cache)
     records = [measure(preset, rep, s, points, bn, batches, results) for s in subjects for rep in reps]
     return Instability(preset.name, exp, lvl, setup.percent_remaining, ks, probe.k, probe.T, setup.seeds, bn,
                        points, records, env.events)
