@@ -177,3 +177,26 @@ def test_search_workers_train_the_same_groups_so_the_same_numbers(tmp_path, caps
         rows[workers] = [{k: r[k] for k in keys} for r in map(json.loads, out.read_text().splitlines())]
     capsys.readouterr()
     assert rows[1] == rows[2] and [r["trained_with_seeds"] for r in rows[1]] == [[1000], [1001]]
+
+
+@pytest.mark.parametrize("rule_file, rows_file, choice", [
+    ("rule.toml", "validation-v2.jsonl", "lr0.8-k96-warm32"),
+    ("rule-v3.toml", "validation-v3.jsonl", "lr0.8-warm32"),
+])
+def test_the_committed_searches_rows_belong_to_their_rule_and_give_the_documented_choice(rule_file, rows_file,
+                                                                                          choice):
+    """Each committed search: every row from its committed rule file (sha256), a clean tree, no test split, one
+    row per candidate and seed; the rule applied to them chooses what docs/default-preset.md says."""
+    import hashlib
+
+    folder = ROOT / "docs" / "search"
+    rule = load_rule(folder / rule_file)
+    rows = [json.loads(line) for line in (folder / rows_file).read_text().splitlines()]
+    sha = hashlib.sha256((folder / rule_file).read_bytes()).hexdigest()
+    assert all(r["rule_sha256"] == sha and r["git_dirty"] is False and r["test_evaluated"] is False
+               and r["split"] == "validation" and r["group_size"] == rule.group_size for r in rows)
+    assert sorted((r["candidate"], r["seed"]) for r in rows) == sorted(
+        (c.name, s) for c in rule.candidates for s in rule.seeds)
+    best, table, why = choose(rule, rows)
+    assert (best, why) == (choice, "stable and meets the bars")
+    assert choice in (ROOT / "docs" / "default-preset.md").read_text()
