@@ -12,6 +12,10 @@ then ``bench.search_rule.choose`` applies the rule and a table is printed.
     python scripts/search_default.py docs/search/rule.toml --out search.jsonl --cache /tmp/search
     python scripts/search_default.py docs/search/rule.toml --dry-run          # the plan, nothing trained
     python scripts/search_default.py docs/search/rule.toml --rows search.jsonl  # the rule on recorded rows
+    python scripts/search_default.py RULE --dense-only --out survey.jsonl  # dense trunks only: collapses counted
+
+``--dense-only`` trains each candidate's dense trunk alone (an eighth of a search's cost per seed), to count
+collapsed dense seeds on many seeds under the rule's criterion; it describes, it chooses nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -32,7 +37,7 @@ from bench.experiments.setup import RunOptions, prepare
 from bench.plugins import default_plugins
 from bench.presets import get_preset
 from bench.provenance import code_version
-from bench.search_rule import Rule, choose, load_rule
+from bench.search_rule import Rule, choose, collapsed, load_rule
 from bench.stages import Replicate, execute, train_chain
 
 
@@ -53,7 +58,7 @@ def experiment_of(rule: Rule, overrides: dict) -> Experiment:
     return replace(exp, prune=replace(exp.prune, levels=rule.level))
 
 
-def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1) -> list[dict]:
+def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1, dense_only: bool = False) -> list[dict]:
     """Train every candidate on the rule's seeds (test split never evaluated) and append its rows to ``out``.
 
     ``workers`` > 1 trains that many seed groups at once, one process each; the groups are the same
@@ -74,6 +79,9 @@ def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1) 
 
         def train(group: list[int], on: Env) -> None:  # a seed group's stages; cached stages are read, not trained
             mine = [Replicate(exp, seed, on) for seed in group]
+            if dense_only:
+                execute([rep.trunk_job() for rep in mine], on)
+                return
             train_chain(mine, rule.level, on)
             train_chain(mine, rule.level, on, rewind=0)
             execute([rep.branch_job(reinit, {}, rule.level, 0) for rep in mine], on)
@@ -83,16 +91,18 @@ def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1) 
         reps = [Replicate(exp, seed, env) for seed in setup.seeds]
         seconds = time.perf_counter() - t0
         for rep in reps:
-            ticket = rep.record(rule.level)
+            trunk = rep.trunk_record()
             row = {"candidate": cand.name, "overrides": cand.overrides, "config_hash": config_hash(exp),
-                   "seed": rep.seed, "level": rule.level,
-                   "percent_remaining": round(100 * ticket["sparsity"]["density"], 2),
-                   "group_size": rule.group_size, "trained_with_seeds": ticket["trained_with_seeds"],
-                   "dense": rep.trunk_record()["val_accuracy"], "ticket": ticket["val_accuracy"],
-                   "imp-rewind-0": rep.record(rule.level, rewind=0)["val_accuracy"],
-                   "reinit": rep.branch_record("reinit", {}, rule.level, 0)["val_accuracy"],
-                   "split": "validation", "test_evaluated": False, "seconds": round(seconds, 1),
-                   "rule_sha256": rule_sha, **version}
+                   "seed": rep.seed, "group_size": rule.group_size, "trained_with_seeds": trunk["trained_with_seeds"],
+                   "dense": trunk["val_accuracy"]}
+            if not dense_only:
+                ticket = rep.record(rule.level)
+                row |= {"level": rule.level, "percent_remaining": round(100 * ticket["sparsity"]["density"], 2),
+                        "trained_with_seeds": ticket["trained_with_seeds"], "ticket": ticket["val_accuracy"],
+                        "imp-rewind-0": rep.record(rule.level, rewind=0)["val_accuracy"],
+                        "reinit": rep.branch_record("reinit", {}, rule.level, 0)["val_accuracy"]}
+            row |= {"split": "validation", "test_evaluated": False, "seconds": round(seconds, 1),
+                    "rule_sha256": rule_sha, **version}
             rows.append(row)
             print(json.dumps(row), flush=True)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +127,27 @@ def print_choice(rule: Rule, rows: list[dict]) -> str:
     return best
 
 
+def print_survey(rule: Rule, rows: list[dict]) -> dict[str, dict]:
+    """Dense-only rows: per candidate, the spread of dense validation accuracy and its collapsed seeds (the
+    rule's criterion). Describes; chooses nothing."""
+    st, summary = rule.stability, {}
+    print(f"{'candidate':<16} {'n':>3} {'mean':>6} {'median':>6} {'worst (seed)':>15} {'below':>6}  collapsed")
+    for cand in rule.candidates:
+        mine = sorted((r for r in rows if r["candidate"] == cand.name), key=lambda r: r["seed"])
+        if not mine:
+            continue
+        dense = [r["dense"] for r in mine]
+        median, worst = statistics.median(dense), min(range(len(mine)), key=lambda i: dense[i])
+        fell = {mine[i]["seed"]: dense[i] for i in collapsed(dense, st["collapse_points"], st["collapse_robust_sds"])}
+        summary[cand.name] = {"n": len(mine), "median": median, "worst": dense[worst], "worst_seed": mine[worst]["seed"],
+                              "collapsed": fell}
+        print(f"{cand.name:<16} {len(mine):>3} {statistics.fmean(dense):6.2f} {median:6.2f} "
+              f"{dense[worst]:7.2f} ({mine[worst]['seed']}) {median - dense[worst]:6.2f}  {len(fell)}"
+              + ("  (" + ", ".join(f"seed {k}: {v:.2f}" for k, v in fell.items()) + ")" if fell else ""))
+    print(json.dumps({"SURVEY": summary}))
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rule", type=Path, help="the committed rule file, e.g. docs/search/rule.toml")
@@ -126,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seed groups trained at once, one process each (CPU); never moves a number")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, train nothing")
     ap.add_argument("--rows", type=Path, default=None, help="apply the rule to rows recorded earlier; train nothing")
+    ap.add_argument("--dense-only", action="store_true",
+                    help="train the dense trunks only and count collapsed seeds (describes, chooses nothing)")
     args = ap.parse_args(argv)
     try:
         rule = load_rule(args.rule)
@@ -140,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         for cand in rule.candidates:
             experiment_of(rule, cand.overrides)  # a bad override fails before anything trains
         if args.dry_run:
-            runs = 2 + 2 * rule.level  # dense trunk, two chains of `level` stages, reinit
+            runs = 1 if args.dense_only else 2 + 2 * rule.level  # dense trunk, two chains of `level` stages, reinit
             print(f"rule {args.rule} (sha256 {rule_sha[:12]}): preset {rule.preset}, level {rule.level}, "
                   f"seeds {rule.seeds}, fused groups of {rule.group_size}, test split never evaluated")
             for cand in rule.candidates:
@@ -157,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.out.exists() and args.out.stat().st_size:
                 raise BenchError(f"{args.out} already holds rows: give a new --out file (--rows {args.out} "
                                  "applies the rule to the rows it holds).")
-            rows = search(rule, rule_sha, args.cache, args.out, args.workers)
-        print_choice(rule, rows)
+            rows = search(rule, rule_sha, args.cache, args.out, args.workers, args.dense_only)
+        if args.dense_only or (rows and "ticket" not in rows[0]):
+            print_survey(rule, rows)
+        else:
+            print_choice(rule, rows)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -179,6 +179,30 @@ def test_search_workers_train_the_same_groups_so_the_same_numbers(tmp_path, caps
     assert rows[1] == rows[2] and [r["trained_with_seeds"] for r in rows[1]] == [[1000], [1001]]
 
 
+def test_a_dense_only_survey_trains_the_trunks_alone_and_counts_collapses(tmp_path, capsys):
+    """--dense-only: one trunk per seed (no chain, no branch), validation only, the same dense numbers as the full
+    search's rows, and a survey (collapsed seeds under the rule's criterion) instead of a choice."""
+    script, rule = _script(), load_rule(EXAMPLE)
+    out = tmp_path / "survey.jsonl"
+    assert script.main([str(EXAMPLE), "--dense-only", "--dry-run"]) == 0
+    assert "x 1 training runs" in capsys.readouterr().out
+    assert script.main([str(EXAMPLE), "--dense-only", "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    survey = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["SURVEY"]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["candidate"], r["seed"]) for r in rows] == [(c.name, s) for c in rule.candidates for s in rule.seeds]
+    assert all("ticket" not in r and r["test_evaluated"] is False for r in rows)
+    stages = {json.loads(f.read_text())["stage"] for f in (tmp_path / "cache").rglob("done.json")}
+    assert stages == {"trunk"}
+    assert set(survey) == {c.name for c in rule.candidates}
+    assert all(s["n"] == len(rule.seeds) and s["collapsed"] == {} for s in survey.values())  # 2 seeds: none can
+    full = tmp_path / "full.jsonl"  # the full search on the same seeds: its dense numbers are the survey's
+    assert script.main([str(EXAMPLE), "--out", str(full), "--cache", str(tmp_path / "cache")]) == 0
+    capsys.readouterr()
+    assert [r["dense"] for r in map(json.loads, full.read_text().splitlines())] == [r["dense"] for r in rows]
+    assert script.main([str(EXAMPLE), "--rows", str(out)]) == 0  # recorded survey rows: the survey again
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["SURVEY"] == survey
+
+
 @pytest.mark.parametrize("rule_file, rows_file, choice", [
     ("rule.toml", "validation-v2.jsonl", "lr0.8-k96-warm32"),
     ("rule-v3.toml", "validation-v3.jsonl", "lr0.8-warm32"),
