@@ -224,3 +224,22 @@ def test_the_committed_searches_rows_belong_to_their_rule_and_give_the_documente
     best, table, why = choose(rule, rows)
     assert (best, why) == (choice, "stable and meets the bars")
     assert choice in (ROOT / "docs" / "default-preset.md").read_text()
+
+
+def test_the_committed_dense_survey_belongs_to_its_rule_and_gives_the_documented_counts(capsys):
+    """docs/search/survey-dense.jsonl: every row from the committed survey file, a clean tree, validation only,
+    dense only; its collapse counts are those docs/default-preset.md reports (2, 1 and 2 of 96)."""
+    import hashlib
+
+    folder = ROOT / "docs" / "search"
+    rule = load_rule(folder / "survey-dense.toml")
+    rows = [json.loads(line) for line in (folder / "survey-dense.jsonl").read_text().splitlines()]
+    sha = hashlib.sha256((folder / "survey-dense.toml").read_bytes()).hexdigest()
+    assert all(r["rule_sha256"] == sha and r["git_dirty"] is False and r["test_evaluated"] is False
+               and "ticket" not in r for r in rows)
+    assert sorted((r["candidate"], r["seed"]) for r in rows) == sorted(
+        (c.name, s) for c in rule.candidates for s in rule.seeds)
+    survey = _script().print_survey(rule, rows)
+    capsys.readouterr()
+    assert {name: sorted(s["collapsed"]) for name, s in survey.items()} == {
+        "lr0.8-warm32": [2055, 2078], "lr0.7-warm32": [2089], "lr0.6": [2051, 2120]}
