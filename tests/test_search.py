@@ -201,6 +201,16 @@ def test_a_dense_only_survey_trains_the_trunks_alone_and_counts_collapses(tmp_pa
     assert [r["dense"] for r in map(json.loads, full.read_text().splitlines())] == [r["dense"] for r in rows]
     assert script.main([str(EXAMPLE), "--rows", str(out)]) == 0  # recorded survey rows: the survey again
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["SURVEY"] == survey
+    # scripts/collapse_trace.py reads the survey's trunks at W_k: every seed evaluated, nothing trained
+    spec = importlib.util.spec_from_file_location("collapse_trace", ROOT / "scripts" / "collapse_trace.py")
+    tracer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tracer)
+    before = sorted(p.name for p in (tmp_path / "cache").rglob("*.pt"))
+    traced = tracer.trace(EXAMPLE, out, tmp_path / "cache")
+    capsys.readouterr()
+    assert set(traced) == {c.name for c in rule.candidates}
+    assert all(0 <= t["min_at_k"] <= t["median_at_k"] <= 100 and t["collapsed"] == {} for t in traced.values())
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*.pt")) == before
 
 
 @pytest.mark.parametrize("rule_file, rows_file, choice", [
