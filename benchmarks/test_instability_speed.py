@@ -26,7 +26,8 @@ def test_instability_path_walks_two_workers(benchmark, report, tmp_path):
     def walk(workers):
         for folder in paths.results_dir(tmp_path).glob("*/instability"):  # the records only: stages stay cached
             shutil.rmtree(folder)
-        return run_instability(preset, replace(options, workers=workers), seeds=6, ks_text=preset.experiment.rewind, ticket=False)
+        return run_instability(preset, replace(options, workers=workers), seeds=6, ks_text=preset.experiment.rewind,
+                               ticket=False)
 
     walk(2)  # trains the networks (and warms the page cache)
     t0 = time.perf_counter()

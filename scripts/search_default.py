@@ -58,7 +58,8 @@ def experiment_of(rule: Rule, overrides: dict) -> Experiment:
     return replace(exp, prune=replace(exp.prune, levels=rule.level))
 
 
-def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1, dense_only: bool = False) -> list[dict]:
+def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1,
+           dense_only: bool = False) -> list[dict]:
     """Train every candidate on the rule's seeds (test split never evaluated) and append its rows to ``out``.
 
     ``workers`` > 1 trains that many seed groups at once, one process each; the groups are the same
@@ -139,8 +140,8 @@ def print_survey(rule: Rule, rows: list[dict]) -> dict[str, dict]:
         dense = [r["dense"] for r in mine]
         median, worst = statistics.median(dense), min(range(len(mine)), key=lambda i: dense[i])
         fell = {mine[i]["seed"]: dense[i] for i in collapsed(dense, st["collapse_points"], st["collapse_robust_sds"])}
-        summary[cand.name] = {"n": len(mine), "median": median, "worst": dense[worst], "worst_seed": mine[worst]["seed"],
-                              "collapsed": fell}
+        summary[cand.name] = {"n": len(mine), "median": median, "worst": dense[worst],
+                              "worst_seed": mine[worst]["seed"], "collapsed": fell}
         print(f"{cand.name:<16} {len(mine):>3} {statistics.fmean(dense):6.2f} {median:6.2f} "
               f"{dense[worst]:7.2f} ({mine[worst]['seed']}) {median - dense[worst]:6.2f}  {len(fell)}"
               + ("  (" + ", ".join(f"seed {k}: {v:.2f}" for k, v in fell.items()) + ")" if fell else ""))
