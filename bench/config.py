@@ -87,6 +87,9 @@ class TrainConfig:
     # auto: bf16 autocast on CUDA, fp32 elsewhere (the original behaviour); fp32 (the paper, OpenLTH); bf16
     precision: str = "auto"
     optimizer: str = "sgd"  # sgd (with momentum) | adam (default betas and eps; momentum ignored)
+    # Gradient-norm clipping per replicate (0: off): each replicate's whole gradient (its unpruned weights)
+    # scaled to this L2 norm when longer, as torch.nn.utils.clip_grad_norm_ on that network alone
+    clip_norm: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,9 @@ def validate(experiment: Experiment) -> None:
         value = getattr(getattr(experiment, section), name)
         if value not in allowed:
             raise BenchError(f"Unknown {section}.{name} '{value}'. Known: {', '.join(allowed)}.")
+    clip = experiment.train.clip_norm
+    if not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip >= 0):
+        raise BenchError(f"train.clip_norm must be a finite number >= 0 (0: no clipping), got {clip!r}.")
     prune = experiment.prune
     if prune.schedule:
         if len(prune.schedule) != prune.levels:

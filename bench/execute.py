@@ -213,7 +213,8 @@ def _train_group(jobs: list[Job], env: Env) -> None:
     model = fused.build(rep.exp.model, env.data.in_channels, env.data.num_classes, replicas).to(env.device)
     model.load_state_dict(fused.fuse([j.state for j in jobs]))
     masks = fused.fuse([j.masks for j in jobs]) if jobs[0].masks is not None else None
-    trainer = Trainer(model, rep.exp.train, rep.schedule, masks, compile=env.compile, loss=fused.loss)
+    trainer = Trainer(model, rep.exp.train, rep.schedule, masks, compile=env.compile, loss=fused.loss,
+                      replicas=replicas)
     stream = fused.FusedStream([BatchStream(env.data, rep.exp.train.batch_size, j.order_seed) for j in jobs])
     if replicas == 1:
         workdir = jobs[0].folder

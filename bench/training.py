@@ -71,8 +71,10 @@ class Trainer:
     model (bench.fused) pass their own."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, schedule: Schedule,
-                 masks: dict[str, torch.Tensor] | None = None, compile: bool = False, loss: Loss = cross_entropy):
+                 masks: dict[str, torch.Tensor] | None = None, compile: bool = False, loss: Loss = cross_entropy,
+                 replicas: int = 1):
         self.model, self.schedule, self.loss = model, schedule, loss
+        self.clip_norm, self.replicas = cfg.clip_norm, replicas
         keep_freed_memory()  # reuse the step's pages instead of faulting fresh ones in (bench/allocator.py)
         # compile the forward only: parameter names (and so masks and checkpoints) stay those of `model`
         self.forward = torch.compile(model) if compile else model
@@ -87,6 +89,8 @@ class Trainer:
         masks = masks or {}
         self.masked = [params[n] for n in masks]
         self.masks = [masks[n].to(self.device, params[n].dtype) for n in masks]
+        self.params = list(params.values())
+        self.mask_of = {id(p): m for p, m in zip(self.masked, self.masks)}
         self.apply_masks()
         model.train()  # set once: evaluation happens only after training, in its own mode
         dtype = autocast_dtype(cfg.precision, self.device.type)
@@ -109,9 +113,24 @@ class Trainer:
             loss = self.loss(self.forward(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.clip_norm:
+            self.clip_gradients()
         self.optimizer.step()
         self.apply_masks()
         return loss.detach()
+
+    @torch.no_grad()
+    def clip_gradients(self) -> None:
+        """Scale each replicate's gradient to at most ``clip_norm`` (L2 over its unpruned weights), as
+        torch.nn.utils.clip_grad_norm_ would for that network alone. Replicate r owns block r of dimension 0 of
+        every parameter (bench.fused), so replicates never share a factor; a factor of exactly 1 changes no bit."""
+        r = self.replicas
+        grads = [(p.grad, self.mask_of.get(id(p))) for p in self.params if p.grad is not None]
+        squares = torch.stack([(g if m is None else g * m).unflatten(0, (r, -1)).pow(2).flatten(1).sum(1)
+                               for g, m in grads]).sum(0)
+        factor = (self.clip_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+        for g, _ in grads:
+            g.unflatten(0, (r, -1)).mul_(factor.view(r, *([1] * g.dim())))
 
     def state(self, step: int) -> dict:
         return {"step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
