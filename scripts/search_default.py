@@ -145,8 +145,34 @@ def print_survey(rule: Rule, rows: list[dict]) -> dict[str, dict]:
         print(f"{cand.name:<16} {len(mine):>3} {statistics.fmean(dense):6.2f} {median:6.2f} "
               f"{dense[worst]:7.2f} ({mine[worst]['seed']}) {median - dense[worst]:6.2f}  {len(fell)}"
               + ("  (" + ", ".join(f"seed {k}: {v:.2f}" for k, v in fell.items()) + ")" if fell else ""))
+    names = list(summary)
+    for name in names[1:]:  # paired by seed against the first candidate (same W_0, same data order)
+        summary[name]["vs_first"] = paired_to(rows, name, names[0], summary)
+        v = summary[name]["vs_first"]
+        print(f"{name} minus {names[0]}: dense {v['mean']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}], median "
+              f"{v['median']:+.2f}, Wilcoxon p {v['p_wilcoxon']:.2g}; collapsed in one only: {v['only_first']} "
+              f"({names[0]}) vs {v['only_this']} (this), exact McNemar p {v['p_mcnemar']:.2g}")
     print(json.dumps({"SURVEY": summary}))
     return summary
+
+
+def paired_to(rows: list[dict], name: str, first: str, summary: dict[str, dict]) -> dict:
+    """Dense accuracy of ``name`` minus ``first`` over their common seeds, and the seeds that collapsed under
+    one of the two only (an exact McNemar test: are collapses rarer under one?)."""
+    from scipy.stats import binomtest
+
+    from bench.report.paired import paired
+
+    mine, base = ({r["seed"]: r["dense"] for r in rows if r["candidate"] == c} for c in (name, first))
+    d = paired(mine, base, wilcoxon=True)
+    common = set(d.seeds)
+    fell_first = set(summary[first]["collapsed"]) & common
+    fell_this = set(summary[name]["collapsed"]) & common
+    only_first, only_this = len(fell_first - fell_this), len(fell_this - fell_first)
+    p = binomtest(min(only_first, only_this), only_first + only_this, 0.5).pvalue if only_first + only_this else 1.0
+    return {"n": d.n, "mean": d.mean, "low": d.low, "high": d.high, "median": d.median,
+            "p_wilcoxon": float(d.p_wilcoxon), "only_first": only_first, "only_this": only_this,
+            "p_mcnemar": float(p)}
 
 
 def main(argv: list[str] | None = None) -> int:
