@@ -8,6 +8,7 @@ validation rows the search writes, so the choice is made by code, not by hand.
 
 from __future__ import annotations
 
+import json
 import statistics
 import tomllib
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ class Rule:
     candidates: list[Candidate]
     bars: dict[str, float] = field(default_factory=dict)
     stability: dict[str, float] = field(default_factory=dict)
+    # committed dense-only survey rows (scripts/search_default.py --dense-only): a candidate whose config has a
+    # collapsed dense seed there is unstable too, since a search's few seeds cannot see a rare collapse
+    surveys: list[dict] = field(default_factory=list)
 
 
 _BARS = ("ticket_within", "reference_below", "reinit_below")
@@ -64,10 +68,33 @@ def load_rule(path: Path) -> Rule:
     names = [c.get("name") for c in data["candidate"]]
     if not names or any(not isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise BenchError(f"{path}: every [[candidate]] needs a unique name.")
+    surveys = []
+    for name in data["stability"].get("surveys", []):  # paths relative to the rule file
+        try:
+            text = (Path(path).parent / name).read_text()
+        except FileNotFoundError:
+            raise BenchError(f"{path}: [stability] surveys names {name}, which is not beside it.") from None
+        surveys += [json.loads(line) for line in text.splitlines() if line.strip()]
     return Rule(preset=data["preset"], seeds=seeds, group_size=int(data["group_size"]), level=int(data["level"]),
                 candidates=[Candidate(c["name"], dict(c.get("set", {}))) for c in data["candidate"]],
                 bars={k: float(data["bars"][k]) for k in _BARS},
-                stability={k: float(data["stability"][k]) for k in _STABILITY})
+                stability={k: float(data["stability"][k]) for k in _STABILITY}, surveys=surveys)
+
+
+def survey_collapses(rule: Rule, config: str) -> list[int]:
+    """The seeds whose dense network collapsed in the rule's surveys under ``config`` (a config hash), judged
+    among that survey candidate's own seeds by the rule's criterion."""
+    by_candidate: dict[tuple[str, str], list[dict]] = {}
+    for row in rule.surveys:
+        if row["config_hash"] == config:
+            by_candidate.setdefault((row.get("rule_sha256", ""), row["candidate"]), []).append(row)
+    fell = []
+    for rows in by_candidate.values():
+        rows = sorted(rows, key=lambda r: r["seed"])
+        idx = collapsed([r["dense"] for r in rows], rule.stability["collapse_points"],
+                        rule.stability["collapse_robust_sds"])
+        fell += [rows[i]["seed"] for i in idx]
+    return sorted(fell)
 
 
 def collapsed(values: list[float], points: float, robust_sds: float) -> list[int]:
@@ -95,6 +122,10 @@ def assess(rule: Rule, rows: list[dict]) -> dict[str, Any]:
     for key in ("dense", "ticket"):
         for i in collapsed([r[key] for r in rows], st["collapse_points"], st["collapse_robust_sds"]):
             unstable.append(f"{key} of seed {seeds[i]} collapsed")
+    fell = survey_collapses(rule, rows[0]["config_hash"]) if rule.surveys else []
+    if fell:
+        unstable.append(f"dense collapsed in the survey on {len(fell)} seed{'s' * (len(fell) > 1)} "
+                        f"({', '.join(map(str, fell))})")
     for control in CONTROLS:
         share = drop_share([r["ticket"] - r[control] for r in rows])
         if share > st["max_drop_share"]:

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,30 @@ def test_the_rule_picks_the_largest_lower_bound_among_stable_candidates_meeting_
     best, table, why = choose(_rule(), low)
     assert why == "none meets the bars: the best stable one"
     assert math.isclose(table[best]["misses"]["reference"], 1.0)
+
+
+def test_a_committed_survey_makes_a_candidate_whose_dense_collapsed_there_unstable(tmp_path):
+    """[stability] surveys: rows of a dense-only survey beside the rule file; a candidate whose config collapsed
+    a dense seed there is unstable whatever the search's few seeds show; one absent from the survey is not."""
+    survey = [{"candidate": "x", "config_hash": "aaa", "seed": 5000 + i, "dense": d, "rule_sha256": "s"}
+              for i, d in enumerate([97.0, 97.2, 96.9, 97.1, 80.0, 97.3])]
+    survey += [{"candidate": "y", "config_hash": "bbb", "seed": 5000 + i, "dense": 97.0 + 0.1 * (i % 3),
+                "rule_sha256": "s"} for i in range(6)]
+    (tmp_path / "survey.jsonl").write_text("".join(json.dumps(r) + "\n" for r in survey))
+    text = EXAMPLE.read_text().replace("[stability]", '[stability]\nsurveys = ["survey.jsonl"]')
+    (tmp_path / "rule.toml").write_text(text)
+    assert len(load_rule(tmp_path / "rule.toml").surveys) == 12
+    rule = replace(_rule(), surveys=load_rule(tmp_path / "rule.toml").surveys)
+    good = [90, 91, 90, 91], [90, 90.5, 90, 90.5], [87, 87.5, 87.2, 87.4], [80, 81, 80, 81]
+    rows = ([r | {"config_hash": "aaa"} for r in _rows("a", *good)]
+            + [r | {"config_hash": "bbb"} for r in _rows("b", *good)]
+            + [r | {"config_hash": "ccc"} for r in _rows("c", *good)])
+    best, table, why = choose(rule, rows)
+    assert table["a"]["unstable"] == ["dense collapsed in the survey on 1 seed (5004)"]
+    assert table["b"]["stable"] and table["c"]["stable"] and best in ("b", "c")
+    (tmp_path / "rule.toml").write_text(text.replace("survey.jsonl", "missing.jsonl"))
+    with pytest.raises(BenchError, match="missing.jsonl"):
+        load_rule(tmp_path / "rule.toml")
 
 
 def test_stability_helpers():
