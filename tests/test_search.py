@@ -238,12 +238,13 @@ def test_a_dense_only_survey_trains_the_trunks_alone_and_counts_collapses(tmp_pa
     assert sorted(p.name for p in (tmp_path / "cache").rglob("*.pt")) == before
 
 
-@pytest.mark.parametrize("rule_file, rows_file, choice", [
-    ("rule.toml", "validation-v2.jsonl", "lr0.8-k96-warm32"),
-    ("rule-v3.toml", "validation-v3.jsonl", "lr0.8-warm32"),
+@pytest.mark.parametrize("rule_file, rows_file, choice, why", [
+    ("rule.toml", "validation-v2.jsonl", "lr0.8-k96-warm32", "stable and meets the bars"),
+    ("rule-v3.toml", "validation-v3.jsonl", "lr0.8-warm32", "stable and meets the bars"),
+    ("rule-v4.toml", "validation-v4.jsonl", "lr0.8-warm32-clip1.0", "none meets the bars: the best stable one"),
 ])
 def test_the_committed_searches_rows_belong_to_their_rule_and_give_the_documented_choice(rule_file, rows_file,
-                                                                                          choice):
+                                                                                          choice, why):
     """Each committed search: every row from its committed rule file (sha256), a clean tree, no test split, one
     row per candidate and seed; the rule applied to them chooses what docs/default-preset.md says."""
     import hashlib
@@ -256,8 +257,8 @@ def test_the_committed_searches_rows_belong_to_their_rule_and_give_the_documente
                and r["split"] == "validation" and r["group_size"] == rule.group_size for r in rows)
     assert sorted((r["candidate"], r["seed"]) for r in rows) == sorted(
         (c.name, s) for c in rule.candidates for s in rule.seeds)
-    best, table, why = choose(rule, rows)
-    assert (best, why) == (choice, "stable and meets the bars")
+    best, table, reason = choose(rule, rows)
+    assert (best, reason) == (choice, why)
     assert choice in (ROOT / "docs" / "default-preset.md").read_text()
 
 
