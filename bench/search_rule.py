@@ -81,6 +81,12 @@ def load_rule(path: Path) -> Rule:
                 stability={k: float(data["stability"][k]) for k in _STABILITY}, surveys=surveys)
 
 
+def collapsed_seeds(rows: list[dict], stability: dict[str, float], key: str = "dense") -> list[int]:
+    """The seeds of ``rows`` (one candidate's) whose ``key`` accuracy collapsed under the rule's criterion."""
+    return [rows[i]["seed"] for i in collapsed([r[key] for r in rows], stability["collapse_points"],
+                                               stability["collapse_robust_sds"])]
+
+
 def survey_collapses(rule: Rule, config: str) -> list[int]:
     """The seeds whose dense network collapsed in the rule's surveys under ``config`` (a config hash), judged
     among that survey candidate's own seeds by the rule's criterion."""
@@ -88,13 +94,8 @@ def survey_collapses(rule: Rule, config: str) -> list[int]:
     for row in rule.surveys:
         if row["config_hash"] == config:
             by_candidate.setdefault((row.get("rule_sha256", ""), row["candidate"]), []).append(row)
-    fell = []
-    for rows in by_candidate.values():
-        rows = sorted(rows, key=lambda r: r["seed"])
-        idx = collapsed([r["dense"] for r in rows], rule.stability["collapse_points"],
-                        rule.stability["collapse_robust_sds"])
-        fell += [rows[i]["seed"] for i in idx]
-    return sorted(fell)
+    return sorted(seed for rows in by_candidate.values()
+                  for seed in collapsed_seeds(sorted(rows, key=lambda r: r["seed"]), rule.stability))
 
 
 def collapsed(values: list[float], points: float, robust_sds: float) -> list[int]:
@@ -114,14 +115,12 @@ def drop_share(drops: list[float]) -> float:
 def assess(rule: Rule, rows: list[dict]) -> dict[str, Any]:
     """One candidate's per-seed rows (validation accuracies) against the rule: statistics, stability, bars."""
     st, bars = rule.stability, rule.bars
-    seeds = [r["seed"] for r in rows]
     gap = summarize([r["dense"] - r["ticket"] for r in rows])
     ref = summarize([r["ticket"] - r["imp-rewind-0"] for r in rows])
     rein = summarize([r["imp-rewind-0"] - r["reinit"] for r in rows])
     unstable = []
     for key in ("dense", "ticket"):
-        for i in collapsed([r[key] for r in rows], st["collapse_points"], st["collapse_robust_sds"]):
-            unstable.append(f"{key} of seed {seeds[i]} collapsed")
+        unstable += [f"{key} of seed {seed} collapsed" for seed in collapsed_seeds(rows, st, key)]
     fell = survey_collapses(rule, rows[0]["config_hash"]) if rule.surveys else []
     if fell:
         unstable.append(f"dense collapsed in the survey on {len(fell)} seed{'s' * (len(fell) > 1)} "

@@ -125,12 +125,18 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_ would for that network alone. Replicate r owns block r of dimension 0 of
         every parameter (bench.fused), so replicates never share a factor; a factor of exactly 1 changes no bit."""
         r = self.replicas
-        grads = [(p.grad, self.mask_of.get(id(p))) for p in self.params if p.grad is not None]
-        squares = torch.stack([(g if m is None else g * m).unflatten(0, (r, -1)).pow(2).flatten(1).sum(1)
-                               for g, m in grads]).sum(0)
-        factor = (self.clip_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
-        for g, _ in grads:
-            g.unflatten(0, (r, -1)).mul_(factor.view(r, *([1] * g.dim())))
+        factor = (self.clip_norm / (self.gradient_norms() + 1e-6)).clamp(max=1.0)
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.unflatten(0, (r, -1)).mul_(factor.view(r, *([1] * p.grad.dim())))
+
+    @torch.no_grad()
+    def gradient_norms(self) -> torch.Tensor:
+        """Each replicate's gradient L2 norm over its unpruned weights, shape (replicas,)."""
+        r = self.replicas
+        return torch.stack([(p.grad if id(p) not in self.mask_of else p.grad * self.mask_of[id(p)])
+                            .unflatten(0, (r, -1)).pow(2).flatten(1).sum(1)
+                            for p in self.params if p.grad is not None]).sum(0).sqrt()
 
     def state(self, step: int) -> dict:
         return {"step": step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}

@@ -5,7 +5,7 @@
       --cache /tmp/survey-dense
 
 Per candidate: the collapsed seeds' accuracy at k and their rank there among all its seeds (1 = worst), beside
-the median at k; then how many seeds at k lie below the worst collapsed seed's accuracy at k."""
+the median and the worst at k."""
 from __future__ import annotations
 
 import argparse
@@ -15,11 +15,10 @@ import sys
 from pathlib import Path
 
 from bench import paths
-from bench.cache import load_tensors
 from bench.errors import BenchError
 from bench.experiments.setup import RunOptions, prepare
 from bench.presets import get_preset
-from bench.search_rule import collapsed, load_rule
+from bench.search_rule import collapsed_seeds, load_rule
 from bench.stages import Replicate
 from bench.training import evaluate
 
@@ -37,24 +36,22 @@ def trace(rule_path: Path, rows_path: Path, cache: Path) -> dict[str, dict]:
         options = RunOptions(cache=cache, group_size=rule.group_size, evaluate_test=False)
         env = prepare(get_preset(rule.preset), options, seeds=[r["seed"] for r in mine], level=0, experiment=exp,
                       writes_results=False).env
-        at_k = []
+        at_k = {}
         for r in mine:
             rep = Replicate(exp, r["seed"], env)
-            done = rep.stage_dir(0)
-            if not (done / paths.WK).exists():
+            if not (rep.stage_dir(0) / paths.WK).exists():
                 raise BenchError(f"no trunk of seed {r['seed']} ({cand.name}) in {cache}: run the survey there first")
             model = rep.new_model()
-            model.load_state_dict(load_tensors(done / paths.WK, env.device))
-            at_k.append(evaluate(model, env.data.x_val, env.data.y_val))
-        final = [r["dense"] for r in mine]
-        fell = collapsed(final, rule.stability["collapse_points"], rule.stability["collapse_robust_sds"])
-        order = sorted(range(len(mine)), key=lambda i: at_k[i])
-        out[cand.name] = {"median_at_k": statistics.median(at_k), "min_at_k": min(at_k),
-                          "collapsed": {mine[i]["seed"]: {"at_k": at_k[i], "rank_at_k": order.index(i) + 1,
-                                                          "final": final[i]} for i in fell}}
-        print(f"{cand.name}: at k median {statistics.median(at_k):.2f}, worst {min(at_k):.2f}; collapsed: "
-              + (", ".join(f"seed {mine[i]['seed']} {at_k[i]:.2f} at k (rank {order.index(i) + 1} of {len(mine)}), "
-                           f"{final[i]:.2f} at T" for i in fell) or "none"))
+            model.load_state_dict(rep.trunk_state(rep.k))
+            at_k[r["seed"]] = evaluate(model, env.data.x_val, env.data.y_val)
+        rank = {seed: i + 1 for i, seed in enumerate(sorted(at_k, key=at_k.get))}  # 1 = worst at k
+        final = {r["seed"]: r["dense"] for r in mine}
+        fell = collapsed_seeds(mine, rule.stability)
+        out[cand.name] = {"median_at_k": statistics.median(at_k.values()), "min_at_k": min(at_k.values()),
+                          "collapsed": {s: {"at_k": at_k[s], "rank_at_k": rank[s], "final": final[s]} for s in fell}}
+        print(f"{cand.name}: at k median {statistics.median(at_k.values()):.2f}, worst {min(at_k.values()):.2f}; "
+              "collapsed: " + (", ".join(f"seed {s} {at_k[s]:.2f} at k (rank {rank[s]} of {len(mine)}), "
+                                         f"{final[s]:.2f} at T" for s in fell) or "none"))
     print(json.dumps({"TRACE": out}))
     return out
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -38,19 +39,13 @@ def norms_per_step(preset: str, seeds: list[int], data_dir: Path) -> tuple[Repli
     model.load_state_dict(fused.fuse([rep.initial_model().state_dict() for rep in reps]))
     trainer = Trainer(model, exp.train, reps[0].schedule, loss=fused.loss, replicas=r)
     stream = fused.FusedStream([BatchStream(data, exp.train.batch_size, rep.seed) for rep in reps])
-    out = []
+    out: list[list[float]] = []
+    # Trainer.step's own clipping hook turned into a recorder: a non-zero bound makes step() call it, and it
+    # records without clipping, so this is the unclipped training, step for step
+    trainer.clip_norm = math.inf
+    trainer.clip_gradients = lambda: out.append(trainer.gradient_norms().tolist())
     for step in range(reps[0].T):
-        x, y = stream.batch(step)
-        for group in trainer.optimizer.param_groups:
-            group["lr"] = trainer.schedule.lr_at(step)
-        loss = trainer.loss(trainer.forward(x), y)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        with torch.no_grad():
-            squares = sum(p.grad.unflatten(0, (r, -1)).double().pow(2).flatten(1).sum(1)
-                          for p in model.parameters())
-        out.append(squares.sqrt().tolist())
-        trainer.optimizer.step()
+        trainer.step(step, *stream.batch(step))
     return reps[0], out
 
 

@@ -37,7 +37,7 @@ from bench.experiments.setup import RunOptions, prepare
 from bench.plugins import default_plugins
 from bench.presets import get_preset
 from bench.provenance import code_version
-from bench.search_rule import Rule, choose, collapsed, load_rule
+from bench.search_rule import Rule, choose, collapsed_seeds, load_rule
 from bench.stages import Replicate, execute, train_chain
 
 
@@ -138,8 +138,9 @@ def print_survey(rule: Rule, rows: list[dict]) -> dict[str, dict]:
         if not mine:
             continue
         dense = [r["dense"] for r in mine]
+        by_seed = {r["seed"]: r["dense"] for r in mine}
         median, worst = statistics.median(dense), min(range(len(mine)), key=lambda i: dense[i])
-        fell = {mine[i]["seed"]: dense[i] for i in collapsed(dense, st["collapse_points"], st["collapse_robust_sds"])}
+        fell = {seed: by_seed[seed] for seed in collapsed_seeds(mine, st)}
         summary[cand.name] = {"n": len(mine), "median": median, "worst": dense[worst],
                               "worst_seed": mine[worst]["seed"], "collapsed": fell}
         print(f"{cand.name:<16} {len(mine):>3} {statistics.fmean(dense):6.2f} {median:6.2f} "
