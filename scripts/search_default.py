@@ -16,6 +16,11 @@ then ``bench.search_rule.choose`` applies the rule and a table is printed.
 
 ``--dense-only`` trains each candidate's dense trunk alone (an eighth of a search's cost per seed), to count
 collapsed dense seeds on many seeds under the rule's criterion; it describes, it chooses nothing.
+
+Candidates are overrides of the preset as it is in the code that runs them, so a search is reproduced at the
+commit its rows record (``git_commit``) once the preset has moved on: rows already recorded beside the rule
+file (``*.jsonl`` in its folder, same rule sha256) whose config hash today's code no longer gives make the
+script refuse to train and name that commit.
 """
 
 from __future__ import annotations
@@ -56,6 +61,23 @@ def apply_overrides(exp: Experiment, overrides: dict) -> Experiment:
 def experiment_of(rule: Rule, overrides: dict) -> Experiment:
     exp = apply_overrides(get_preset(rule.preset).experiment, overrides)
     return replace(exp, prune=replace(exp.prune, levels=rule.level))
+
+
+def moved_since_recorded(rule: Rule, rule_file: Path, rule_sha: str) -> str | None:
+    """Why today's code cannot reproduce the rows recorded for this rule beside it (None when it can): a
+    candidate whose config hash today differs from the one its recorded rows carry (the preset moved on)."""
+    now = {c.name: config_hash(experiment_of(rule, c.overrides)) for c in rule.candidates}
+    for rows_file in sorted(rule_file.parent.glob("*.jsonl")):
+        for line in rows_file.read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if row.get("rule_sha256") == rule_sha and now.get(row.get("candidate"), row.get("config_hash")) != \
+                    row.get("config_hash"):
+                commit = row.get("git_commit", "?")[:7]
+                return (f"{rows_file.name} records candidate {row['candidate']} as config {row['config_hash']} "
+                        f"but today's code gives {now[row['candidate']]} (the preset has moved since): "
+                        f"reproduce this search at commit {commit} (git worktree add /tmp/search-{commit} {commit}, "
+                        "then run this command there)")
+    return None
 
 
 def search(rule: Rule, rule_sha: str, cache: Path, out: Path, workers: int = 1,
@@ -210,9 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(rule.candidates)} candidates x {len(rule.seeds)} seeds x {runs} training runs = "
                   f"{len(rule.candidates) * len(rule.seeds) * runs} runs")
             return 0
+        moved = moved_since_recorded(rule, args.rule, rule_sha)
         if args.rows is not None:
             rows = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+            if moved:  # the rule applies to recorded rows all the same; say why training them again differs
+                print(f"note: {moved}.")
         else:
+            if moved:
+                raise BenchError(f"{moved}.")
             if args.out is None:
                 raise BenchError("give --out FILE: every row of the search is recorded there.")
             if args.out.exists() and args.out.stat().st_size:

@@ -188,6 +188,22 @@ def test_the_search_script_refuses_default_seeds(tmp_path, capsys):
     assert "default seeds" in capsys.readouterr().err
 
 
+def test_a_search_whose_preset_moved_on_is_reproduced_at_its_recorded_commit(tmp_path, capsys):
+    """The fourth search's rows were trained before the preset took its clip: training that rule again today
+    would give other rows, so the script refuses and names the commit; applying the rule to the rows still works."""
+    rule = ROOT / "docs" / "search" / "rule-v4.toml"
+    out = tmp_path / "rows.jsonl"
+    assert _script().main([str(rule), "--out", str(out), "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "preset has moved" in err and "d9ed4a1" in err and not out.exists()
+    assert _script().main([str(rule), "--rows", str(ROOT / "docs" / "search" / "validation-v4.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("note: ") and "d9ed4a1" in printed and "lr0.8-warm32-clip1.0" in printed
+    fresh = tmp_path / "rule.toml"  # a rule with no rows beside it trains as before
+    fresh.write_text(rule.read_text().replace('surveys = ["survey-dense.jsonl", "survey-clip.jsonl"]', ""))
+    assert _script().moved_since_recorded(_script().load_rule(fresh), fresh, "other") is None
+
+
 def test_search_workers_train_the_same_groups_so_the_same_numbers(tmp_path, capsys):
     """--workers trains seed groups side by side in processes; the groups, hence the numbers, are unchanged."""
     text = EXAMPLE.read_text().replace("group_size = 2", "group_size = 1")
