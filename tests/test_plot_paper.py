@@ -97,8 +97,12 @@ def test_committed_figure_puts_pretraining_on_its_own_axes(tmp_path):
     svg = out.read_text()
     axes = re.findall(r'<g id="axes_\d+">', svg)
     assert len(axes) == 2 and "pre-training entries" in svg and "imp-rewind-0 (reference)" in svg
-    # each axis is scaled to its own rows: the mask-fixed one to its per-seed drops (up to 50.6 points), the
-    # pre-training one to its much smaller ones
+    # each axis is scaled to its own rows: the mask-fixed one to its largest per-seed drop (read from the
+    # committed files, so a regeneration moves it), the pre-training one to its much smaller ones
+    import json
+
+    drops = [r["drop"] for r in map(json.loads, (f.read_text() for f in RESULTS.rglob("seed-*.json")))
+             if "drop" in r and r.get("kind") != "pretraining" and not r["perturbation"]["name"].startswith("pretrain")]
     first_axis, second_axis = svg.split('<g id="axes_2">')[:2]
     ticks = [float(t) for t in re.findall(r">(\d+)</text>", first_axis)]
-    assert ticks and 50 <= max(ticks) <= 60
+    assert ticks and max(drops) - 10 <= max(ticks) <= max(drops) + 10
