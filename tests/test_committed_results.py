@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,19 +116,16 @@ def test_a_committed_default_result_chosen_by_the_commit_reproduces_exactly(data
         f"{REGENERATE}: {report['files']}"
 
 
-if not SMOKE_SAMPLES:  # pragma: no cover - the folder is committed
-    pytestmark = pytest.mark.skip(reason="leaderboard/smoke-* is missing")
-
-
 def test_the_readme_table_and_bars_are_what_builtin_table_prints_from_the_committed_results():
     """The README's measured drops and bars are hand-placed output of `scripts/builtin_table.py`: every line
     it prints from leaderboard/results appears in the README verbatim, so a regeneration cannot leave them stale."""
-    import subprocess
-    import sys
-
     root = Path(__file__).resolve().parent.parent
     printed = subprocess.run([sys.executable, "scripts/builtin_table.py", "leaderboard/results", "--level", "3"],
                              cwd=root, capture_output=True, text=True, check=True).stdout
     readme = (root / "README.md").read_text()
     missing = [line for line in printed.splitlines() if line.strip() and line not in readme]
     assert not missing, f"README.md lacks {len(missing)} line(s) builtin_table.py prints, e.g. {missing[0]!r}"
+
+
+if not SMOKE_SAMPLES:  # pragma: no cover - the folder is committed
+    pytestmark = pytest.mark.skip(reason="leaderboard/smoke-* is missing")
