@@ -58,8 +58,8 @@ def test_off_by_default_so_no_hash_moves_and_bad_values_are_refused():
     assert TrainConfig().clip_norm == 0.0
     assert EXP.train.clip_norm == 1.0  # the fourth search's choice (docs/search/rule-v4.toml)
     unclipped = replace(EXP, train=replace(EXP.train, clip_norm=0.0))
-    # a zero clip is the default: the preset before the clip (and before the fifth search's 70% per level) keeps
-    # its old key
+    # a zero clip is the default and never enters the hash: the preset as it was before the clip (60% per level,
+    # before the fifth search) keeps its old key
     assert config_hash(replace(unclipped, prune=replace(EXP.prune, fraction=0.6))) == "f7e1e67936cd0f06"
     assert config_hash(EXP) != config_hash(unclipped)
     for bad in (-1.0, float("nan"), float("inf")):
