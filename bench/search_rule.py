@@ -39,10 +39,15 @@ class Rule:
     # committed dense-only survey rows (scripts/search_default.py --dense-only): a candidate whose config has a
     # collapsed dense seed there is unstable too, since a search's few seeds cannot see a rare collapse
     surveys: list[dict] = field(default_factory=list)
+    # how stable candidates that miss a bar are ranked: "lower-bound" (the reference bound alone, the second to
+    # fifth searches) or "smallest-miss" (the least summed miss first, so a small miss on one bar is not traded
+    # for a large one on another; the lower bound breaks ties)
+    fallback: str = "lower-bound"
 
 
 _BARS = ("ticket_within", "reference_below", "reinit_below")
 _STABILITY = ("collapse_points", "collapse_robust_sds", "max_drop_share")
+FALLBACKS = ("lower-bound", "smallest-miss")
 
 
 def load_rule(path: Path) -> Rule:
@@ -68,6 +73,9 @@ def load_rule(path: Path) -> Rule:
     names = [c.get("name") for c in data["candidate"]]
     if not names or any(not isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise BenchError(f"{path}: every [[candidate]] needs a unique name.")
+    fallback = data.get("fallback", "lower-bound")
+    if fallback not in FALLBACKS:
+        raise BenchError(f"{path}: fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}.")
     surveys = []
     for name in data["stability"].get("surveys", []):  # paths relative to the rule file
         try:
@@ -78,7 +86,8 @@ def load_rule(path: Path) -> Rule:
     return Rule(preset=data["preset"], seeds=seeds, group_size=int(data["group_size"]), level=int(data["level"]),
                 candidates=[Candidate(c["name"], dict(c.get("set", {}))) for c in data["candidate"]],
                 bars={k: float(data["bars"][k]) for k in _BARS},
-                stability={k: float(data["stability"][k]) for k in _STABILITY}, surveys=surveys)
+                stability={k: float(data["stability"][k]) for k in _STABILITY}, surveys=surveys,
+                fallback=fallback)
 
 
 def collapsed_seeds(rows: list[dict], stability: dict[str, float], key: str = "dense") -> list[int]:
@@ -143,8 +152,9 @@ def assess(rule: Rule, rows: list[dict]) -> dict[str, Any]:
 
 def choose(rule: Rule, rows: list[dict]) -> tuple[str, dict[str, dict[str, Any]], str]:
     """(chosen candidate, assessment per candidate, why). The candidate with the largest paired lower bound of
-    ticket minus reference among the stable ones meeting the bars; if none does, the stable one with the
-    largest lower bound (its misses reported); if none is stable, the largest lower bound overall."""
+    ticket minus reference among the stable ones meeting the bars; if none does, the best stable one (its
+    misses reported) by the rule's ``fallback``: the largest lower bound, or the smallest summed miss; if none
+    is stable, the largest lower bound overall."""
     table = {}
     for cand in rule.candidates:
         mine = sorted((r for r in rows if r["candidate"] == cand.name), key=lambda r: r["seed"])
@@ -156,5 +166,9 @@ def choose(rule: Rule, rows: list[dict]) -> tuple[str, dict[str, dict[str, Any]]
              ("none meets the bars: the best stable one", [n for n, a in table.items() if a["stable"]]),
              ("none is stable: the best one", list(table))]
     why, pool = next((w, p) for w, p in pools if p)
-    best = max(pool, key=lambda n: table[n]["ticket_minus_ref_ci"][0])
+    if why == pools[1][0] and rule.fallback == "smallest-miss":
+        why = "none meets the bars: the stable one missing them least"
+        best = min(pool, key=lambda n: (sum(table[n]["misses"].values()), -table[n]["ticket_minus_ref_ci"][0]))
+    else:
+        best = max(pool, key=lambda n: table[n]["ticket_minus_ref_ci"][0])
     return best, table, why

@@ -126,6 +126,28 @@ def test_the_rule_picks_the_largest_lower_bound_among_stable_candidates_meeting_
     assert math.isclose(table[best]["misses"]["reference"], 1.0)
 
 
+def test_the_smallest_miss_fallback_does_not_trade_a_small_miss_for_a_large_one():
+    """fallback = "smallest-miss": with no candidate meeting the bars, the stable one whose summed miss is
+    least wins, though another has the larger reference bound (which the default fallback prefers)."""
+    # a: reference missed by 0.5 (mean 1.0), ticket met; b: reference met widely, ticket missed by 2.0
+    rows = (_rows("a", [90, 91, 90, 91], [90, 91, 90, 91], [89, 90, 89, 90], [80, 81, 80, 81])
+            + _rows("b", [90, 91, 90, 91], [86, 87, 87, 88], [80, 81, 80, 82], [70, 71, 70, 71]))
+    rule = replace(_rule(), candidates=[Candidate(n, {}) for n in "ab"])
+    assert choose(rule, rows)[0] == "b"
+    best, table, why = choose(replace(rule, fallback="smallest-miss"), rows)
+    assert (best, why) == ("a", "none meets the bars: the stable one missing them least")
+    assert math.isclose(table["a"]["misses"]["reference"], 0.5)
+    assert math.isclose(table["b"]["misses"]["ticket"], 2.0)
+
+
+def test_a_rule_with_an_unknown_fallback_is_refused(tmp_path):
+    bad = tmp_path / "rule.toml"
+    bad.write_text(EXAMPLE.read_text().replace('preset = "smoke"', 'preset = "smoke"\nfallback = "best"'))
+    with pytest.raises(BenchError, match="fallback must be one of lower-bound, smallest-miss"):
+        load_rule(bad)
+    assert load_rule(EXAMPLE).fallback == "lower-bound"
+
+
 def test_a_committed_survey_makes_a_candidate_whose_dense_collapsed_there_unstable(tmp_path):
     """[stability] surveys: rows of a dense-only survey beside the rule file; a candidate whose config collapsed
     a dense seed there is unstable whatever the search's few seeds show; one absent from the survey is not."""
