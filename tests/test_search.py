@@ -281,6 +281,7 @@ def test_a_dense_only_survey_trains_the_trunks_alone_and_counts_collapses(tmp_pa
     ("rule-v3.toml", "validation-v3.jsonl", "lr0.8-warm32", "stable and meets the bars"),
     ("rule-v4.toml", "validation-v4.jsonl", "lr0.8-warm32-clip1.0", "none meets the bars: the best stable one"),
     ("rule-v5.toml", "validation-v5.jsonl", "clip1.0-prune0.7", "none meets the bars: the best stable one"),
+    ("rule-v6.toml", "validation-v6.jsonl", "prune0.6-lr1.1", "stable and meets the bars"),
 ])
 def test_the_committed_searches_rows_belong_to_their_rule_and_give_the_documented_choice(rule_file, rows_file,
                                                                                           choice, why):
