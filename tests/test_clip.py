@@ -58,9 +58,9 @@ def test_off_by_default_so_no_hash_moves_and_bad_values_are_refused():
     assert TrainConfig().clip_norm == 0.0
     assert EXP.train.clip_norm == 1.0  # the fourth search's choice (docs/search/rule-v4.toml)
     unclipped = replace(EXP, train=replace(EXP.train, clip_norm=0.0))
-    # a zero clip is the default and never enters the hash: the preset as it was before the clip (60% per level,
-    # before the fifth search) keeps its old key
-    assert config_hash(replace(unclipped, prune=replace(EXP.prune, fraction=0.6))) == "f7e1e67936cd0f06"
+    # a zero clip is the default and never enters the hash: the preset as it was before the clip (lr 0.8, 60% per
+    # level, before the fifth and sixth searches) keeps its old key
+    assert config_hash(replace(unclipped, train=replace(unclipped.train, lr=0.8))) == "f7e1e67936cd0f06"
     assert config_hash(EXP) != config_hash(unclipped)
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(BenchError, match="train.clip_norm"):

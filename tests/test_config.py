@@ -55,9 +55,10 @@ def test_hash_regression():
     # issue 12 moved the paper preset to OpenLTH's choices (no stored results existed for it), and issue 21
     # to OpenLTH's level 1 (prune.level1_prunes = "level-0"; still no stored results for it)
     assert config_hash(PRESETS["cifar10-resnet20"].experiment) == "d79db2128af1f624"
-    # the fifth search's 70% per level (issue 22; the fourth's clip alone was ead078ee692ff186, the warm-up alone
-    # f7e1e67936cd0f06), the key its candidate clip1.0-prune0.7 recorded in docs/search/validation-v5.jsonl
-    assert config_hash(PRESETS["mnist1d-resnet"].experiment) == "da42030d79590e08"
+    # the sixth search's lr 1.1 at 60% per level (issue 22; the fifth's 70% per level was da42030d79590e08, the
+    # fourth's clip alone ead078ee692ff186, the warm-up alone f7e1e67936cd0f06), the key its candidate
+    # prune0.6-lr1.1 recorded in docs/search/validation-v6.jsonl
+    assert config_hash(PRESETS["mnist1d-resnet"].experiment) == "a31e4d77548e74f8"
     assert config_hash(PRESETS["smoke"].experiment) == "8633d013409faf8b"
 
 
