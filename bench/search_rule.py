@@ -162,13 +162,18 @@ def choose(rule: Rule, rows: list[dict]) -> tuple[str, dict[str, dict[str, Any]]
             table[cand.name] = assess(rule, mine)
     if not table:
         raise BenchError("No search rows to choose from.")
-    pools = [("stable and meets the bars", [n for n, a in table.items() if a["stable"] and a["meets_bars"]]),
-             ("none meets the bars: the best stable one", [n for n, a in table.items() if a["stable"]]),
-             ("none is stable: the best one", list(table))]
-    why, pool = next((w, p) for w, p in pools if p)
-    if why == pools[1][0] and rule.fallback == "smallest-miss":
-        why = "none meets the bars: the stable one missing them least"
-        best = min(pool, key=lambda n: (sum(table[n]["misses"].values()), -table[n]["ticket_minus_ref_ci"][0]))
-    else:
-        best = max(pool, key=lambda n: table[n]["ticket_minus_ref_ci"][0])
-    return best, table, why
+
+    def bound(n):  # the paired 95% lower bound of ticket minus reference
+        return table[n]["ticket_minus_ref_ci"][0]
+
+    def least_miss(n):  # the smallest summed miss first, the bound breaking ties
+        return -sum(table[n]["misses"].values()), bound(n)
+
+    missed, missed_rank = (("none meets the bars: the stable one missing them least", least_miss)
+                           if rule.fallback == "smallest-miss" else ("none meets the bars: the best stable one", bound))
+    stable = [n for n, a in table.items() if a["stable"]]
+    pools = [("stable and meets the bars", [n for n in stable if table[n]["meets_bars"]], bound),
+             (missed, stable, missed_rank),
+             ("none is stable: the best one", list(table), bound)]
+    why, pool, rank = next(p for p in pools if p[1])
+    return max(pool, key=rank), table, why

@@ -302,6 +302,22 @@ def test_the_committed_searches_rows_belong_to_their_rule_and_give_the_documente
     assert choice in (ROOT / "docs" / "default-preset.md").read_text()
 
 
+def test_builtin_table_reads_the_rule_whose_choice_is_todays_preset():
+    """scripts/builtin_table.py takes its "no collapsed seed" criterion from the rule that chose the preset: the
+    search whose chosen candidate's recorded config is the preset's config today (a new search moves it)."""
+    from bench.config import config_hash
+
+    spec = importlib.util.spec_from_file_location("builtin_table", ROOT / "scripts" / "builtin_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    rule = load_rule(table.RULE)
+    rows_file = table.RULE.with_name(table.RULE.name.replace("rule", "validation").replace(".toml", ".jsonl"))
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
+    best = choose(rule, rows)[0]
+    assert {r["config_hash"] for r in rows if r["candidate"] == best} == {
+        config_hash(get_preset(rule.preset).experiment)}
+
+
 def test_the_committed_dense_survey_belongs_to_its_rule_and_gives_the_documented_counts(capsys):
     """docs/search/survey-dense.jsonl: every row from the committed survey file, a clean tree, validation only,
     dense only; its collapse counts are those docs/default-preset.md reports (2, 1 and 2 of 96)."""
